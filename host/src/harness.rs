@@ -1,0 +1,370 @@
+//! The local harness: `wasmpipe plugin check` and `wasmpipe plugin test`
+//! run a plugin through the same runtime, limits and batch layout that
+//! production uses, over JSON-lines records instead of Kafka.
+
+use crate::jsonl;
+use crate::record::{Batch, TimestampType};
+use crate::runtime::{
+    Chain, ChainInstance, FailureKind, Inspection, Limits, Runtime, read_plugin_file,
+};
+use anyhow::{Context as _, bail};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// What Kubernetes allows in one ConfigMap, `data` and `binaryData` together.
+pub const CONFIGMAP_LIMIT: usize = 1 << 20;
+
+/// What `plugin check` found.
+#[derive(Debug, Serialize)]
+pub struct CheckReport {
+    pub name: String,
+    pub path: PathBuf,
+    pub sha256: String,
+    pub file_bytes: usize,
+    pub wasm_bytes: usize,
+    pub gzip_bytes: usize,
+    pub zstd_bytes: usize,
+    #[serde(flatten)]
+    pub inspection: Option<Inspection>,
+    /// `None` when the plugin loads (its `init` accepted the config).
+    pub load_error: Option<String>,
+}
+
+impl CheckReport {
+    pub fn loads(&self) -> bool {
+        self.load_error.is_none()
+    }
+
+    /// How the plugin can be shipped in a ConfigMap, or why not.
+    pub fn configmap_fit(&self) -> String {
+        let fits = |n: usize| n <= CONFIGMAP_LIMIT;
+        if fits(self.file_bytes) {
+            format!(
+                "fits a ConfigMap ({} of {} bytes)",
+                self.file_bytes, CONFIGMAP_LIMIT
+            )
+        } else if fits(self.zstd_bytes) {
+            format!(
+                "too large for a ConfigMap ({} bytes > 1 MiB); compressed it fits: ship it as .wasm.zst ({} bytes){}",
+                self.file_bytes,
+                self.zstd_bytes,
+                if fits(self.gzip_bytes) {
+                    format!(" or .wasm.gz ({} bytes)", self.gzip_bytes)
+                } else {
+                    String::new()
+                }
+            )
+        } else {
+            format!(
+                "too large for a ConfigMap even compressed (zstd {} bytes > 1 MiB): mount it from a volume instead",
+                self.zstd_bytes
+            )
+        }
+    }
+
+    pub fn render(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        writeln!(out, "plugin   {} ({})", self.name, self.path.display())?;
+        writeln!(out, "sha256   {}", self.sha256)?;
+        if let Some(i) = &self.inspection {
+            let world = i.world.map_or("none (not a wasmpipe plugin)".into(), |w| {
+                format!("{w} (wasmpipe:transform@{})", crate::runtime::WIT_VERSION)
+            });
+            writeln!(out, "world    {world}")?;
+            writeln!(out, "imports  {}", i.imports.join("\n         "))?;
+            writeln!(out, "exports  {}", i.exports.join("\n         "))?;
+        }
+        writeln!(
+            out,
+            "size     {} bytes; gzip {}; zstd {}",
+            self.wasm_bytes, self.gzip_bytes, self.zstd_bytes
+        )?;
+        writeln!(out, "         {}", self.configmap_fit())?;
+        match &self.load_error {
+            None => writeln!(out, "loads    yes"),
+            Some(e) => writeln!(out, "loads    NO: {e}"),
+        }
+    }
+}
+
+/// Checks that `path` is a component of our world and version, that it
+/// links, and that its `init` accepts `config`.
+pub fn check(
+    runtime: &Arc<Runtime>,
+    path: &Path,
+    config: Vec<(String, String)>,
+    limits: Limits,
+) -> anyhow::Result<CheckReport> {
+    let source = read_plugin_file(path)?;
+    let gzip_bytes = {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        enc.write_all(&source.wasm)?;
+        enc.finish()?.len()
+    };
+    let zstd_bytes = zstd::bulk::compress(&source.wasm, 19)
+        .context("compressing with zstd")?
+        .len();
+    let inspection = runtime.compile(&source);
+    let load_error = match &inspection {
+        Err(e) => Some(e.to_string()),
+        Ok(_) => runtime
+            .load(&source, config, limits)
+            .err()
+            .map(|e| e.to_string()),
+    };
+    Ok(CheckReport {
+        name: source.name.clone(),
+        path: path.to_owned(),
+        sha256: source.sha256.clone(),
+        file_bytes: source.file_bytes,
+        wasm_bytes: source.wasm.len(),
+        gzip_bytes,
+        zstd_bytes,
+        inspection: inspection.ok().map(|(_, i)| i),
+        load_error,
+    })
+}
+
+/// Options of `plugin test`.
+#[derive(Clone, Debug)]
+pub struct TestOptions {
+    pub plugin: PathBuf,
+    pub config: Vec<(String, String)>,
+    pub input: Option<PathBuf>,
+    pub expect: Option<PathBuf>,
+    pub limits: Limits,
+    pub batch_records: usize,
+    pub batch_bytes: usize,
+    /// Topic of records whose line names none.
+    pub topic: String,
+}
+
+/// Counts of a `plugin test` run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TestSummary {
+    pub records_in: u64,
+    pub records_out: u64,
+    pub failed: BTreeMap<&'static str, u64>,
+    pub bad_lines: u64,
+    /// `Some(false)` when `--expect` was given and the output differed.
+    pub matched: Option<bool>,
+}
+
+impl TestSummary {
+    pub fn failed_total(&self) -> u64 {
+        self.failed.values().sum()
+    }
+
+    /// Whether the run should exit 0.
+    pub fn ok(&self) -> bool {
+        self.bad_lines == 0 && self.matched != Some(false)
+    }
+}
+
+/// Runs the plugin over JSON-lines records from `opts.input` (or `stdin`),
+/// writing output lines to `out` and per-record errors to `err`.
+pub fn test(
+    runtime: &Arc<Runtime>,
+    opts: &TestOptions,
+    stdin: &mut dyn BufRead,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<TestSummary> {
+    let source = read_plugin_file(&opts.plugin)?;
+    let plugin = runtime.load(&source, opts.config.clone(), opts.limits)?;
+    let mut chain = Chain {
+        plugins: vec![plugin],
+    }
+    .instantiate()?;
+
+    let mut file_reader;
+    let (input, progress): (&mut dyn BufRead, _) = match &opts.input {
+        Some(path) => {
+            let file = std::fs::File::open(path)
+                .with_context(|| format!("opening the input {}", path.display()))?;
+            let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+            let bar = std::io::stderr().is_terminal().then(|| progress_bar(len));
+            file_reader = std::io::BufReader::new(file);
+            (&mut file_reader, bar)
+        }
+        None => (stdin, None),
+    };
+
+    let started = Instant::now();
+    let mut summary = TestSummary::default();
+    let mut produced: Vec<String> = Vec::new();
+    let mut batch = Batch::default();
+    let mut lines: Vec<u64> = Vec::new();
+    let keep = opts.expect.is_some();
+    let mut text = String::new();
+    let mut line_no = 0u64;
+    let mut read_bytes = 0u64;
+    loop {
+        text.clear();
+        let n = input
+            .read_line(&mut text)
+            .context("reading input records")?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        read_bytes += n as u64;
+        if let Some(bar) = &progress {
+            bar.set_position(read_bytes);
+        }
+        if text.trim().is_empty() {
+            continue;
+        }
+        match jsonl::push_line(&mut batch, text.trim_end(), &opts.topic, line_no as i64 - 1) {
+            Ok(()) => lines.push(line_no),
+            Err(e) => {
+                summary.bad_lines += 1;
+                writeln!(err, "line {line_no}: {e}")?;
+            }
+        }
+        if batch.len() >= opts.batch_records || batch.data_len() >= opts.batch_bytes {
+            run_batch(
+                &mut chain,
+                &mut batch,
+                &mut lines,
+                &mut summary,
+                keep.then_some(&mut produced),
+                out,
+                err,
+            )?;
+        }
+    }
+    if !batch.is_empty() {
+        run_batch(
+            &mut chain,
+            &mut batch,
+            &mut lines,
+            &mut summary,
+            keep.then_some(&mut produced),
+            out,
+            err,
+        )?;
+    }
+    if let Some(bar) = progress {
+        bar.finish_and_clear();
+    }
+    out.flush()?;
+
+    if let Some(path) = &opts.expect {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the expected output {}", path.display()))?;
+        let mut expected = Vec::new();
+        for (i, l) in text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+        {
+            match jsonl::canonical(l) {
+                Ok(c) => expected.push(c),
+                Err(e) => bail!("{} line {}: {e}", path.display(), i + 1),
+            }
+        }
+        summary.matched = Some(expected == produced);
+        if expected != produced {
+            let (want, got) = (expected.join("\n") + "\n", produced.join("\n") + "\n");
+            let diff = similar::TextDiff::from_lines(&want, &got);
+            writeln!(
+                err,
+                "output differs from {} (- expected, + actual):",
+                path.display()
+            )?;
+            write!(
+                err,
+                "{}",
+                diff.unified_diff()
+                    .context_radius(2)
+                    .header("expected", "actual")
+            )?;
+        }
+    }
+
+    let secs = started.elapsed().as_secs_f64();
+    let failed: Vec<String> = summary
+        .failed
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    writeln!(
+        err,
+        "wasmpipe: {} records in, {} out, {} failed{}, {} bad lines, in {:.0} ms ({:.0} records/s){}",
+        summary.records_in,
+        summary.records_out,
+        summary.failed_total(),
+        if failed.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", failed.join(", "))
+        },
+        summary.bad_lines,
+        secs * 1e3,
+        summary.records_in as f64 / secs.max(1e-9),
+        match summary.matched {
+            Some(true) => "; output matches the expected",
+            Some(false) => "; OUTPUT DIFFERS from the expected",
+            None => "",
+        }
+    )?;
+    Ok(summary)
+}
+
+/// Runs one batch and writes its outputs and failures; `lines` maps each
+/// record of the batch to its input line.
+fn run_batch(
+    chain: &mut ChainInstance,
+    batch: &mut Batch,
+    lines: &mut Vec<u64>,
+    summary: &mut TestSummary,
+    mut produced: Option<&mut Vec<String>>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let result = chain.run(batch);
+    for f in &result.failures {
+        *summary.failed.entry(f.failure.label()).or_default() += 1;
+        let kind = match f.failure.kind() {
+            FailureKind::Trap => "trap",
+            FailureKind::Limit => "limit",
+            FailureKind::Guest => "error",
+        };
+        writeln!(
+            err,
+            "line {}: {kind} in plugin {}: {}",
+            lines[f.index as usize], f.plugin, f.failure
+        )?;
+    }
+    for (i, r) in result.records.iter().enumerate() {
+        let r = r?;
+        let topic = result.route[i].map(|t| result.routes[t as usize].as_str());
+        let timestamp =
+            (r.timestamp_type() != TimestampType::NotAvailable).then_some(r.timestamp());
+        let line = jsonl::output_line(r.key(), r.value(), r.headers().iter(), timestamp, topic);
+        writeln!(out, "{line}")?;
+        if let Some(p) = produced.as_deref_mut() {
+            p.push(line);
+        }
+        summary.records_out += 1;
+    }
+    summary.records_in += batch.len() as u64;
+    batch.clear();
+    lines.clear();
+    Ok(())
+}
+
+fn progress_bar(len: u64) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar
+}

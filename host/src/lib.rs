@@ -1,0 +1,14 @@
+//! wasmpipe: run sandboxed WebAssembly transforms on Kafka streams.
+//!
+//! - [`runtime`]: wasmtime, the plugin sandbox and the chain of plugins;
+//! - [`record`]: the batch a chain reads and writes (no wasm, no Kafka);
+//! - [`jsonl`]: records as JSON lines, for the local harness;
+//! - [`harness`]: `wasmpipe plugin check|test`, the production runtime
+//!   over local records;
+//! - [`scaffold`]: `wasmpipe plugin new`.
+
+pub mod harness;
+pub mod jsonl;
+pub mod record;
+pub mod runtime;
+pub mod scaffold;

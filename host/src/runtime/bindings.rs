@@ -1,0 +1,18 @@
+//! The one `bindgen!` of the host: the `runtime` world of `wit/`, which
+//! imports `host` and exports both the typed and the flat transform.
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "runtime",
+});
+
+pub use exports::wasmpipe::transform::flat_transform as flat;
+pub use exports::wasmpipe::transform::typed_transform as typed;
+pub use wasmpipe::transform::host;
+pub use wasmpipe::transform::types;
+
+/// The WIT package version this host implements.
+pub const WIT_VERSION: &str = "0.1.0";
+/// Export names of the two worlds a plugin may implement.
+pub const FLAT_EXPORT: &str = "wasmpipe:transform/flat-transform@0.1.0";
+pub const TYPED_EXPORT: &str = "wasmpipe:transform/typed-transform@0.1.0";

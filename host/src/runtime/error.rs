@@ -1,0 +1,107 @@
+//! What can go wrong loading a plugin and running a record through it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A plugin could not be loaded. Each message names the file and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("plugin {path}: cannot read it: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("plugin {path}: {reason}")]
+    Decompress { path: PathBuf, reason: String },
+    #[error(
+        "plugin {path}: not a WebAssembly file (no \\0asm header); expected a component built for wasm32-wasip2"
+    )]
+    NotWasm { path: PathBuf },
+    #[error(
+        "plugin {path}: a core wasm module, not a component: build it with `cargo build --target wasm32-wasip2` \
+         or wrap it with `wasm-tools component new`"
+    )]
+    CoreModule { path: PathBuf },
+    #[error("plugin {path}: does not compile: {message}")]
+    Compile { path: PathBuf, message: String },
+    #[error(
+        "plugin {path}: exports neither wasmpipe:transform/flat-transform nor typed-transform \
+         (it exports: {exports}); build it against wit/ with the world flat-plugin or typed-plugin{hint}"
+    )]
+    WrongWorld {
+        path: PathBuf,
+        exports: String,
+        hint: &'static str,
+    },
+    #[error(
+        "plugin {path}: built against {found}; this host implements wasmpipe:transform@{supported}: \
+         rebuild it with an SDK for {supported}"
+    )]
+    WrongVersion {
+        path: PathBuf,
+        found: String,
+        supported: &'static str,
+    },
+    #[error(
+        "plugin {path}: imports `{import}`, which wasmpipe does not provide; a plugin may import only \
+         wasmpipe:transform/host and WASI cli, io, clocks, random (filesystem and sockets are present but empty)"
+    )]
+    UnsupportedImport { path: PathBuf, import: String },
+    #[error("plugin {path}: cannot be linked: {message}")]
+    Link { path: PathBuf, message: String },
+    #[error("plugin {name}: init refused its config: {message}")]
+    InitRefused { name: String, message: String },
+    #[error("plugin {name}: init failed: {failure}")]
+    InitFailed { name: String, failure: Failure },
+}
+
+/// Why one record (or batch) failed inside a plugin. The three families —
+/// a trap, a limit, an error the guest returned — stay apart all the way to
+/// metrics and dead-letter headers.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    /// The guest trapped: a panic, an `unreachable`, a stack overflow, a
+    /// malformed output. The message carries the wasm backtrace.
+    #[error("trap: {0}")]
+    Trap(String),
+    #[error("deadline of {0:?} exceeded")]
+    Deadline(Duration),
+    #[error("memory limit of {0} bytes exceeded")]
+    Memory(usize),
+    #[error("output of {size} bytes exceeds the limit of {limit} bytes")]
+    OutputLimit { size: usize, limit: usize },
+    /// The guest returned an error for this record.
+    #[error("{0}")]
+    Guest(String),
+}
+
+/// The family of a [`Failure`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FailureKind {
+    Trap,
+    Limit,
+    Guest,
+}
+
+impl Failure {
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            Failure::Trap(_) => FailureKind::Trap,
+            Failure::Deadline(_) | Failure::Memory(_) | Failure::OutputLimit { .. } => {
+                FailureKind::Limit
+            }
+            Failure::Guest(_) => FailureKind::Guest,
+        }
+    }
+
+    /// A bounded label for metrics and dead-letter headers.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Failure::Trap(_) => "trap",
+            Failure::Deadline(_) => "deadline",
+            Failure::Memory(_) => "memory",
+            Failure::OutputLimit { .. } => "output_limit",
+            Failure::Guest(_) => "guest_error",
+        }
+    }
+}

@@ -1,0 +1,357 @@
+//! One live instance of a plugin: its store, the typed handle to its
+//! exports, and the call that runs a batch under the plugin's limits.
+
+use super::bindings::{flat, typed, types};
+use super::deadline_ticks;
+use super::error::{Failure, LoadError};
+use super::load::{Plugin, World};
+use super::state::HostState;
+use std::sync::Arc;
+use wasmpipe_sdk::flat::{
+    Batch, OutEntry, OutHeader, OutSpan, OutputBatch, RecordError, TimestampType,
+};
+use wasmtime::Store;
+use wasmtime::component::Instance;
+
+enum Guest {
+    Flat(flat::Guest),
+    Typed(typed::Guest),
+}
+
+/// A plugin instance owned by one worker. Not shared: calls are sync, on
+/// the worker's own thread.
+pub struct PluginInstance {
+    plugin: Arc<Plugin>,
+    store: Store<HostState>,
+    guest: Guest,
+    /// Reused between calls so a flat batch is lowered without allocating.
+    scratch: flat::Batch,
+}
+
+impl Plugin {
+    /// A fresh instance with `init` already run on this plugin's config.
+    pub fn instantiate(self: &Arc<Self>) -> Result<PluginInstance, LoadError> {
+        let link = |e: wasmtime::Error| LoadError::Link {
+            path: self.name.clone().into(),
+            message: format!("{e:#}"),
+        };
+        let mut store = Store::new(
+            self.runtime.engine(),
+            HostState::new(&self.name, self.limits.memory_bytes),
+        );
+        store.limiter(|s| &mut s.limiter);
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(deadline_ticks(self.limits.deadline));
+        let instance: Instance = self.pre.instantiate(&mut store).map_err(link)?;
+        let guest = match (&self.flat, &self.typed) {
+            (Some(indices), _) => Guest::Flat(indices.load(&mut store, &instance).map_err(link)?),
+            (None, Some(indices)) => {
+                Guest::Typed(indices.load(&mut store, &instance).map_err(link)?)
+            }
+            (None, None) => unreachable!("Runtime::load sets the indices of the plugin's world"),
+        };
+        let mut instance = PluginInstance {
+            plugin: self.clone(),
+            store,
+            guest,
+            scratch: flat::Batch {
+                data: Vec::new(),
+                records: Vec::new(),
+                headers: Vec::new(),
+                topics: Vec::new(),
+            },
+        };
+        instance.init()?;
+        Ok(instance)
+    }
+}
+
+impl PluginInstance {
+    pub fn plugin(&self) -> &Arc<Plugin> {
+        &self.plugin
+    }
+
+    fn init(&mut self) -> Result<(), LoadError> {
+        let name = self.plugin.name.clone();
+        let config = self.plugin.config.clone();
+        let result = self.call(|guest, store| match guest {
+            Guest::Flat(g) => g.call_init(store, &config),
+            Guest::Typed(g) => g.call_init(store, &config),
+        });
+        match result {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(message)) => Err(LoadError::InitRefused { name, message }),
+            Err(failure) => Err(LoadError::InitFailed { name, failure }),
+        }
+    }
+
+    /// Runs `batch` through the plugin. `Err` is a failure of the whole call
+    /// (a trap or a limit): the instance must then be replaced. Per-record
+    /// errors the guest returned are in the output's `errors`.
+    pub fn transform(&mut self, batch: &Batch) -> Result<OutputBatch, Failure> {
+        let out = match self.plugin.world {
+            World::Flat => self.transform_flat(batch)?,
+            World::Typed => self.transform_typed(batch)?,
+        };
+        let limit = self.plugin.limits.output_bytes;
+        if out.data.len() > limit {
+            return Err(Failure::OutputLimit {
+                size: out.data.len(),
+                limit,
+            });
+        }
+        out.validate(batch).map_err(|e| {
+            Failure::Trap(format!("the plugin returned a malformed output batch: {e}"))
+        })?;
+        Ok(out)
+    }
+
+    fn transform_flat(&mut self, batch: &Batch) -> Result<OutputBatch, Failure> {
+        lower_flat(batch, &mut self.scratch);
+        let scratch = std::mem::replace(
+            &mut self.scratch,
+            flat::Batch {
+                data: Vec::new(),
+                records: Vec::new(),
+                headers: Vec::new(),
+                topics: Vec::new(),
+            },
+        );
+        let result = self.call(|guest, store| match guest {
+            Guest::Flat(g) => g.call_transform(store, &scratch),
+            Guest::Typed(_) => unreachable!("transform_flat is only called for flat plugins"),
+        });
+        self.scratch = scratch;
+        Ok(lift_flat(result?))
+    }
+
+    fn transform_typed(&mut self, batch: &Batch) -> Result<OutputBatch, Failure> {
+        let records = lower_typed(batch);
+        let results = self.call(|guest, store| match guest {
+            Guest::Typed(g) => g.call_transform(store, &records),
+            Guest::Flat(_) => unreachable!("transform_typed is only called for typed plugins"),
+        })?;
+        if results.len() != batch.len() {
+            return Err(Failure::Trap(format!(
+                "the plugin returned {} results for a batch of {} records",
+                results.len(),
+                batch.len()
+            )));
+        }
+        Ok(lift_typed(results))
+    }
+
+    /// One guest call under the plugin's deadline and memory cap.
+    fn call<R>(
+        &mut self,
+        f: impl FnOnce(&Guest, &mut Store<HostState>) -> wasmtime::Result<R>,
+    ) -> Result<R, Failure> {
+        let limits = self.plugin.limits;
+        self.store.data().log.reset();
+        self.store.data_mut().limiter.hit = false;
+        self.store
+            .set_epoch_deadline(deadline_ticks(limits.deadline));
+        f(&self.guest, &mut self.store).map_err(|e| {
+            if self.store.data().limiter.hit {
+                Failure::Memory(limits.memory_bytes)
+            } else if matches!(
+                e.downcast_ref::<wasmtime::Trap>(),
+                Some(wasmtime::Trap::Interrupt)
+            ) {
+                Failure::Deadline(limits.deadline)
+            } else {
+                Failure::Trap(trap_message(&e, self.store.data().log.panic_message()))
+            }
+        })
+    }
+}
+
+/// The trap's reason first, then the guest's panic message if it printed
+/// one, then the top of the wasm backtrace.
+fn trap_message(e: &wasmtime::Error, panic: Option<String>) -> String {
+    let root = e.root_cause().to_string();
+    let mut message = root.trim_start_matches("wasm trap: ").to_owned();
+    for cause in e.chain().map(|c| c.to_string()) {
+        if cause != root && !cause.starts_with("error while executing") {
+            message = format!("{message} ({cause})");
+        }
+    }
+    if let Some(panic) = panic {
+        message = format!("{message}; guest {panic}");
+    }
+    if let Some(trace) = e.downcast_ref::<wasmtime::WasmBacktrace>() {
+        let trace = trace.to_string();
+        let frames: Vec<&str> = trace
+            .lines()
+            .filter(|l| !l.starts_with("error while executing"))
+            .take(MAX_BACKTRACE_FRAMES)
+            .collect();
+        message = format!("{message}\nwasm backtrace:\n{}", frames.join("\n"));
+    }
+    message
+}
+
+/// Frames of a wasm backtrace kept in a trap's description.
+const MAX_BACKTRACE_FRAMES: usize = 8;
+
+fn span(s: wasmpipe_sdk::flat::Span) -> flat::Span {
+    flat::Span {
+        start: s.start,
+        len: s.len,
+    }
+}
+
+fn timestamp_type(t: TimestampType) -> types::TimestampType {
+    match t {
+        TimestampType::NotAvailable => types::TimestampType::NotAvailable,
+        TimestampType::CreateTime => types::TimestampType::CreateTime,
+        TimestampType::LogAppendTime => types::TimestampType::LogAppendTime,
+    }
+}
+
+fn lower_flat(batch: &Batch, out: &mut flat::Batch) {
+    out.data.clear();
+    out.data.extend_from_slice(&batch.data);
+    out.records.clear();
+    out.records
+        .extend(batch.records.iter().map(|r| flat::RecordEntry {
+            key: span(r.key),
+            value: span(r.value),
+            headers_start: r.headers_start,
+            headers_len: r.headers_len,
+            timestamp: r.timestamp,
+            timestamp_type: timestamp_type(r.timestamp_type),
+            topic: r.topic,
+            partition: r.partition,
+            offset: r.offset,
+        }));
+    out.headers.clear();
+    out.headers
+        .extend(batch.headers.iter().map(|h| flat::HeaderEntry {
+            name: span(h.name),
+            value: span(h.value),
+        }));
+    out.topics.clone_from(&batch.topics);
+}
+
+fn lift_flat(out: flat::Output) -> OutputBatch {
+    let span = |s: flat::OutSpan| OutSpan {
+        input: s.input,
+        start: s.start,
+        len: s.len,
+    };
+    OutputBatch {
+        data: out.data,
+        records: out
+            .records
+            .into_iter()
+            .map(|r| OutEntry {
+                source: r.source,
+                key: span(r.key),
+                value: span(r.value),
+                headers_start: r.headers_start,
+                headers_len: r.headers_len,
+                timestamp: r.timestamp,
+                topic: r.topic,
+            })
+            .collect(),
+        headers: out
+            .headers
+            .into_iter()
+            .map(|h| OutHeader {
+                name: span(h.name),
+                value: span(h.value),
+            })
+            .collect(),
+        topics: out.topics,
+        errors: out
+            .errors
+            .into_iter()
+            .map(|e| RecordError {
+                source: e.source,
+                message: e.message,
+            })
+            .collect(),
+    }
+}
+
+fn lower_typed(batch: &Batch) -> Vec<types::Record> {
+    batch
+        .iter()
+        .map(|r| {
+            // The host built this batch; its layout is valid.
+            let r = r.expect("host-built batches follow the flat layout");
+            types::Record {
+                key: r.key().map(<[u8]>::to_vec),
+                value: r.value().map(<[u8]>::to_vec),
+                headers: r
+                    .headers()
+                    .iter()
+                    .map(|(name, value)| types::Header {
+                        name: name.to_owned(),
+                        value: value.map(<[u8]>::to_vec),
+                    })
+                    .collect(),
+                timestamp: r.timestamp(),
+                timestamp_type: timestamp_type(r.timestamp_type()),
+                topic: r.topic().to_owned(),
+                partition: r.partition(),
+                offset: r.offset(),
+            }
+        })
+        .collect()
+}
+
+fn lift_typed(results: Vec<Result<Vec<types::OutputRecord>, String>>) -> OutputBatch {
+    let mut out = OutputBatch::default();
+    let put = |data: &mut Vec<u8>, bytes: Option<Vec<u8>>| match bytes {
+        None => OutSpan::NONE,
+        Some(b) => {
+            let start = data.len() as u32;
+            data.extend_from_slice(&b);
+            OutSpan {
+                input: false,
+                start,
+                len: b.len() as u32,
+            }
+        }
+    };
+    for (source, result) in results.into_iter().enumerate() {
+        let source = source as u32;
+        match result {
+            Err(message) => out.errors.push(RecordError { source, message }),
+            Ok(records) => {
+                for r in records {
+                    let key = put(&mut out.data, r.key);
+                    let value = put(&mut out.data, r.value);
+                    let headers_start = out.headers.len() as u32;
+                    for h in r.headers {
+                        let name = put(&mut out.data, Some(h.name.into_bytes()));
+                        let value = put(&mut out.data, h.value);
+                        out.headers.push(OutHeader { name, value });
+                    }
+                    let topic = match r.topic {
+                        None => -1,
+                        Some(t) => match out.topics.iter().position(|x| *x == t) {
+                            Some(i) => i as i32,
+                            None => {
+                                out.topics.push(t);
+                                out.topics.len() as i32 - 1
+                            }
+                        },
+                    };
+                    out.records.push(OutEntry {
+                        source,
+                        key,
+                        value,
+                        headers_start,
+                        headers_len: out.headers.len() as u32 - headers_start,
+                        timestamp: r.timestamp,
+                        topic,
+                    });
+                }
+            }
+        }
+    }
+    out
+}

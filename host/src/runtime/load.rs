@@ -1,0 +1,261 @@
+//! Reading, checking and compiling a plugin file into a [`Plugin`]: a
+//! compiled component of a known world, pre-linked, ready to instantiate.
+
+use super::bindings::{self, flat, typed};
+use super::error::LoadError;
+use super::state::HostState;
+use super::{Limits, Runtime};
+use sha2::{Digest, Sha256};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use wasmtime::component::{Component, InstancePre};
+
+/// The largest plugin accepted, after decompression.
+const MAX_PLUGIN_BYTES: u64 = 256 << 20;
+
+/// Which world a plugin implements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum World {
+    Flat,
+    Typed,
+}
+
+impl World {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            World::Flat => "flat",
+            World::Typed => "typed",
+        }
+    }
+}
+
+/// A plugin's bytes and where they came from.
+#[derive(Clone, Debug)]
+pub struct PluginSource {
+    /// The name in logs, metrics and dead letters (the file stem by default).
+    pub name: String,
+    pub path: PathBuf,
+    /// The component, decompressed.
+    pub wasm: Vec<u8>,
+    /// sha256 of `wasm`, hex.
+    pub sha256: String,
+    /// Size of the file as stored (compressed or not).
+    pub file_bytes: usize,
+}
+
+/// Reads a `.wasm`, `.wasm.gz` or `.wasm.zst` file.
+pub fn read_plugin_file(path: &Path) -> Result<PluginSource, LoadError> {
+    let read = |source| LoadError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let raw = std::fs::read(path).map_err(read)?;
+    let file_name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("plugin");
+    let decompress = |reader: &mut dyn Read, codec: &str| -> Result<Vec<u8>, LoadError> {
+        let mut out = Vec::new();
+        reader
+            .take(MAX_PLUGIN_BYTES + 1)
+            .read_to_end(&mut out)
+            .map_err(|e| LoadError::Decompress {
+                path: path.to_owned(),
+                reason: format!("not valid {codec}: {e}"),
+            })?;
+        if out.len() as u64 > MAX_PLUGIN_BYTES {
+            return Err(LoadError::Decompress {
+                path: path.to_owned(),
+                reason: format!("decompresses to more than {MAX_PLUGIN_BYTES} bytes"),
+            });
+        }
+        Ok(out)
+    };
+    let (wasm, stem) = if let Some(stem) = file_name.strip_suffix(".wasm.gz") {
+        (
+            decompress(&mut flate2::read::GzDecoder::new(&raw[..]), "gzip")?,
+            stem,
+        )
+    } else if let Some(stem) = file_name.strip_suffix(".wasm.zst") {
+        let mut decoder = zstd::Decoder::new(&raw[..]).map_err(read)?;
+        (decompress(&mut decoder, "zstd")?, stem)
+    } else {
+        let stem = file_name.strip_suffix(".wasm").unwrap_or(file_name);
+        (raw.clone(), stem)
+    };
+    Ok(PluginSource {
+        name: stem.to_owned(),
+        path: path.to_owned(),
+        sha256: hex::encode(Sha256::digest(&wasm)),
+        file_bytes: raw.len(),
+        wasm,
+    })
+}
+
+/// A compiled, checked plugin. Cheap to instantiate many times.
+pub struct Plugin {
+    pub name: String,
+    pub sha256: String,
+    pub world: World,
+    pub config: Vec<(String, String)>,
+    pub limits: Limits,
+    pub(super) runtime: Arc<Runtime>,
+    pub(super) pre: InstancePre<HostState>,
+    pub(super) flat: Option<flat::GuestIndices>,
+    pub(super) typed: Option<typed::GuestIndices>,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.name)
+            .field("sha256", &self.sha256)
+            .field("world", &self.world)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What `plugin check` reports about a component.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Inspection {
+    pub world: Option<&'static str>,
+    pub imports: Vec<String>,
+    pub exports: Vec<String>,
+}
+
+impl Runtime {
+    /// Compiles (or loads from the cache) and checks `source`, without
+    /// running it. Errors name the file and the fix.
+    pub fn compile(&self, source: &PluginSource) -> Result<(Component, Inspection), LoadError> {
+        let path = || source.path.clone();
+        match source.wasm.get(..8) {
+            Some([0, b'a', b's', b'm', 1, 0, 0, 0]) => {
+                return Err(LoadError::CoreModule { path: path() });
+            }
+            Some([0, b'a', b's', b'm', ..]) => {}
+            _ => return Err(LoadError::NotWasm { path: path() }),
+        }
+        let compiled = match &self.cache {
+            Some(cache) => cache.load_or_compile(&self.engine, &source.sha256, &source.wasm),
+            None => Component::new(&self.engine, &source.wasm),
+        };
+        let component = compiled.map_err(|e| LoadError::Compile {
+            path: path(),
+            message: format!("{e:#}"),
+        })?;
+        let ty = component.component_type();
+        let imports: Vec<String> = ty
+            .imports(&self.engine)
+            .map(|(n, _)| n.to_owned())
+            .collect();
+        let exports: Vec<String> = ty
+            .exports(&self.engine)
+            .map(|(n, _)| n.to_owned())
+            .collect();
+        let world = if exports.iter().any(|e| e == bindings::FLAT_EXPORT) {
+            Some("flat")
+        } else if exports.iter().any(|e| e == bindings::TYPED_EXPORT) {
+            Some("typed")
+        } else {
+            None
+        };
+        Ok((
+            component,
+            Inspection {
+                world,
+                imports,
+                exports,
+            },
+        ))
+    }
+
+    /// Loads `source` as a plugin: compiles, checks its world and imports,
+    /// links it, and instantiates it once to run `init` with `config` so a
+    /// bad config is refused now rather than on the first batch.
+    pub fn load(
+        self: &Arc<Self>,
+        source: &PluginSource,
+        config: Vec<(String, String)>,
+        limits: Limits,
+    ) -> Result<Arc<Plugin>, LoadError> {
+        let path = || source.path.clone();
+        let (component, inspection) = self.compile(source)?;
+        let world = match inspection.world {
+            Some("flat") => World::Flat,
+            Some(_) => World::Typed,
+            None => return Err(wrong_world(path(), &inspection.exports)),
+        };
+        if let Some(import) = inspection.imports.iter().find(|i| !import_allowed(i)) {
+            return Err(LoadError::UnsupportedImport {
+                path: path(),
+                import: import.clone(),
+            });
+        }
+        let link = |e: wasmtime::Error| LoadError::Link {
+            path: path(),
+            message: format!("{e:#}"),
+        };
+        let pre = self.linker.instantiate_pre(&component).map_err(link)?;
+        let (flat, typed) = match world {
+            World::Flat => (Some(flat::GuestIndices::new(&pre).map_err(link)?), None),
+            World::Typed => (None, Some(typed::GuestIndices::new(&pre).map_err(link)?)),
+        };
+        let plugin = Arc::new(Plugin {
+            name: source.name.clone(),
+            sha256: source.sha256.clone(),
+            world,
+            config,
+            limits,
+            runtime: self.clone(),
+            pre,
+            flat,
+            typed,
+        });
+        plugin.instantiate()?;
+        Ok(plugin)
+    }
+}
+
+fn wrong_world(path: PathBuf, exports: &[String]) -> LoadError {
+    if let Some(found) = exports
+        .iter()
+        .find(|e| e.starts_with("wasmpipe:transform/"))
+    {
+        return LoadError::WrongVersion {
+            path,
+            found: found.clone(),
+            supported: bindings::WIT_VERSION,
+        };
+    }
+    let hint = if exports.iter().any(|e| e.starts_with("wasi:cli/run")) {
+        " — this is a WASI command (a `bin` crate or a `main`); a plugin is a library (`cdylib`)"
+    } else {
+        ""
+    };
+    LoadError::WrongWorld {
+        path,
+        exports: if exports.is_empty() {
+            "nothing".into()
+        } else {
+            exports.join(", ")
+        },
+        hint,
+    }
+}
+
+/// Interfaces the linker provides. Filesystem and sockets are linked so
+/// that language runtimes which import them load, but grant nothing.
+fn import_allowed(name: &str) -> bool {
+    [
+        "wasmpipe:transform/",
+        "wasi:cli/",
+        "wasi:io/",
+        "wasi:clocks/",
+        "wasi:random/",
+        "wasi:filesystem/",
+        "wasi:sockets/",
+    ]
+    .iter()
+    .any(|prefix| name.starts_with(prefix))
+}
