@@ -6,10 +6,10 @@ wasmtime::component::bindgen!({
     world: "runtime",
 });
 
+pub use self::wasmpipe::transform::host;
+pub use self::wasmpipe::transform::types;
 pub use exports::wasmpipe::transform::flat_transform as flat;
 pub use exports::wasmpipe::transform::typed_transform as typed;
-pub use wasmpipe::transform::host;
-pub use wasmpipe::transform::types;
 
 /// The WIT package version this host implements.
 pub const WIT_VERSION: &str = "0.1.0";

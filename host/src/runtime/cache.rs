@@ -85,11 +85,11 @@ fn check_private(dir: &Path) -> anyhow::Result<()> {
             meta.uid()
         );
     }
-    if meta.mode() & 0o022 != 0 {
+    if meta.mode() & 0o077 != 0 {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).with_context(
             || {
                 format!(
-                    "compile cache {} is writable by others and cannot be made private",
+                    "compile cache {} is open to other users and cannot be made private (chmod 700 it)",
                     dir.display()
                 )
             },

@@ -79,7 +79,8 @@ impl ChainInstance {
             if current.records.is_empty() {
                 break;
             }
-            let mut next = Stage::with_routes(std::mem::take(&mut current.routes));
+            // Route indexes keep their meaning from stage to stage.
+            let mut next = Stage::with_routes(current.routes.clone());
             match instance.transform(&current.records) {
                 Ok(out) => next.append(&current, &out, &mut |source, f| {
                     failures.push(failure(instance, current.origin[source as usize], f))
@@ -161,7 +162,7 @@ fn isolate(
         }
         match instance.transform(&one.records) {
             Ok(out) => {
-                next.append_routed(&one, &stage.routes, &out, &mut |_, f| {
+                next.append(&one, &out, &mut |_, f| {
                     failures.push(failure(instance, stage.origin[i], f))
                 });
             }
@@ -208,16 +209,6 @@ impl Stage<'_> {
         out: &OutputBatch,
         failed: &mut dyn FnMut(u32, Failure),
     ) {
-        self.append_routed(input, &input.routes, out, failed)
-    }
-
-    fn append_routed(
-        &mut self,
-        input: &Stage<'_>,
-        input_routes: &[String],
-        out: &OutputBatch,
-        failed: &mut dyn FnMut(u32, Failure),
-    ) {
         for e in &out.errors {
             failed(e.source, Failure::Guest(e.message.clone()));
         }
@@ -259,8 +250,7 @@ impl Stage<'_> {
             self.origin.push(input.origin[o.source as usize]);
             let route = match o.topic {
                 Some(t) => Some(intern(&mut self.routes, t)),
-                None => input.route[o.source as usize]
-                    .map(|r| intern(&mut self.routes, &input_routes[r as usize])),
+                None => input.route[o.source as usize],
             };
             self.route.push(route);
         }

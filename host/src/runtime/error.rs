@@ -6,10 +6,10 @@ use std::time::Duration;
 /// A plugin could not be loaded. Each message names the file and the fix.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("plugin {path}: cannot read it: {source}")]
+    #[error("plugin {path}: cannot read it: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("plugin {path}: {reason}")]
     Decompress { path: PathBuf, reason: String },

@@ -46,9 +46,9 @@ pub struct PluginSource {
 
 /// Reads a `.wasm`, `.wasm.gz` or `.wasm.zst` file.
 pub fn read_plugin_file(path: &Path) -> Result<PluginSource, LoadError> {
-    let read = |source| LoadError::Read {
+    let read = |error| LoadError::Read {
         path: path.to_owned(),
-        source,
+        error,
     };
     let raw = std::fs::read(path).map_err(read)?;
     let file_name = path

@@ -4,7 +4,7 @@
 //!
 //! Modes: `loop`, `memory` (allocates until the limit), `recurse` (stack
 //! overflow), `panic`, `huge` (emits one output of `huge_bytes`), `error`
-//! (returns an error), `log` (logs and prints, then passes through),
+//! (returns an error), `twice` (every record is emitted twice), `log` (logs and prints, then passes through),
 //! `panic-init`, `error-init`.
 
 use std::hint::black_box;
@@ -47,6 +47,11 @@ impl Transform for Misbehave {
     }
 
     fn transform(&mut self, record: &Record<'_>, out: &mut Outputs) -> Result<(), Error> {
+        if self.mode == "twice" {
+            out.forward(record);
+            out.forward(record);
+            return Ok(());
+        }
         if record.value() != Some(self.trigger.as_slice()) && self.mode != "log" {
             out.forward(record);
             return Ok(());

@@ -1,0 +1,252 @@
+//! The `wasmpipe` binary as a user runs it.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use wasmpipe_test_guests::{FLAT_IDENTITY, FLAT_MISBEHAVE, FLAT_REDACT, FLAT_WRONG_WORLD};
+
+fn wasmpipe(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmpipe"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn check_reports_a_plugin_and_exits_zero_when_it_loads() {
+    let out = wasmpipe(&["plugin", "check", FLAT_IDENTITY], "");
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    assert!(
+        stdout.contains("world    flat (wasmpipe:transform@0.1.0)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("wasmpipe:transform/flat-transform@0.1.0"));
+    assert!(stdout.contains("fits a ConfigMap"));
+    assert!(stdout.contains("loads    yes"));
+
+    let json = wasmpipe(&["plugin", "check", FLAT_IDENTITY, "--json"], "");
+    let report: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let wasm = std::fs::read(FLAT_IDENTITY).unwrap();
+    assert_eq!(report["wasm_bytes"], wasm.len());
+    assert_eq!(report["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(report["world"], "flat");
+}
+
+#[test]
+fn check_exits_non_zero_for_the_wrong_world_and_a_refused_config() {
+    let out = wasmpipe(&["plugin", "check", FLAT_WRONG_WORLD], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains("loads    NO: plugin"),
+        "{}",
+        text(&out.stdout)
+    );
+
+    let out = wasmpipe(&["plugin", "check", FLAT_REDACT], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stdout).contains("init refused its config: set 'mask' and/or 'drop'"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = wasmpipe(&["plugin", "check", FLAT_REDACT, "--config", "mask=a"], "");
+    assert!(out.status.success());
+}
+
+#[test]
+fn check_names_a_missing_file() {
+    let out = wasmpipe(&["plugin", "check", "no/such/plugin.wasm"], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr).trim(),
+        "wasmpipe: plugin no/such/plugin.wasm: cannot read it: No such file or directory (os error 2)"
+    );
+}
+
+#[test]
+fn test_runs_stdin_through_the_plugin_and_reports_per_line() {
+    let input = "{\"key\":\"a\",\"value\":\"{\\\"e\\\":\\\"x\\\"}\"}\n\n{\"value\":\"nope\"}\n{\"vaule\":1}\n";
+    let out = wasmpipe(
+        &["plugin", "test", FLAT_REDACT, "--config", "mask=e"],
+        input,
+    );
+    assert_eq!(
+        text(&out.stdout),
+        "{\"key\":\"a\",\"value\":\"{\\\"e\\\":\\\"***\\\"}\"}\n"
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("line 3: error in plugin redact: value is not JSON"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("line 4: not a record: unknown field `vaule`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("wasmpipe: 2 records in, 1 out, 1 failed (guest_error 1), 1 bad lines"),
+        "{stderr}"
+    );
+    assert_eq!(out.status.code(), Some(1), "a bad input line fails the run");
+}
+
+#[test]
+fn test_names_the_failing_line_and_kind_for_a_trap() {
+    let input = "{\"value\":\"a\"}\n{\"value\":\"poison\"}\n";
+    let out = wasmpipe(
+        &["plugin", "test", FLAT_MISBEHAVE, "--config", "mode=panic"],
+        input,
+    );
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(
+            "line 2: trap in plugin misbehave: trap: wasm `unreachable` instruction executed"
+        ),
+        "{stderr}"
+    );
+    assert_eq!(text(&out.stdout), "{\"value\":\"a\"}\n");
+    assert!(
+        out.status.success(),
+        "per-record failures are reported, not fatal"
+    );
+}
+
+#[test]
+fn test_compares_with_expected_output_and_shows_a_diff() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, "{\"key\":\"1\",\"value\":\"v\",\"headers\":[[\"h\",\"1\"],[\"h\",\"2\"]],\"timestamp\":9}\n").unwrap();
+    let expect = dir.path().join("expect.jsonl");
+    // Same record, spelled with other key order: still a match.
+    std::fs::write(&expect, "{\"timestamp\":9,\"value\":\"v\",\"key\":\"1\",\"headers\":[[\"h\",\"1\"],[\"h\",\"2\"]]}\n").unwrap();
+    let args = |e: &Path| {
+        vec![
+            "plugin".to_owned(),
+            "test".into(),
+            FLAT_IDENTITY.into(),
+            "--input".into(),
+            input.display().to_string(),
+            "--expect".into(),
+            e.display().to_string(),
+        ]
+    };
+    let run = |e: &Path| {
+        let a = args(e);
+        wasmpipe(&a.iter().map(String::as_str).collect::<Vec<_>>(), "")
+    };
+    let out = run(&expect);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("output matches the expected"));
+
+    std::fs::write(&expect, "{\"key\":\"1\",\"value\":\"w\",\"headers\":[[\"h\",\"1\"],[\"h\",\"2\"]],\"timestamp\":9}\n").unwrap();
+    let out = run(&expect);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("-{\"key\":\"1\",\"value\":\"w\""),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("+{\"key\":\"1\",\"value\":\"v\""),
+        "{stderr}"
+    );
+    assert!(stderr.contains("OUTPUT DIFFERS"), "{stderr}");
+}
+
+#[test]
+fn new_scaffolds_a_plugin_that_builds_and_passes_its_own_test() {
+    let dir = tempfile::tempdir().unwrap();
+    let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk/rust");
+    let out = wasmpipe(
+        &[
+            "plugin",
+            "new",
+            "tag-it",
+            "--lang",
+            "rust",
+            "--dir",
+            dir.path().to_str().unwrap(),
+            "--sdk",
+            sdk.to_str().unwrap(),
+        ],
+        "",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let root = dir.path().join("tag-it");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let target = dir.path().join("target");
+    for args in [
+        vec!["test", "-q"],
+        vec!["build", "-q", "--release", "--target", "wasm32-wasip2"],
+    ] {
+        let status = Command::new(&cargo)
+            .args(&args)
+            .current_dir(&root)
+            .env("CARGO_TARGET_DIR", &target)
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_ENCODED_RUSTFLAGS")
+            .status()
+            .unwrap();
+        assert!(status.success(), "cargo {args:?} in the scaffold failed");
+    }
+    let wasm = target.join("wasm32-wasip2/release/tag_it.wasm");
+    let out = wasmpipe(
+        &[
+            "plugin",
+            "test",
+            wasm.to_str().unwrap(),
+            "--config",
+            "tag=demo",
+        ],
+        "{\"value\":\"v\"}\n",
+    );
+    assert_eq!(
+        text(&out.stdout),
+        "{\"value\":\"v\",\"headers\":[[\"processed-by\",\"demo\"]]}\n",
+        "{}",
+        text(&out.stderr)
+    );
+
+    let again = wasmpipe(
+        &[
+            "plugin",
+            "new",
+            "tag-it",
+            "--lang",
+            "rust",
+            "--dir",
+            dir.path().to_str().unwrap(),
+        ],
+        "",
+    );
+    assert!(text(&again.stderr).contains("already exists"));
+    let bad = wasmpipe(
+        &[
+            "plugin",
+            "new",
+            "Bad Name",
+            "--lang",
+            "rust",
+            "--dir",
+            dir.path().to_str().unwrap(),
+        ],
+        "",
+    );
+    assert!(text(&bad.stderr).contains("use lowercase letters"));
+}

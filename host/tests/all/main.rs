@@ -1,0 +1,90 @@
+//! Integration tests of the runtime and the CLI against real wasm
+//! components built from `plugins/` (see `tests/guests`).
+
+mod cli;
+mod conformance;
+mod load;
+mod sandbox;
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use wasmpipe::jsonl;
+use wasmpipe::record::Batch;
+use wasmpipe::runtime::{
+    Chain, ChainOutput, Limits, Plugin, Runtime, RuntimeOptions, read_plugin_file,
+};
+
+/// One runtime for the whole test binary, with a compile cache so each
+/// component is compiled once.
+pub fn runtime() -> Arc<Runtime> {
+    static RUNTIME: OnceLock<Arc<Runtime>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            let dir =
+                std::env::temp_dir().join(format!("wasmpipe-test-cache-{}", std::process::id()));
+            Runtime::new(RuntimeOptions {
+                cache_dir: Some(dir),
+                ..RuntimeOptions::default()
+            })
+            .unwrap()
+        })
+        .clone()
+}
+
+pub fn config(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+pub fn load(path: &str, pairs: &[(&str, &str)], limits: Limits) -> Arc<Plugin> {
+    let source = read_plugin_file(&PathBuf::from(path)).unwrap();
+    runtime().load(&source, config(pairs), limits).unwrap()
+}
+
+/// A batch from JSON lines (offsets count from 0).
+pub fn batch(lines: &[&str]) -> Batch {
+    let mut b = Batch::default();
+    for (i, l) in lines.iter().enumerate() {
+        jsonl::push_line(&mut b, l, "in", i as i64).unwrap();
+    }
+    b
+}
+
+/// A batch of records whose values are `values`.
+pub fn values_batch(values: &[&str]) -> Batch {
+    let lines: Vec<String> = values
+        .iter()
+        .map(|v| serde_json::json!({ "value": v }).to_string())
+        .collect();
+    batch(&lines.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// Output records as JSON lines (with `topic` where routed).
+pub fn lines(out: &ChainOutput) -> Vec<String> {
+    out.records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let r = r.unwrap();
+            let topic = out.route[i].map(|t| out.routes[t as usize].as_str());
+            let ts = (r.timestamp_type() != wasmpipe::record::TimestampType::NotAvailable)
+                .then_some(r.timestamp());
+            jsonl::output_line(r.key(), r.value(), r.headers().iter(), ts, topic)
+        })
+        .collect()
+}
+
+/// Output values as text.
+pub fn values(out: &ChainOutput) -> Vec<String> {
+    out.records
+        .iter()
+        .map(|r| String::from_utf8_lossy(r.unwrap().value().unwrap_or(b"<null>")).into_owned())
+        .collect()
+}
+
+/// Runs `input` through a chain of `plugins` once.
+pub fn run(plugins: Vec<Arc<Plugin>>, input: &Batch) -> ChainOutput {
+    Chain { plugins }.instantiate().unwrap().run(input)
+}
