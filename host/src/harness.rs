@@ -294,7 +294,7 @@ pub fn test(
         .collect();
     writeln!(
         err,
-        "wasmpipe: {} records in, {} out, {} failed{}, {} bad lines, in {:.0} ms ({:.0} records/s){}",
+        "wasmpipe: {} records in, {} out, {} failed{}, {} bad lines, in {:.0} ms ({:.0} records/s{}){}",
         summary.records_in,
         summary.records_out,
         summary.failed_total(),
@@ -306,6 +306,10 @@ pub fn test(
         summary.bad_lines,
         secs * 1e3,
         summary.records_in as f64 / secs.max(1e-9),
+        peak_rss().map_or(String::new(), |kib| format!(
+            ", peak RSS {:.1} MiB",
+            kib as f64 / 1024.0
+        )),
         match summary.matched {
             Some(true) => "; output matches the expected",
             Some(false) => "; OUTPUT DIFFERS from the expected",
@@ -356,6 +360,13 @@ fn run_batch(
     batch.clear();
     lines.clear();
     Ok(())
+}
+
+/// This process's peak resident set, in KiB (Linux only).
+fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn progress_bar(len: u64) -> indicatif::ProgressBar {

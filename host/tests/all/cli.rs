@@ -250,3 +250,35 @@ fn new_scaffolds_a_plugin_that_builds_and_passes_its_own_test() {
     );
     assert!(text(&bad.stderr).contains("use lowercase letters"));
 }
+
+#[test]
+fn the_readme_demo_matches_its_expected_output() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/redact");
+    let (input, expect) = (dir.join("sample.jsonl"), dir.join("sample.expected.jsonl"));
+    let out = wasmpipe(
+        &[
+            "plugin",
+            "test",
+            FLAT_REDACT,
+            "--config",
+            "mask=user.email",
+            "--config",
+            "drop=card.number",
+            "--input",
+            input.to_str().unwrap(),
+            "--expect",
+            expect.to_str().unwrap(),
+        ],
+        "",
+    );
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("line 4: error in plugin redact: value is not JSON"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("4 records in, 3 out, 1 failed (guest_error 1)"),
+        "{stderr}"
+    );
+}
