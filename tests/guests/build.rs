@@ -103,8 +103,8 @@ fn build<'a>(
     let status = cmd.status().expect("run cargo to build the test guests");
     assert!(
         status.success(),
-        "building the plugins for wasm32-wasip2 failed; is the target installed? \
-         (rustup target add wasm32-wasip2)"
+        "building the plugins for wasm32-wasip2 failed (cargo's errors are above); \
+         if the target is missing: rustup target add wasm32-wasip2"
     );
     target_dir.join("wasm32-wasip2/release")
 }

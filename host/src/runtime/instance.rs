@@ -54,12 +54,7 @@ impl Plugin {
             plugin: self.clone(),
             store,
             guest,
-            scratch: flat::Batch {
-                data: Vec::new(),
-                records: Vec::new(),
-                headers: Vec::new(),
-                topics: Vec::new(),
-            },
+            scratch: empty_batch(),
         };
         instance.init()?;
         Ok(instance)
@@ -108,21 +103,13 @@ impl PluginInstance {
 
     fn transform_flat(&mut self, batch: &Batch) -> Result<OutputBatch, Failure> {
         lower_flat(batch, &mut self.scratch);
-        let scratch = std::mem::replace(
-            &mut self.scratch,
-            flat::Batch {
-                data: Vec::new(),
-                records: Vec::new(),
-                headers: Vec::new(),
-                topics: Vec::new(),
-            },
-        );
+        let scratch = std::mem::replace(&mut self.scratch, empty_batch());
         let result = self.call(|guest, store| match guest {
             Guest::Flat(g) => g.call_transform(store, &scratch),
             Guest::Typed(_) => unreachable!("transform_flat is only called for flat plugins"),
         });
         self.scratch = scratch;
-        Ok(lift_flat(result?))
+        lift_flat(result?)
     }
 
     fn transform_typed(&mut self, batch: &Batch) -> Result<OutputBatch, Failure> {
@@ -166,6 +153,16 @@ impl PluginInstance {
     }
 }
 
+fn empty_batch() -> flat::Batch {
+    flat::Batch {
+        data: Vec::new(),
+        records: Vec::new(),
+        positions: Vec::new(),
+        headers: Vec::new(),
+        topics: Vec::new(),
+    }
+}
+
 /// The trap's reason first, then the guest's panic message if it printed
 /// one, then the top of the wasm backtrace.
 fn trap_message(e: &wasmtime::Error, panic: Option<String>) -> String {
@@ -194,13 +191,6 @@ fn trap_message(e: &wasmtime::Error, panic: Option<String>) -> String {
 /// Frames of a wasm backtrace kept in a trap's description.
 const MAX_BACKTRACE_FRAMES: usize = 8;
 
-fn span(s: wasmpipe_sdk::flat::Span) -> flat::Span {
-    flat::Span {
-        start: s.start,
-        len: s.len,
-    }
-}
-
 fn timestamp_type(t: TimestampType) -> types::TimestampType {
     match t {
         TimestampType::NotAvailable => types::TimestampType::NotAvailable,
@@ -212,67 +202,28 @@ fn timestamp_type(t: TimestampType) -> types::TimestampType {
 fn lower_flat(batch: &Batch, out: &mut flat::Batch) {
     out.data.clear();
     out.data.extend_from_slice(&batch.data);
-    out.records.clear();
-    out.records
-        .extend(batch.records.iter().map(|r| flat::RecordEntry {
-            key: span(r.key),
-            value: span(r.value),
-            headers_start: r.headers_start,
-            headers_len: r.headers_len,
-            timestamp: r.timestamp,
-            timestamp_type: timestamp_type(r.timestamp_type),
-            topic: r.topic,
-            partition: r.partition,
-            offset: r.offset,
-        }));
-    out.headers.clear();
-    out.headers
-        .extend(batch.headers.iter().map(|h| flat::HeaderEntry {
-            name: span(h.name),
-            value: span(h.value),
-        }));
+    batch.encode_index(&mut out.records, &mut out.positions, &mut out.headers);
     out.topics.clone_from(&batch.topics);
 }
 
-fn lift_flat(out: flat::Output) -> OutputBatch {
-    let span = |s: flat::OutSpan| OutSpan {
-        input: s.input,
-        start: s.start,
-        len: s.len,
-    };
-    OutputBatch {
-        data: out.data,
-        records: out
-            .records
-            .into_iter()
-            .map(|r| OutEntry {
-                source: r.source,
-                key: span(r.key),
-                value: span(r.value),
-                headers_start: r.headers_start,
-                headers_len: r.headers_len,
-                timestamp: r.timestamp,
-                topic: r.topic,
-            })
-            .collect(),
-        headers: out
-            .headers
-            .into_iter()
-            .map(|h| OutHeader {
-                name: span(h.name),
-                value: span(h.value),
-            })
-            .collect(),
-        topics: out.topics,
-        errors: out
-            .errors
-            .into_iter()
-            .map(|e| RecordError {
-                source: e.source,
-                message: e.message,
-            })
-            .collect(),
-    }
+fn lift_flat(out: flat::Output) -> Result<OutputBatch, Failure> {
+    let errors = out
+        .errors
+        .into_iter()
+        .map(|e| RecordError {
+            source: e.source,
+            message: e.message,
+        })
+        .collect();
+    OutputBatch::from_wire(
+        out.data,
+        &out.records,
+        &out.timestamps,
+        &out.headers,
+        out.topics,
+        errors,
+    )
+    .map_err(|e| Failure::Trap(format!("the plugin returned a malformed output batch: {e}")))
 }
 
 fn lower_typed(batch: &Batch) -> Vec<types::Record> {

@@ -1,7 +1,7 @@
 //! The glue between the generated component bindings and [`Transform`].
 //! Only compiled for wasm; plugin authors never name anything here.
 
-use crate::flat::{self, TimestampType};
+use crate::flat;
 use crate::{Config, Level, Transform};
 use std::any::Any;
 use std::cell::RefCell;
@@ -33,7 +33,6 @@ pub mod bindings {
 }
 
 use bindings::wasmpipe::transform::host;
-use bindings::wasmpipe::transform::types as wit;
 
 thread_local! {
     static PLUGIN: RefCell<Option<Box<dyn Any>>> = RefCell::new(None);
@@ -73,105 +72,61 @@ pub fn log(level: Level, message: &str, fields: &[(&str, &str)]) {
     host::log(level, message, &fields);
 }
 
-fn timestamp_type(t: wit::TimestampType) -> TimestampType {
-    match t {
-        wit::TimestampType::NotAvailable => TimestampType::NotAvailable,
-        wit::TimestampType::CreateTime => TimestampType::CreateTime,
-        wit::TimestampType::LogAppendTime => TimestampType::LogAppendTime,
-    }
-}
-
 #[cfg(not(feature = "typed"))]
 mod world {
     use super::*;
     use bindings::exports::wasmpipe::transform::flat_transform as abi;
-    use flat::{HeaderEntry, OutEntry, RecordEntry, Span};
 
     pub use abi::{Batch, Output};
 
-    fn span(s: abi::Span) -> Span {
-        Span {
-            start: s.start,
-            len: s.len,
-        }
-    }
-
-    fn out_span(s: flat::OutSpan) -> abi::OutSpan {
-        abi::OutSpan {
-            input: s.input,
-            start: s.start,
-            len: s.len,
-        }
-    }
-
     pub fn transform<T: Transform>(batch: Batch) -> Output {
-        let batch = flat::Batch {
-            data: batch.data,
-            records: batch
-                .records
-                .into_iter()
-                .map(|r| RecordEntry {
-                    key: span(r.key),
-                    value: span(r.value),
-                    headers_start: r.headers_start,
-                    headers_len: r.headers_len,
-                    timestamp: r.timestamp,
-                    timestamp_type: timestamp_type(r.timestamp_type),
-                    topic: r.topic,
-                    partition: r.partition,
-                    offset: r.offset,
-                })
-                .collect(),
-            headers: batch
-                .headers
-                .into_iter()
-                .map(|h| HeaderEntry {
-                    name: span(h.name),
-                    value: span(h.value),
-                })
-                .collect(),
-            topics: batch.topics,
-        };
+        let batch = flat::Batch::from_wire(
+            batch.data,
+            &batch.records,
+            &batch.positions,
+            &batch.headers,
+            batch.topics,
+        )
+        // A trap with this message is the right answer to a broken host.
+        .unwrap_or_else(|e| panic!("wasmpipe: the host sent a malformed batch: {e}"));
         let out = with_plugin::<T, _>(|p| crate::run_batch(p, &batch));
-        Output {
-            data: out.data,
-            records: out
-                .records
-                .into_iter()
-                .map(|r: OutEntry| abi::OutEntry {
-                    source: r.source,
-                    key: out_span(r.key),
-                    value: out_span(r.value),
-                    headers_start: r.headers_start,
-                    headers_len: r.headers_len,
-                    timestamp: r.timestamp,
-                    topic: r.topic,
-                })
-                .collect(),
-            headers: out
-                .headers
-                .into_iter()
-                .map(|h| abi::OutHeader {
-                    name: out_span(h.name),
-                    value: out_span(h.value),
-                })
-                .collect(),
-            topics: out.topics,
-            errors: out
-                .errors
-                .into_iter()
-                .map(|e| abi::RecordError {
-                    source: e.source,
-                    message: e.message,
-                })
-                .collect(),
-        }
+        let mut wire = Output {
+            data: Vec::new(),
+            records: Vec::new(),
+            timestamps: Vec::new(),
+            headers: Vec::new(),
+            topics: Vec::new(),
+            errors: Vec::new(),
+        };
+        out.encode_index(&mut wire.records, &mut wire.timestamps, &mut wire.headers);
+        wire.data = out.data;
+        wire.topics = out.topics;
+        wire.errors = out
+            .errors
+            .into_iter()
+            .map(|e| abi::RecordError {
+                source: e.source,
+                message: e.message,
+            })
+            .collect();
+        wire
     }
 }
 
 #[cfg(feature = "typed")]
 mod world {
     use super::*;
+    use crate::flat::TimestampType;
+    use bindings::wasmpipe::transform::types as wit;
+
+    fn timestamp_type(t: wit::TimestampType) -> TimestampType {
+        match t {
+            wit::TimestampType::NotAvailable => TimestampType::NotAvailable,
+            wit::TimestampType::CreateTime => TimestampType::CreateTime,
+            wit::TimestampType::LogAppendTime => TimestampType::LogAppendTime,
+        }
+    }
+
     pub type Batch = Vec<wit::Record>;
     pub type Output = Vec<Result<Vec<wit::OutputRecord>, String>>;
 

@@ -72,6 +72,8 @@ pub enum LayoutError {
     TopicOutOfBounds,
     SourceOutOfOrder,
     BatchTooLarge,
+    IndexLength,
+    TimestampType,
 }
 
 impl fmt::Display for LayoutError {
@@ -84,7 +86,9 @@ impl fmt::Display for LayoutError {
             LayoutError::SourceOutOfOrder => {
                 "an output names a source record that does not exist or is out of order"
             }
-            LayoutError::BatchTooLarge => "the batch exceeds 4 GiB of data",
+            LayoutError::BatchTooLarge => "the batch exceeds 2 GiB of data",
+            LayoutError::IndexLength => "an index list's length is not a whole number of entries",
+            LayoutError::TimestampType => "a timestamp type is not 0, 1 or 2",
         })
     }
 }
@@ -224,7 +228,7 @@ fn append(data: &mut Vec<u8>, bytes: Option<&[u8]>) -> Result<Span, LayoutError>
     let start = u32::try_from(data.len()).map_err(|_| LayoutError::BatchTooLarge)?;
     let len = u32::try_from(bytes.len())
         .ok()
-        .filter(|&l| l != ABSENT && start.checked_add(l).is_some())
+        .filter(|&l| start.checked_add(l).is_some_and(|end| end < INPUT_BIT))
         .ok_or(LayoutError::BatchTooLarge)?;
     data.extend_from_slice(bytes);
     Ok(Span { start, len })
@@ -443,6 +447,24 @@ impl Outputs {
         let value = self.span(output.value);
         let headers_start = self.out.headers.len() as u32;
         match &output.headers {
+            // Headers of a record of this very batch: their spans already
+            // address the input's data, so they are referenced as they are.
+            OutputHeaders::Input(headers) if self.is_input(headers.data) => {
+                let input = |s: Span| match s.len {
+                    ABSENT => OutSpan::NONE,
+                    len => OutSpan {
+                        input: true,
+                        start: s.start,
+                        len,
+                    },
+                };
+                self.out
+                    .headers
+                    .extend(headers.entries.iter().map(|h| OutHeader {
+                        name: input(h.name),
+                        value: input(h.value),
+                    }));
+            }
             OutputHeaders::Input(headers) => {
                 for (name, value) in headers.iter() {
                     self.header(name, value);
@@ -481,6 +503,11 @@ impl Outputs {
 
     pub fn is_empty(&self) -> bool {
         self.out.records.is_empty()
+    }
+
+    fn is_input(&self, data: &[u8]) -> bool {
+        let range = data.as_ptr_range();
+        range.start as usize == self.input.start && range.end as usize == self.input.end
     }
 
     fn header(&mut self, name: &str, value: Option<&[u8]>) {
@@ -535,6 +562,234 @@ impl Outputs {
 
     pub fn finish(self) -> OutputBatch {
         self.out
+    }
+}
+
+/// The wire form of `flat-transform`: index entries as runs of integers.
+pub mod wire {
+    /// u32s per input record: key span, value span, first header, header
+    /// count, topic index, partition.
+    pub const RECORD: usize = 8;
+    /// s64s per input record: timestamp, timestamp type, offset.
+    pub const POSITION: usize = 3;
+    /// u32s per header: name span, value span.
+    pub const HEADER: usize = 4;
+    /// u32s per output: source, key span, value span, first header, header
+    /// count, topic index (or `NO_TOPIC`).
+    pub const OUTPUT: usize = 8;
+    /// An output's topic when it goes to the pipeline's output topic.
+    pub const NO_TOPIC: u32 = u32::MAX;
+    /// An output's timestamp when it keeps its input's.
+    pub const KEEP_TIMESTAMP: i64 = i64::MIN;
+}
+
+/// Bit 31 of an output span's start: the bytes are in the input's data.
+const INPUT_BIT: u32 = 1 << 31;
+
+impl TimestampType {
+    fn to_wire(self) -> i64 {
+        match self {
+            TimestampType::NotAvailable => 0,
+            TimestampType::CreateTime => 1,
+            TimestampType::LogAppendTime => 2,
+        }
+    }
+
+    fn from_wire(v: i64) -> Result<Self, LayoutError> {
+        match v {
+            0 => Ok(TimestampType::NotAvailable),
+            1 => Ok(TimestampType::CreateTime),
+            2 => Ok(TimestampType::LogAppendTime),
+            _ => Err(LayoutError::TimestampType),
+        }
+    }
+}
+
+fn entries<T, const N: usize>(list: &[T]) -> Result<std::slice::ChunksExact<'_, T>, LayoutError> {
+    if list.len() % N != 0 {
+        return Err(LayoutError::IndexLength);
+    }
+    Ok(list.chunks_exact(N))
+}
+
+fn span(s: &[u32]) -> Span {
+    Span {
+        start: s[0],
+        len: s[1],
+    }
+}
+
+fn out_span(start: u32, len: u32) -> OutSpan {
+    OutSpan {
+        input: start & INPUT_BIT != 0,
+        start: start & !INPUT_BIT,
+        len,
+    }
+}
+
+fn out_span_wire(s: OutSpan) -> [u32; 2] {
+    [
+        if s.input {
+            s.start | INPUT_BIT
+        } else {
+            s.start
+        },
+        s.len,
+    ]
+}
+
+impl Batch {
+    /// Writes this batch's index in wire form into `records`, `positions`
+    /// and `headers` (cleared first).
+    pub fn encode_index(
+        &self,
+        records: &mut Vec<u32>,
+        positions: &mut Vec<i64>,
+        headers: &mut Vec<u32>,
+    ) {
+        records.clear();
+        positions.clear();
+        headers.clear();
+        records.reserve(self.records.len() * wire::RECORD);
+        positions.reserve(self.records.len() * wire::POSITION);
+        for r in &self.records {
+            records.extend_from_slice(&[
+                r.key.start,
+                r.key.len,
+                r.value.start,
+                r.value.len,
+                r.headers_start,
+                r.headers_len,
+                r.topic,
+                r.partition as u32,
+            ]);
+            positions.extend_from_slice(&[r.timestamp, r.timestamp_type.to_wire(), r.offset]);
+        }
+        headers.reserve(self.headers.len() * wire::HEADER);
+        for h in &self.headers {
+            headers.extend_from_slice(&[h.name.start, h.name.len, h.value.start, h.value.len]);
+        }
+    }
+
+    /// A batch from its wire form. Spans are checked when records are read.
+    pub fn from_wire(
+        data: Vec<u8>,
+        records: &[u32],
+        positions: &[i64],
+        headers: &[u32],
+        topics: Vec<String>,
+    ) -> Result<Batch, LayoutError> {
+        let records: Vec<RecordEntry> = entries::<_, { wire::RECORD }>(records)?
+            .zip(entries::<_, { wire::POSITION }>(positions)?)
+            .map(|(r, p)| {
+                Ok(RecordEntry {
+                    key: span(&r[0..2]),
+                    value: span(&r[2..4]),
+                    headers_start: r[4],
+                    headers_len: r[5],
+                    topic: r[6],
+                    partition: r[7] as i32,
+                    timestamp: p[0],
+                    timestamp_type: TimestampType::from_wire(p[1])?,
+                    offset: p[2],
+                })
+            })
+            .collect::<Result<_, LayoutError>>()?;
+        if positions.len() / wire::POSITION != records.len() {
+            return Err(LayoutError::IndexLength);
+        }
+        let headers = entries::<_, { wire::HEADER }>(headers)?
+            .map(|h| HeaderEntry {
+                name: span(&h[0..2]),
+                value: span(&h[2..4]),
+            })
+            .collect();
+        Ok(Batch {
+            data,
+            records,
+            headers,
+            topics,
+        })
+    }
+}
+
+impl OutputBatch {
+    /// Writes the outputs' index in wire form (vectors cleared first).
+    pub fn encode_index(
+        &self,
+        records: &mut Vec<u32>,
+        timestamps: &mut Vec<i64>,
+        headers: &mut Vec<u32>,
+    ) {
+        records.clear();
+        timestamps.clear();
+        headers.clear();
+        records.reserve(self.records.len() * wire::OUTPUT);
+        for r in &self.records {
+            let [ks, kl] = out_span_wire(r.key);
+            let [vs, vl] = out_span_wire(r.value);
+            let topic = u32::try_from(r.topic).unwrap_or(wire::NO_TOPIC);
+            records.extend_from_slice(&[
+                r.source,
+                ks,
+                kl,
+                vs,
+                vl,
+                r.headers_start,
+                r.headers_len,
+                topic,
+            ]);
+            timestamps.push(r.timestamp.unwrap_or(wire::KEEP_TIMESTAMP));
+        }
+        headers.reserve(self.headers.len() * wire::HEADER);
+        for h in &self.headers {
+            let [ns, nl] = out_span_wire(h.name);
+            let [vs, vl] = out_span_wire(h.value);
+            headers.extend_from_slice(&[ns, nl, vs, vl]);
+        }
+    }
+
+    /// Outputs from their wire form; check them with [`OutputBatch::validate`].
+    pub fn from_wire(
+        data: Vec<u8>,
+        records: &[u32],
+        timestamps: &[i64],
+        headers: &[u32],
+        topics: Vec<String>,
+        errors: Vec<RecordError>,
+    ) -> Result<OutputBatch, LayoutError> {
+        if timestamps.len() * wire::OUTPUT != records.len() {
+            return Err(LayoutError::IndexLength);
+        }
+        let records = entries::<_, { wire::OUTPUT }>(records)?
+            .zip(timestamps)
+            .map(|(r, &t)| OutEntry {
+                source: r[0],
+                key: out_span(r[1], r[2]),
+                value: out_span(r[3], r[4]),
+                headers_start: r[5],
+                headers_len: r[6],
+                topic: if r[7] == wire::NO_TOPIC {
+                    -1
+                } else {
+                    i32::try_from(r[7]).unwrap_or(i32::MAX)
+                },
+                timestamp: (t != wire::KEEP_TIMESTAMP).then_some(t),
+            })
+            .collect();
+        let headers = entries::<_, { wire::HEADER }>(headers)?
+            .map(|h| OutHeader {
+                name: out_span(h[0], h[1]),
+                value: out_span(h[2], h[3]),
+            })
+            .collect();
+        Ok(OutputBatch {
+            data,
+            records,
+            headers,
+            topics,
+            errors,
+        })
     }
 }
 
@@ -616,6 +871,52 @@ mod tests {
             }]
         );
         assert!(o.data.is_empty());
+    }
+
+    #[test]
+    fn the_wire_form_round_trips() {
+        let b = batch();
+        let (mut r, mut p, mut h) = (Vec::new(), Vec::new(), Vec::new());
+        b.encode_index(&mut r, &mut p, &mut h);
+        assert_eq!((r.len(), p.len(), h.len()), (16, 6, 8));
+        let back = Batch::from_wire(b.data.clone(), &r, &p, &h, b.topics.clone()).unwrap();
+        assert_eq!(back, b);
+        assert_eq!(
+            Batch::from_wire(vec![], &r[..7], &p, &h, vec![]),
+            Err(LayoutError::IndexLength)
+        );
+
+        let mut out = Outputs::new(&b.data);
+        out.begin(0);
+        out.emit(
+            &b.get(0)
+                .unwrap()
+                .to_output()
+                .value(Some(b"new"))
+                .timestamp(7)
+                .topic("t"),
+        );
+        out.begin(1);
+        out.forward(&b.get(1).unwrap());
+        let o = out.finish();
+        let (mut r, mut t, mut h) = (Vec::new(), Vec::new(), Vec::new());
+        o.encode_index(&mut r, &mut t, &mut h);
+        let back = OutputBatch::from_wire(
+            o.data.clone(),
+            &r,
+            &t,
+            &h,
+            o.topics.clone(),
+            o.errors.clone(),
+        )
+        .unwrap();
+        assert_eq!(back, o);
+        assert!(back.records[0].key.input && back.records[0].headers_len == 2);
+        assert_eq!(
+            (back.records[0].timestamp, back.records[1].timestamp),
+            (Some(7), None)
+        );
+        assert_eq!((back.records[0].topic, back.records[1].topic), (0, -1));
     }
 
     #[test]

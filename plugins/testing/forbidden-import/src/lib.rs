@@ -22,6 +22,7 @@ impl Guest for Exfiltrate {
         Output {
             data: Vec::new(),
             records: Vec::new(),
+            timestamps: Vec::new(),
             headers: Vec::new(),
             topics: Vec::new(),
             errors: Vec::new(),
