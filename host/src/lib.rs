@@ -5,10 +5,15 @@
 //! - [`jsonl`]: records as JSON lines, for the local harness;
 //! - [`harness`]: `wasmpipe plugin check|test`, the production runtime
 //!   over local records;
-//! - [`scaffold`]: `wasmpipe plugin new`.
+//! - [`scaffold`]: `wasmpipe plugin new`;
+//! - [`config`], [`kafka`], [`pipeline`]: `wasmpipe run`, the Kafka
+//!   pipeline (rdkafka lives only in [`kafka`]).
 
+pub mod config;
 pub mod harness;
 pub mod jsonl;
+pub mod kafka;
+pub mod pipeline;
 pub mod record;
 pub mod runtime;
 pub mod scaffold;

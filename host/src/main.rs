@@ -5,8 +5,12 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
+use wasmpipe::config::{OnError, RunConfig};
 use wasmpipe::harness::{self, TestOptions};
+use wasmpipe::kafka::{Delivery, KafkaConfig};
 use wasmpipe::runtime::{Limits, Runtime, RuntimeOptions};
 use wasmpipe::scaffold::{self, Lang, SdkSource};
 
@@ -30,6 +34,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the pipeline: consume, transform with the plugin chain, produce,
+    /// commit. Every flag has an environment variable behind it.
+    Run(Box<RunArgs>),
     /// Check, test and create plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -90,6 +97,85 @@ enum PluginCommand {
         #[arg(long)]
         sdk: Option<PathBuf>,
     },
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Kafka bootstrap servers, host:port[,host:port…].
+    #[arg(long, env = "WASMPIPE_BROKERS")]
+    brokers: String,
+    /// Consumer group; every replica of the pipeline uses the same.
+    #[arg(long, env = "WASMPIPE_GROUP")]
+    group: String,
+    /// Topic(s) to consume (repeat, or separate with commas).
+    #[arg(
+        long = "input-topic",
+        env = "WASMPIPE_INPUT_TOPIC",
+        value_delimiter = ',',
+        required = true
+    )]
+    input_topics: Vec<String>,
+    /// Where outputs go unless a plugin routes them elsewhere.
+    #[arg(long, env = "WASMPIPE_OUTPUT_TOPIC")]
+    output_topic: String,
+    /// Directory of plugins (*.wasm, *.wasm.gz, *.wasm.zst) and, optionally,
+    /// pipeline.yaml / pipeline.toml naming the chain.
+    #[arg(long, env = "WASMPIPE_PLUGIN_DIR")]
+    plugin_dir: PathBuf,
+    /// The pipeline file, if not in the plugin directory.
+    #[arg(long, env = "WASMPIPE_PIPELINE")]
+    pipeline: Option<PathBuf>,
+    #[arg(
+        long,
+        env = "WASMPIPE_DELIVERY",
+        value_enum,
+        default_value = "at-least-once"
+    )]
+    delivery: Delivery,
+    /// What to do with a record a plugin fails on.
+    #[arg(long, env = "WASMPIPE_ON_ERROR", value_enum, default_value = "dlq")]
+    on_error: OnError,
+    /// The dead-letter topic (with --on-error dlq).
+    #[arg(long, env = "WASMPIPE_DLQ_TOPIC")]
+    dlq_topic: Option<String>,
+    /// Most records in one batch.
+    #[arg(long, env = "WASMPIPE_BATCH_RECORDS", default_value_t = 256)]
+    batch_records: usize,
+    /// Most bytes of keys, values and headers in one batch.
+    #[arg(long, env = "WASMPIPE_BATCH_BYTES", default_value_t = 256 << 10)]
+    batch_bytes: usize,
+    /// How long a batch may wait to fill up.
+    #[arg(long, env = "WASMPIPE_LINGER", default_value = "5ms", value_parser = humantime::parse_duration)]
+    linger: Duration,
+    /// How often offsets (exactly-once: transactions) are committed.
+    #[arg(long, env = "WASMPIPE_COMMIT_INTERVAL", default_value = "200ms", value_parser = humantime::parse_duration)]
+    commit_interval: Duration,
+    /// Time allowed on SIGTERM to finish, deliver and commit.
+    #[arg(long, env = "WASMPIPE_SHUTDOWN_GRACE", default_value = "20s", value_parser = humantime::parse_duration)]
+    shutdown_grace: Duration,
+    /// The producer's transactional id (exactly-once); default
+    /// GROUP-HOSTNAME, unique per pod.
+    #[arg(long, env = "WASMPIPE_TRANSACTIONAL_ID")]
+    transactional_id: Option<String>,
+    /// A librdkafka property (repeatable), e.g. security.protocol=SASL_SSL.
+    /// Also read from WASMPIPE_KAFKA_<NAME> variables: WASMPIPE_KAFKA_SASL_MECHANISM=PLAIN
+    /// sets sasl.mechanism.
+    #[arg(long = "kafka", value_name = "KEY=VALUE", value_parser = parse_pair)]
+    kafka: Vec<(String, String)>,
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// librdkafka properties from `WASMPIPE_KAFKA_*` variables.
+fn kafka_env() -> Vec<(String, String)> {
+    let mut props: Vec<(String, String)> = std::env::vars()
+        .filter_map(|(k, v)| {
+            k.strip_prefix("WASMPIPE_KAFKA_")
+                .map(|name| (name.to_ascii_lowercase().replace('_', "."), v))
+        })
+        .collect();
+    props.sort();
+    props
 }
 
 /// Limits applied to each plugin.
@@ -156,6 +242,55 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         })
     };
     match cli.command {
+        Command::Run(args) => {
+            let args = *args;
+            let mut properties = kafka_env();
+            properties.extend(args.kafka);
+            let host =
+                std::env::var("HOSTNAME").unwrap_or_else(|_| format!("pid{}", std::process::id()));
+            let config = RunConfig {
+                kafka: KafkaConfig {
+                    brokers: args.brokers,
+                    properties,
+                },
+                transactional_id: args
+                    .transactional_id
+                    .unwrap_or_else(|| format!("{}-{host}", args.group)),
+                group: args.group,
+                input_topics: args.input_topics,
+                output_topic: args.output_topic,
+                plugin_dir: args.plugin_dir,
+                pipeline_file: args.pipeline,
+                delivery: args.delivery,
+                on_error: args.on_error,
+                dlq_topic: args.dlq_topic,
+                batch_records: args.batch_records,
+                batch_bytes: args.batch_bytes,
+                linger: args.linger,
+                commit_interval: args.commit_interval,
+                limits: args.limits.into(),
+                grace: args.shutdown_grace,
+            };
+            config.validate()?;
+            let runtime = runtime()?;
+            let chain = wasmpipe::config::load_chain(
+                &runtime,
+                &config.plugin_dir,
+                config.pipeline_file.as_deref(),
+                config.limits,
+            )?;
+            for p in &chain.plugins {
+                tracing::info!(plugin = %p.name, sha256 = %p.sha256, world = p.world.as_str(), "plugin loaded");
+            }
+            let shutdown = Arc::new(AtomicBool::new(false));
+            for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+                // A second signal while draining exits at once.
+                signal_hook::flag::register_conditional_shutdown(signal, 1, shutdown.clone())?;
+                signal_hook::flag::register(signal, shutdown.clone())?;
+            }
+            wasmpipe::pipeline::run(config, chain, shutdown, Arc::default())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Plugin(PluginCommand::Check {
             file,
             config,

@@ -3,6 +3,7 @@
 
 mod cli;
 mod conformance;
+mod kafka;
 mod load;
 mod sandbox;
 

@@ -1,0 +1,244 @@
+//! The pipeline's configuration: what `wasmpipe run` reads from flags and
+//! environment, and the pipeline file naming the plugin chain.
+
+use crate::kafka::{Delivery, KafkaConfig};
+use crate::runtime::{Chain, Limits, Runtime, read_plugin_file};
+use anyhow::{Context as _, bail};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What happens to a record a plugin fails on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnError {
+    /// Send it to the dead-letter topic with headers saying why.
+    Dlq,
+    /// Drop it, counted and logged.
+    Skip,
+    /// Stop the pipeline with an error naming the record.
+    Halt,
+}
+
+/// Everything `wasmpipe run` needs.
+#[derive(Clone, Debug)]
+pub struct RunConfig {
+    pub kafka: KafkaConfig,
+    pub group: String,
+    pub input_topics: Vec<String>,
+    pub output_topic: String,
+    pub plugin_dir: PathBuf,
+    /// The pipeline file; by default `pipeline.yaml`, `.yml` or `.toml` in
+    /// the plugin directory, if there is one.
+    pub pipeline_file: Option<PathBuf>,
+    pub delivery: Delivery,
+    pub on_error: OnError,
+    pub dlq_topic: Option<String>,
+    pub batch_records: usize,
+    pub batch_bytes: usize,
+    pub linger: Duration,
+    /// How often offsets (or transactions) are committed.
+    pub commit_interval: Duration,
+    pub limits: Limits,
+    /// How long shutdown may take to finish, flush and commit.
+    pub grace: Duration,
+    /// The producer's transactional id (exactly-once).
+    pub transactional_id: String,
+}
+
+impl RunConfig {
+    /// Checks what flags alone cannot: names the setting and the fix.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.input_topics.is_empty() {
+            bail!("no input topic: set --input-topic (WASMPIPE_INPUT_TOPIC)");
+        }
+        if self.on_error == OnError::Dlq && self.dlq_topic.as_deref().is_none_or(str::is_empty) {
+            bail!(
+                "--on-error dlq needs a dead-letter topic: set --dlq-topic (WASMPIPE_DLQ_TOPIC), or choose --on-error skip|halt"
+            );
+        }
+        if self.input_topics.contains(&self.output_topic) {
+            bail!(
+                "the output topic {} is also an input topic: records would loop",
+                self.output_topic
+            );
+        }
+        if self.batch_records == 0 || self.batch_bytes == 0 {
+            bail!("--batch-records and --batch-bytes must be above zero");
+        }
+        if !self.plugin_dir.is_dir() {
+            bail!(
+                "--plugin-dir {} is not a directory",
+                self.plugin_dir.display()
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The pipeline file: the plugin chain, in order, with each plugin's config.
+///
+/// ```yaml
+/// plugins:
+///   - file: redact.wasm
+///     config: { mask: user.email }
+///   - file: route.wasm
+///     config: { path: region, route.eu: orders-eu }
+/// ```
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineFile {
+    pub plugins: Vec<PluginSpec>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PluginSpec {
+    /// The plugin's file, relative to the plugin directory.
+    pub file: String,
+    /// Its name in logs and dead letters (default: the file's stem).
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub config: BTreeMap<String, Scalar>,
+}
+
+/// A config value: written as a string, number or boolean.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Scalar {
+    Text(String),
+    Integer(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl std::fmt::Display for Scalar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scalar::Text(s) => f.write_str(s),
+            Scalar::Integer(i) => write!(f, "{i}"),
+            Scalar::Float(x) => write!(f, "{x}"),
+            Scalar::Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+impl PipelineFile {
+    pub fn parse(path: &Path, text: &str) -> anyhow::Result<PipelineFile> {
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        let parsed = match ext {
+            "toml" => toml::from_str(text).map_err(anyhow::Error::from),
+            "yaml" | "yml" => serde_yaml::from_str(text).map_err(anyhow::Error::from),
+            _ => bail!(
+                "pipeline file {}: name it .yaml, .yml or .toml",
+                path.display()
+            ),
+        };
+        parsed.with_context(|| format!("pipeline file {}", path.display()))
+    }
+
+    /// The default chain: every plugin file in `dir`, by name, no config.
+    pub fn from_dir(dir: &Path) -> anyhow::Result<PipelineFile> {
+        let mut files: Vec<String> = std::fs::read_dir(dir)
+            .with_context(|| format!("reading the plugin directory {}", dir.display()))?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+            .filter(|n| {
+                !n.starts_with('.')
+                    && [".wasm", ".wasm.gz", ".wasm.zst"]
+                        .iter()
+                        .any(|x| n.ends_with(x))
+            })
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            bail!(
+                "no plugin in {}: put *.wasm files there or a pipeline file naming them",
+                dir.display()
+            );
+        }
+        Ok(PipelineFile {
+            plugins: files
+                .into_iter()
+                .map(|file| PluginSpec {
+                    file,
+                    name: None,
+                    config: BTreeMap::new(),
+                })
+                .collect(),
+        })
+    }
+}
+
+/// Finds the pipeline file: the one given, or one in the plugin directory.
+pub fn pipeline_file(dir: &Path, given: Option<&Path>) -> Option<PathBuf> {
+    given.map(Path::to_owned).or_else(|| {
+        ["pipeline.yaml", "pipeline.yml", "pipeline.toml"]
+            .iter()
+            .map(|n| dir.join(n))
+            .find(|p| p.is_file())
+    })
+}
+
+/// Loads the chain the plugin directory and pipeline file describe.
+pub fn load_chain(
+    runtime: &Arc<Runtime>,
+    dir: &Path,
+    pipeline: Option<&Path>,
+    limits: Limits,
+) -> anyhow::Result<Chain> {
+    let file = match pipeline_file(dir, pipeline) {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading the pipeline file {}", path.display()))?;
+            PipelineFile::parse(&path, &text)?
+        }
+        None => PipelineFile::from_dir(dir)?,
+    };
+    let mut plugins = Vec::new();
+    for spec in &file.plugins {
+        let mut source = read_plugin_file(&dir.join(&spec.file))?;
+        if let Some(name) = &spec.name {
+            source.name = name.clone();
+        }
+        let config = spec
+            .config
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_string()))
+            .collect();
+        plugins.push(runtime.load(&source, config, limits)?);
+    }
+    Ok(Chain { plugins })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_and_toml_pipeline_files_read_the_same() {
+        let yaml = "plugins:\n  - file: redact.wasm\n    config: { mask: user.email, depth: 3 }\n  - file: route.wasm\n    name: router\n";
+        let toml = "[[plugins]]\nfile = \"redact.wasm\"\nconfig = { mask = \"user.email\", depth = 3 }\n[[plugins]]\nfile = \"route.wasm\"\nname = \"router\"\n";
+        let a = PipelineFile::parse(Path::new("p.yaml"), yaml).unwrap();
+        let b = PipelineFile::parse(Path::new("p.toml"), toml).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.plugins[0].config["depth"].to_string(), "3");
+        assert_eq!(a.plugins[1].name.as_deref(), Some("router"));
+    }
+
+    #[test]
+    fn typos_in_the_pipeline_file_are_named() {
+        let err = PipelineFile::parse(
+            Path::new("p.yaml"),
+            "plugins:\n  - file: a.wasm\n    confg: {}\n",
+        )
+        .unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("pipeline file p.yaml") && msg.contains("unknown field `confg`"),
+            "{msg}"
+        );
+    }
+}

@@ -1,0 +1,119 @@
+//! The Kafka side: the consumer that fills batches and the producer that
+//! sends outputs, dead letters and transactions. The only module that
+//! knows rdkafka; it never sees wasm.
+
+mod sink;
+mod source;
+
+pub use sink::{BatchAck, OutRecord, Sink};
+pub use source::{Committer, GroupMetadata, RebalanceHandler, Source};
+
+use rdkafka::ClientConfig;
+use std::fmt;
+
+/// A topic and partition.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    pub topic: String,
+    pub partition: i32,
+}
+
+impl fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.topic, self.partition)
+    }
+}
+
+/// How outputs and offsets are committed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Delivery {
+    /// An offset is committed once every output before it is acknowledged.
+    AtLeastOnce,
+    /// Outputs, dead letters and offsets are committed in one transaction.
+    ExactlyOnce,
+}
+
+/// Brokers and librdkafka properties shared by the consumer and producer.
+#[derive(Clone, PartialEq, Eq)]
+pub struct KafkaConfig {
+    pub brokers: String,
+    /// Passed through to librdkafka (TLS, SASL, timeouts…); they override
+    /// wasmpipe's own settings.
+    pub properties: Vec<(String, String)>,
+}
+
+impl KafkaConfig {
+    fn client_config(&self, own: &[(&str, &str)]) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.brokers);
+        for (k, v) in own {
+            config.set(*k, *v);
+        }
+        for (k, v) in &self.properties {
+            config.set(k, v);
+        }
+        config
+    }
+}
+
+/// Whether a librdkafka property holds a secret that must not be logged.
+pub fn is_secret(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    [
+        "password",
+        "secret",
+        "jaas",
+        "token",
+        "key.pem",
+        "keystore",
+        "credentials",
+        "sasl.oauthbearer.config",
+    ]
+    .iter()
+    .any(|s| key.contains(s))
+}
+
+impl fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let props: Vec<String> = self
+            .properties
+            .iter()
+            .map(|(k, v)| {
+                if is_secret(k) {
+                    format!("{k}=<redacted>")
+                } else {
+                    format!("{k}={v}")
+                }
+            })
+            .collect();
+        f.debug_struct("KafkaConfig")
+            .field("brokers", &self.brokers)
+            .field("properties", &props)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_reach_the_debug_output() {
+        let config = KafkaConfig {
+            brokers: "b:9092".into(),
+            properties: vec![
+                ("sasl.password".into(), "hunter2".into()),
+                ("sasl.jaas.config".into(), "x password=y".into()),
+                ("ssl.key.password".into(), "k".into()),
+                ("security.protocol".into(), "SASL_SSL".into()),
+            ],
+        };
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("password=y") && !shown.contains("=k\""),
+            "{shown}"
+        );
+        assert!(shown.contains("security.protocol=SASL_SSL"));
+    }
+}

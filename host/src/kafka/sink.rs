@@ -1,0 +1,214 @@
+//! The producer: outputs and dead letters to any topic, idempotent, with
+//! Java-compatible key partitioning, delivery acknowledgements per batch
+//! (at-least-once) or Kafka transactions (exactly-once).
+
+use super::source::GroupMetadata;
+use super::{Delivery, KafkaConfig, TopicPartition};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How long transactional calls may block before they are retried.
+const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Acknowledgements of one batch's records: the batch's offset may be
+/// committed once `pending` is zero and nothing failed.
+#[derive(Debug, Default)]
+pub struct BatchAck {
+    pending: AtomicUsize,
+    failed: Mutex<Option<String>>,
+}
+
+impl BatchAck {
+    pub fn is_done(&self) -> bool {
+        self.pending.load(Ordering::Acquire) == 0
+    }
+
+    /// Why a record of the batch could not be delivered, if one could not.
+    pub fn failure(&self) -> Option<String> {
+        self.failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// A record to produce.
+pub struct OutRecord<'a, H> {
+    pub topic: &'a str,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    pub headers: H,
+    pub timestamp: Option<i64>,
+}
+
+pub struct SinkContext {
+    fatal: AtomicBool,
+}
+
+impl ClientContext for SinkContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if matches!(error.rdkafka_error_code(), Some(RDKafkaErrorCode::Fatal)) {
+            self.fatal.store(true, Ordering::Release);
+        }
+        tracing::warn!(%error, reason, "kafka producer: {reason}");
+    }
+}
+
+impl ProducerContext for SinkContext {
+    type DeliveryOpaque = Arc<BatchAck>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, ack: Arc<BatchAck>) {
+        if let Err((e, _)) = result {
+            let mut failed = ack.failed.lock().unwrap_or_else(|e| e.into_inner());
+            failed.get_or_insert_with(|| e.to_string());
+        }
+        ack.pending.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The producer.
+pub struct Sink {
+    producer: BaseProducer<SinkContext>,
+    delivery: Delivery,
+}
+
+impl Sink {
+    /// An idempotent producer; with exactly-once delivery a transactional
+    /// one, its transactions initialised (fencing any older instance with
+    /// the same `transactional_id`).
+    pub fn new(
+        config: &KafkaConfig,
+        delivery: Delivery,
+        transactional_id: &str,
+    ) -> Result<Sink, KafkaError> {
+        let mut own = vec![
+            ("enable.idempotence", "true"),
+            ("acks", "all"),
+            ("partitioner", "murmur2_random"),
+            ("linger.ms", "5"),
+            ("compression.type", "lz4"),
+            ("queue.buffering.max.kbytes", "65536"),
+        ];
+        if delivery == Delivery::ExactlyOnce {
+            own.push(("transactional.id", transactional_id));
+            own.push(("transaction.timeout.ms", "60000"));
+        }
+        let producer: BaseProducer<SinkContext> =
+            config
+                .client_config(&own)
+                .create_with_context(SinkContext {
+                    fatal: AtomicBool::new(false),
+                })?;
+        if delivery == Delivery::ExactlyOnce {
+            retry("initialising transactions", || {
+                producer.init_transactions(TXN_TIMEOUT)
+            })?;
+            producer.begin_transaction()?;
+        }
+        Ok(Sink { producer, delivery })
+    }
+
+    /// Queues `record`, waiting while the producer's queue is full
+    /// (backpressure: the caller stops consuming meanwhile).
+    pub fn send<'h>(
+        &self,
+        record: OutRecord<'_, impl Iterator<Item = (&'h str, Option<&'h [u8]>)>>,
+        ack: &Arc<BatchAck>,
+    ) -> Result<(), KafkaError> {
+        let mut headers = OwnedHeaders::new();
+        for (key, value) in record.headers {
+            headers = headers.insert(Header { key, value });
+        }
+        let mut message: BaseRecord<'_, [u8], [u8], Arc<BatchAck>> =
+            BaseRecord::with_opaque_to(record.topic, ack.clone()).headers(headers);
+        if let Some(k) = record.key {
+            message = message.key(k);
+        }
+        if let Some(v) = record.value {
+            message = message.payload(v);
+        }
+        if let Some(t) = record.timestamp {
+            message = message.timestamp(t);
+        }
+        ack.pending.fetch_add(1, Ordering::AcqRel);
+        loop {
+            match self.producer.send(message) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), m)) => {
+                    message = m;
+                    self.producer.poll(Duration::from_millis(20));
+                }
+                Err((e, _)) => {
+                    ack.pending.fetch_sub(1, Ordering::AcqRel);
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Serves delivery callbacks.
+    pub fn poll(&self) {
+        self.producer.poll(Duration::ZERO);
+    }
+
+    /// Waits until everything queued is delivered or `timeout` passes.
+    pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
+        self.producer.flush(timeout)
+    }
+
+    pub fn is_fatal(&self) -> bool {
+        self.producer.context().fatal.load(Ordering::Acquire)
+    }
+
+    /// Exactly-once: commits the open transaction with the consumer offsets
+    /// `offsets` (next offset to read, per partition) and begins the next.
+    pub fn commit_transaction(
+        &self,
+        offsets: &[(TopicPartition, i64)],
+        group: &GroupMetadata,
+    ) -> Result<(), KafkaError> {
+        debug_assert_eq!(self.delivery, Delivery::ExactlyOnce);
+        if !offsets.is_empty() {
+            let mut tpl = TopicPartitionList::new();
+            for (tp, next) in offsets {
+                tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*next))?;
+            }
+            retry("sending offsets to the transaction", || {
+                self.producer
+                    .send_offsets_to_transaction(&tpl, &group.0, TXN_TIMEOUT)
+            })?;
+        }
+        retry("committing the transaction", || {
+            self.producer.commit_transaction(TXN_TIMEOUT)
+        })?;
+        self.producer.begin_transaction()
+    }
+
+    /// Exactly-once: aborts the open transaction (its outputs are never
+    /// read by `read_committed` consumers).
+    pub fn abort_transaction(&self) -> Result<(), KafkaError> {
+        self.producer.abort_transaction(TXN_TIMEOUT)
+    }
+}
+
+/// Retries a transactional call while Kafka says it is retriable (a broker
+/// restarting, a leader moving), with backoff and a log line each time.
+fn retry(what: &str, mut call: impl FnMut() -> Result<(), KafkaError>) -> Result<(), KafkaError> {
+    let mut backoff = Duration::from_millis(100);
+    for attempt in 1.. {
+        match call() {
+            Err(KafkaError::Transaction(e)) if e.is_retriable() && attempt < 20 => {
+                tracing::warn!(error = %e, attempt, "kafka: {what} failed, retrying in {backoff:?}");
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+            other => return other,
+        }
+    }
+    unreachable!("the loop returns by its 20th attempt")
+}
