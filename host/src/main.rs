@@ -157,13 +157,30 @@ struct RunArgs {
     /// GROUP-HOSTNAME, unique per pod.
     #[arg(long, env = "WASMPIPE_TRANSACTIONAL_ID")]
     transactional_id: Option<String>,
-    /// A librdkafka property (repeatable), e.g. security.protocol=SASL_SSL.
+    /// A librdkafka property (repeatable), e.g. security.protocol=SASL_SSL;
+    /// prefix it with consumer. or producer. to set it on one client only.
     /// Also read from WASMPIPE_KAFKA_<NAME> variables: WASMPIPE_KAFKA_SASL_MECHANISM=PLAIN
     /// sets sasl.mechanism.
     #[arg(long = "kafka", value_name = "KEY=VALUE", value_parser = parse_pair)]
     kafka: Vec<(String, String)>,
     #[command(flatten)]
     limits: LimitArgs,
+}
+
+/// Bounds shutdown: once `shutdown` is set, the process has `grace` (plus
+/// a little for leaving the group) to finish; then it exits non-zero, and
+/// whatever it had not committed is processed again by the next owner.
+fn watchdog(shutdown: Arc<AtomicBool>, grace: Duration) {
+    std::thread::spawn(move || {
+        while !shutdown.load(std::sync::atomic::Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(grace + Duration::from_secs(5));
+        eprintln!(
+            "wasmpipe: shutdown took longer than --shutdown-grace ({grace:?}); exiting now, uncommitted work will be read again"
+        );
+        std::process::exit(2);
+    });
 }
 
 /// librdkafka properties from `WASMPIPE_KAFKA_*` variables.
@@ -288,6 +305,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 signal_hook::flag::register_conditional_shutdown(signal, 1, shutdown.clone())?;
                 signal_hook::flag::register(signal, shutdown.clone())?;
             }
+            watchdog(shutdown.clone(), config.grace);
             wasmpipe::pipeline::run(config, chain, shutdown, Arc::default())?;
             Ok(ExitCode::SUCCESS)
         }

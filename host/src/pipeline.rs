@@ -45,6 +45,8 @@ struct State {
     txn_offsets: BTreeMap<TopicPartition, i64>,
     /// An error raised inside a rebalance callback, reported by the loop.
     error: Option<anyhow::Error>,
+    /// The pipeline failed and is closing: nothing more is committed.
+    failed: bool,
 }
 
 struct Shared {
@@ -90,6 +92,9 @@ impl RebalanceHandler for Shared {
 
     fn revoking(&self, partitions: &[TopicPartition], committer: &dyn Committer) {
         let mut state = self.state();
+        if state.failed {
+            return;
+        }
         let result = match self.config.delivery {
             Delivery::AtLeastOnce => self.revoke_at_least_once(&mut state, partitions, committer),
             Delivery::ExactlyOnce => {
@@ -291,6 +296,7 @@ pub fn run(
             workers: BTreeMap::new(),
             txn_offsets: BTreeMap::new(),
             error: None,
+            failed: false,
         }),
         sink,
         counters: counters.clone(),
@@ -322,10 +328,13 @@ pub fn run(
     let drained = match &result {
         Ok(()) => drain(&shared, &source),
         Err(_) => {
+            shared.state().failed = true;
             if config.delivery == Delivery::ExactlyOnce {
                 // Whatever the open transaction holds is read again by
                 // whoever owns the partitions next.
+                let t = Instant::now();
                 let _ = shared.sink.abort_transaction();
+                tracing::debug!(took = ?t.elapsed(), "transaction aborted");
             }
             Ok(())
         }
@@ -404,11 +413,11 @@ fn commit(shared: &Shared, state: &mut State, source: &Source) -> anyhow::Result
             let mut offsets = Vec::new();
             for (tp, w) in state.workers.iter_mut() {
                 settle(w)?;
-                if let Some((next, changed)) = &mut w.committable {
-                    if *changed {
-                        offsets.push((tp.clone(), *next));
-                        *changed = false;
-                    }
+                if let Some((next, changed)) = &mut w.committable
+                    && *changed
+                {
+                    offsets.push((tp.clone(), *next));
+                    *changed = false;
                 }
             }
             source.commit(&offsets).context("committing offsets")?;

@@ -39,19 +39,33 @@ pub enum Delivery {
 pub struct KafkaConfig {
     pub brokers: String,
     /// Passed through to librdkafka (TLS, SASL, timeouts…); they override
-    /// wasmpipe's own settings.
+    /// wasmpipe's own settings. A `consumer.` or `producer.` prefix limits
+    /// a property to that client.
     pub properties: Vec<(String, String)>,
 }
 
+/// Which client a configuration is for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Client {
+    Consumer,
+    Producer,
+}
+
 impl KafkaConfig {
-    fn client_config(&self, own: &[(&str, &str)]) -> ClientConfig {
+    fn client_config(&self, client: Client, own: &[(&str, &str)]) -> ClientConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.brokers);
         for (k, v) in own {
             config.set(*k, *v);
         }
         for (k, v) in &self.properties {
-            config.set(k, v);
+            let key = match (k.strip_prefix("consumer."), k.strip_prefix("producer.")) {
+                (Some(k), _) if client == Client::Consumer => k,
+                (_, Some(k)) if client == Client::Producer => k,
+                (Some(_), _) | (_, Some(_)) => continue,
+                (None, None) => k,
+            };
+            config.set(key, v);
         }
         config
     }

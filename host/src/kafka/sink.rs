@@ -6,7 +6,9 @@ use super::source::GroupMetadata;
 use super::{Delivery, KafkaConfig, TopicPartition};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::producer::{
+    BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig,
+};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -98,12 +100,11 @@ impl Sink {
             own.push(("transactional.id", transactional_id));
             own.push(("transaction.timeout.ms", "60000"));
         }
-        let producer: BaseProducer<SinkContext> =
-            config
-                .client_config(&own)
-                .create_with_context(SinkContext {
-                    fatal: AtomicBool::new(false),
-                })?;
+        let producer: BaseProducer<SinkContext> = config
+            .client_config(super::Client::Producer, &own)
+            .create_with_context(SinkContext {
+                fatal: AtomicBool::new(false),
+            })?;
         if delivery == Delivery::ExactlyOnce {
             retry("initialising transactions", || {
                 producer.init_transactions(TXN_TIMEOUT)
@@ -192,6 +193,14 @@ impl Sink {
     /// Exactly-once: aborts the open transaction (its outputs are never
     /// read by `read_committed` consumers).
     pub fn abort_transaction(&self) -> Result<(), KafkaError> {
+        // Abort waits for every queued message to be accounted for: purge
+        // them and serve their delivery reports first.
+        self.producer
+            .purge(PurgeConfig::default().queue().inflight());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while self.producer.in_flight_count() > 0 && std::time::Instant::now() < deadline {
+            self.producer.poll(Duration::from_millis(10));
+        }
         self.producer.abort_transaction(TXN_TIMEOUT)
     }
 }

@@ -129,7 +129,7 @@ impl Source {
             ("enable.partition.eof", "false"),
         ];
         let consumer: BaseConsumer<SourceContext> = config
-            .client_config(&own)
+            .client_config(super::Client::Consumer, &own)
             .create_with_context(SourceContext { handler })?;
         let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;

@@ -268,14 +268,14 @@ pub fn plugin_dir(plugin: &str, pipeline_yaml: Option<&str>) -> (tempfile::TempD
 }
 
 /// Records carrying a sequence number per input partition in their value.
-fn numbered(partitions: i32, per_partition: usize) -> Vec<(i32, Rec)> {
+pub fn numbered(partitions: i32, per_partition: usize) -> Vec<(i32, Rec)> {
     let mut out = Vec::new();
     for seq in 0..per_partition {
         for p in 0..partitions {
             out.push((
                 p,
                 Rec {
-                    key: Some(format!("k{}", seq % 50).into_bytes()),
+                    key: Some(format!("p{p}-k{}", seq % 50).into_bytes()),
                     value: Some(format!("{{\"p\":{p},\"seq\":{seq}}}").into_bytes()),
                     headers: vec![("h".into(), Some(b"1".to_vec()))],
                 },
@@ -289,7 +289,7 @@ fn numbered(partitions: i32, per_partition: usize) -> Vec<(i32, Rec)> {
 fn records_survive_the_round_trip_byte_for_byte() {
     let (input, output) = (topic("rt-in"), topic("rt-out"));
     create_topics(&[(&input, 3), (&output, 3)]);
-    let special = vec![
+    let special = [
         Rec {
             key: Some(b"tomb".to_vec()),
             value: None,
@@ -499,4 +499,101 @@ fn exactly_once_survives_a_restart_without_loss_or_duplicates() {
     let dups = seen.values().filter(|&&n| n > 1).count();
     assert_eq!(dups, 0, "duplicates under exactly-once");
     assert_eq!(seen.len(), records.len(), "every input exactly once");
+}
+
+/// The `(input partition, sequence)` a numbered record carries.
+pub fn sequence(m: &OwnedMessage) -> Option<(i64, i64)> {
+    let v: serde_json::Value = serde_json::from_slice(m.payload()?).ok()?;
+    Some((v["p"].as_i64()?, v["seq"].as_i64()?))
+}
+
+/// Asserts that each key's records come in input order (a repeat of an
+/// earlier record is allowed, going back past it is not); returns how many
+/// records were repeats.
+pub fn check_order(messages: &[&OwnedMessage]) -> usize {
+    let mut last: BTreeMap<Vec<u8>, i64> = BTreeMap::new();
+    let mut repeats = 0;
+    for m in messages {
+        let (_, seq) = sequence(m).unwrap();
+        let key = m.key().unwrap().to_vec();
+        match last.get(&key) {
+            Some(&prev) if seq <= prev => repeats += 1,
+            _ => {
+                last.insert(key, seq);
+            }
+        }
+    }
+    repeats
+}
+
+#[test]
+fn halt_stops_the_pipeline_naming_the_record() {
+    let (input, output) = (topic("halt-in"), topic("halt-out"));
+    create_topics(&[(&input, 1), (&output, 1)]);
+    let mut records = numbered(1, 50);
+    records[20].1.value = Some(b"poison".to_vec());
+    produce(&input, &records);
+    let (_dir, plugins) = plugin_dir(
+        wasmpipe_test_guests::FLAT_MISBEHAVE,
+        Some("plugins:\n  - file: misbehave.wasm\n    config: { mode: panic }\n"),
+    );
+    let config = RunConfig {
+        on_error: OnError::Halt,
+        ..run_config(&input, &output, None, &plugins, Delivery::ExactlyOnce)
+    };
+    let t = Instant::now();
+    let running = start(config);
+    let err = running.handle.join().unwrap().unwrap_err();
+    assert!(
+        t.elapsed() < Duration::from_secs(20),
+        "halting took {:?}",
+        t.elapsed()
+    );
+    let msg = format!("{err:#}");
+    assert!(
+        msg.starts_with(&format!("halting (--on-error halt): record {input}/0@20 failed in plugin misbehave (trap): trap: wasm `unreachable`")),
+        "{msg}"
+    );
+    // Nothing of the halted transaction is visible.
+    assert!(consume(&output, 1, true, Duration::from_secs(5)).is_empty());
+}
+
+#[test]
+fn a_plugin_that_loops_is_dead_lettered_as_a_deadline() {
+    let (input, output, dlq) = (topic("loop-in"), topic("loop-out"), topic("loop-dlq"));
+    create_topics(&[(&input, 1), (&output, 1), (&dlq, 1)]);
+    let mut records = numbered(1, 30);
+    records[3].1.value = Some(b"poison".to_vec());
+    produce(&input, &records);
+    let (_dir, plugins) = plugin_dir(
+        wasmpipe_test_guests::TYPED_MISBEHAVE,
+        Some("plugins:\n  - file: misbehave.wasm\n    config: { mode: loop }\n"),
+    );
+    let mut config = run_config(&input, &output, Some(&dlq), &plugins, Delivery::ExactlyOnce);
+    config.limits.deadline = Duration::from_millis(100);
+    let running = start(config);
+    let dead = consume(&dlq, 1, true, Duration::from_secs(30));
+    let good = consume(&output, 29, true, Duration::from_secs(30));
+    running.stop();
+    assert_eq!((dead.len(), good.len()), (1, 29));
+    let h: BTreeMap<String, String> = dead[0]
+        .headers()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h.key.to_owned(),
+                String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        (
+            h["wasmpipe.error.kind"].as_str(),
+            h["wasmpipe.error.reason"].as_str()
+        ),
+        ("limit", "deadline")
+    );
+    assert_eq!(h["wasmpipe.error.message"], "deadline of 100ms exceeded");
+    assert_eq!(h["wasmpipe.source.offset"], "3");
 }

@@ -611,7 +611,7 @@ impl TimestampType {
 }
 
 fn entries<T, const N: usize>(list: &[T]) -> Result<std::slice::ChunksExact<'_, T>, LayoutError> {
-    if list.len() % N != 0 {
+    if !list.len().is_multiple_of(N) {
         return Err(LayoutError::IndexLength);
     }
     Ok(list.chunks_exact(N))
