@@ -3,7 +3,7 @@
 //! production uses, over JSON-lines records instead of Kafka.
 
 use crate::jsonl;
-use crate::record::{Batch, TimestampType};
+use crate::record::Batch;
 use crate::runtime::{
     Chain, ChainInstance, FailureKind, Inspection, Limits, Runtime, read_plugin_file,
 };
@@ -347,9 +347,13 @@ fn run_batch(
     for (i, r) in result.records.iter().enumerate() {
         let r = r?;
         let topic = result.route[i].map(|t| result.routes[t as usize].as_str());
-        let timestamp =
-            (r.timestamp_type() != TimestampType::NotAvailable).then_some(r.timestamp());
-        let line = jsonl::output_line(r.key(), r.value(), r.headers().iter(), timestamp, topic);
+        let line = jsonl::output_line(
+            r.key(),
+            r.value(),
+            r.headers().iter(),
+            r.known_timestamp(),
+            topic,
+        );
         writeln!(out, "{line}")?;
         if let Some(p) = produced.as_deref_mut() {
             p.push(line);

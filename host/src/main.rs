@@ -120,8 +120,16 @@ struct RunArgs {
     output_topic: String,
     /// Directory of plugins (*.wasm, *.wasm.gz, *.wasm.zst) and, optionally,
     /// pipeline.yaml / pipeline.toml naming the chain.
-    #[arg(long, env = "WASMPIPE_PLUGIN_DIR")]
-    plugin_dir: PathBuf,
+    #[arg(
+        long,
+        env = "WASMPIPE_PLUGIN_DIR",
+        required_unless_present = "passthrough"
+    )]
+    plugin_dir: Option<PathBuf>,
+    /// Run no plugin: records are produced as they were read. The native
+    /// floor of the pipeline, for measuring.
+    #[arg(long)]
+    passthrough: bool,
     /// The pipeline file, if not in the plugin directory.
     #[arg(long, env = "WASMPIPE_PIPELINE")]
     pipeline: Option<PathBuf>,
@@ -276,7 +284,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 group: args.group,
                 input_topics: args.input_topics,
                 output_topic: args.output_topic,
-                plugin_dir: args.plugin_dir,
+                plugin_dir: args.plugin_dir.unwrap_or_else(|| PathBuf::from(".")),
                 pipeline_file: args.pipeline,
                 delivery: args.delivery,
                 on_error: args.on_error,
@@ -289,21 +297,29 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 grace: args.shutdown_grace,
             };
             config.validate()?;
-            let runtime = runtime()?;
-            let chain = wasmpipe::config::load_chain(
-                &runtime,
-                &config.plugin_dir,
-                config.pipeline_file.as_deref(),
-                config.limits,
-            )?;
-            for p in &chain.plugins {
-                tracing::info!(plugin = %p.name, sha256 = %p.sha256, world = p.world.as_str(), "plugin loaded");
-            }
+            // Registered first: a SIGTERM while plugins load still ends in a
+            // clean stop.
             let shutdown = Arc::new(AtomicBool::new(false));
             for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
                 // A second signal while draining exits at once.
                 signal_hook::flag::register_conditional_shutdown(signal, 1, shutdown.clone())?;
                 signal_hook::flag::register(signal, shutdown.clone())?;
+            }
+            let runtime = runtime()?;
+            let chain = if args.passthrough {
+                wasmpipe::runtime::Chain {
+                    plugins: Vec::new(),
+                }
+            } else {
+                wasmpipe::config::load_chain(
+                    &runtime,
+                    &config.plugin_dir,
+                    config.pipeline_file.as_deref(),
+                    config.limits,
+                )?
+            };
+            for p in &chain.plugins {
+                tracing::info!(plugin = %p.name, sha256 = %p.sha256, world = p.world.as_str(), "plugin loaded");
             }
             watchdog(shutdown.clone(), config.grace);
             wasmpipe::pipeline::run(config, chain, shutdown, Arc::default())?;

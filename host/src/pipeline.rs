@@ -8,7 +8,7 @@ use crate::config::{OnError, RunConfig};
 use crate::kafka::{
     BatchAck, Committer, Delivery, OutRecord, RebalanceHandler, Sink, Source, TopicPartition,
 };
-use crate::record::{Batch, TimestampType};
+use crate::record::Batch;
 use crate::runtime::{Chain, ChainInstance, RecordFailure};
 use anyhow::{Context as _, anyhow};
 use std::collections::{BTreeMap, VecDeque};
@@ -130,7 +130,11 @@ impl Shared {
                 }
             }
         }
-        committer.commit(&offsets)?;
+        // A partition revoked because this member was already fenced out
+        // cannot commit; its next owner repeats what was not committed.
+        if let Err(e) = committer.commit(&offsets) {
+            tracing::warn!(error = %e, "committing offsets of revoked partitions failed; their next owner reads them again");
+        }
         Ok(())
     }
 
@@ -169,15 +173,13 @@ impl Shared {
             let topic = out.route[i].map_or(self.config.output_topic.as_str(), |t| {
                 out.routes[t as usize].as_str()
             });
-            let timestamp =
-                (r.timestamp_type() != TimestampType::NotAvailable).then_some(r.timestamp());
             self.sink.send(
                 OutRecord {
                     topic,
                     key: r.key(),
                     value: r.value(),
                     headers: r.headers().iter(),
-                    timestamp,
+                    timestamp: r.known_timestamp(),
                 },
                 &ack,
             )?;
@@ -243,15 +245,13 @@ impl Shared {
                     .headers()
                     .iter()
                     .chain(ours.iter().map(|(k, v)| (*k, Some(*v))));
-                let ts =
-                    (r.timestamp_type() != TimestampType::NotAvailable).then_some(r.timestamp());
                 self.sink.send(
                     OutRecord {
                         topic,
                         key: r.key(),
                         value: r.value(),
                         headers,
-                        timestamp: ts,
+                        timestamp: r.known_timestamp(),
                     },
                     ack,
                 )?;
@@ -420,7 +420,21 @@ fn commit(shared: &Shared, state: &mut State, source: &Source) -> anyhow::Result
                     *changed = false;
                 }
             }
-            source.commit(&offsets).context("committing offsets")?;
+            if let Err(e) = source.commit(&offsets) {
+                // A rebalance under way (a stale generation) or a broker
+                // moving: nothing is lost, the offsets are committed on the
+                // next try or by the revocation that follows.
+                tracing::warn!(error = %e, "committing offsets failed; retrying at the next commit");
+                for (tp, _) in &offsets {
+                    if let Some((_, changed)) = state
+                        .workers
+                        .get_mut(tp)
+                        .and_then(|w| w.committable.as_mut())
+                    {
+                        *changed = true;
+                    }
+                }
+            }
         }
         Delivery::ExactlyOnce => {
             if !state.txn_offsets.is_empty() {

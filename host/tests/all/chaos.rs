@@ -1,5 +1,6 @@
 //! Three `wasmpipe run` processes on three partitions, one of them killed
-//! with SIGKILL at random moments and restarted, against the real broker.
+//! with SIGKILL at random moments and restarted, then a fourth replica added
+//! and removed, against the real broker.
 //! Exactly-once: every input exactly once, in order per key. At-least-once:
 //! no gaps, duplicates counted.
 
@@ -67,6 +68,30 @@ fn log_file(input: &str, name: &str) -> Stdio {
         .into()
 }
 
+/// SIGTERM: a clean stop that commits, leaves the group and exits 0.
+fn terminate(p: &mut Child, input: &str) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &p.id().to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        if let Some(status) = p.try_wait().unwrap() {
+            assert!(
+                status.success(),
+                "a pipeline exited with {status} on SIGTERM (logs: {}/{input}-*.log)",
+                std::env::temp_dir().display()
+            );
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a pipeline did not stop within 40 s of SIGTERM (logs: {}/{input}-*.log)",
+            std::env::temp_dir().display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// A small deterministic generator: the run is random but repeatable.
 struct Rng(u64);
 
@@ -80,17 +105,18 @@ impl Rng {
 }
 
 fn chaos(delivery: &str) -> (usize, usize, usize) {
+    let _heavy = crate::heavy();
     let (input, output) = (
         topic(&format!("chaos-{delivery}-in")),
         topic(&format!("chaos-{delivery}-out")),
     );
     create_topics(&[(&input, 3), (&output, 3)]);
     let records = numbered(3, RECORDS_PER_PARTITION);
-    // Records keep arriving while processes die: ~10 s of steady input.
+    // Records keep arriving while processes die: ~20 s of steady input.
     let feeder = {
         let (input, records) = (input.clone(), records.clone());
         std::thread::spawn(move || {
-            for chunk in records.chunks(records.len() / 50) {
+            for chunk in records.chunks(records.len() / 100) {
                 produce(&input, chunk);
                 std::thread::sleep(Duration::from_millis(200));
             }
@@ -106,18 +132,23 @@ fn chaos(delivery: &str) -> (usize, usize, usize) {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut kills = 0;
     for _ in 0..4 {
-        std::thread::sleep(Duration::from_millis(500 + rng.next(2000)));
+        std::thread::sleep(Duration::from_millis(500 + rng.next(1500)));
         let victim = rng.next(3) as usize;
         procs[victim].kill().unwrap(); // SIGKILL
         procs[victim].wait().unwrap();
         procs[victim] = spawn(names[victim], &input, &output, &plugins, delivery);
         kills += 1;
     }
+    assert_eq!(kills, 4);
+    // Scale out and back in: a fourth replica joins (a rebalance), then
+    // leaves on SIGTERM (another), while records still arrive.
+    let mut extra = spawn("d", &input, &output, &plugins, delivery);
+    std::thread::sleep(Duration::from_millis(2500));
+    terminate(&mut extra, &input);
     assert!(
         !feeder.is_finished(),
-        "every kill fell while records were still arriving"
+        "every kill and rebalance fell while records were still arriving"
     );
-    assert_eq!(kills, 4);
 
     feeder.join().unwrap();
     let got = consume(
@@ -127,19 +158,7 @@ fn chaos(delivery: &str) -> (usize, usize, usize) {
         Duration::from_secs(240),
     );
     for mut p in procs {
-        // SIGTERM: a clean stop that commits and leaves the group.
-        let _ = Command::new("kill")
-            .args(["-TERM", &p.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(40);
-        while p.try_wait().unwrap().is_none() {
-            assert!(
-                Instant::now() < deadline,
-                "a pipeline did not stop within 40 s of SIGTERM (logs: {}/{input}-*.log)",
-                std::env::temp_dir().display()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        terminate(&mut p, &input);
     }
 
     let mut seen: BTreeMap<(i64, i64), usize> = BTreeMap::new();

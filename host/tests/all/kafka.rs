@@ -22,9 +22,9 @@ pub fn bootstrap() -> String {
     std::env::var("KAFKA_BOOTSTRAP").unwrap_or_else(|_| "127.0.0.1:9092".into())
 }
 
-fn client(extra: &[(&str, &str)]) -> ClientConfig {
+fn client_at(brokers: &str, extra: &[(&str, &str)]) -> ClientConfig {
     let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", bootstrap());
+    c.set("bootstrap.servers", brokers);
     for (k, v) in extra {
         c.set(*k, *v);
     }
@@ -41,11 +41,16 @@ pub fn topic(name: &str) -> String {
 }
 
 pub fn create_topics(names: &[(&str, i32)]) {
-    let admin: AdminClient<DefaultClientContext> = client(&[]).create().unwrap();
+    create_topics_at(&bootstrap(), names, 1)
+}
+
+pub fn create_topics_at(brokers: &str, names: &[(&str, i32)], replication: i32) {
+    let admin: AdminClient<DefaultClientContext> = client_at(brokers, &[]).create().unwrap();
     let topics: Vec<NewTopic> = names
         .iter()
         .map(|(n, p)| {
-            NewTopic::new(n, *p, TopicReplication::Fixed(1)).set("max.message.bytes", "8388608")
+            NewTopic::new(n, *p, TopicReplication::Fixed(replication))
+                .set("max.message.bytes", "8388608")
         })
         .collect();
     let rt = futures_executor(admin.create_topics(
@@ -114,9 +119,16 @@ impl Rec {
 }
 
 pub fn produce(topic: &str, records: &[(i32, Rec)]) {
-    let producer: BaseProducer = client(&[("message.max.bytes", "8000000"), ("linger.ms", "5")])
-        .create()
-        .unwrap();
+    produce_at(&bootstrap(), topic, records)
+}
+
+pub fn produce_at(brokers: &str, topic: &str, records: &[(i32, Rec)]) {
+    let producer: BaseProducer = client_at(
+        brokers,
+        &[("message.max.bytes", "8000000"), ("linger.ms", "5")],
+    )
+    .create()
+    .unwrap();
     for (partition, r) in records {
         let mut headers = OwnedHeaders::new();
         for (k, v) in &r.headers {
@@ -155,19 +167,32 @@ pub fn consume(
     read_committed: bool,
     deadline: Duration,
 ) -> Vec<OwnedMessage> {
+    consume_at(&bootstrap(), topic, count, read_committed, deadline)
+}
+
+pub fn consume_at(
+    brokers: &str,
+    topic: &str,
+    count: usize,
+    read_committed: bool,
+    deadline: Duration,
+) -> Vec<OwnedMessage> {
     let isolation = if read_committed {
         "read_committed"
     } else {
         "read_uncommitted"
     };
     let group = format!("reader-{}", self::topic("g"));
-    let consumer: BaseConsumer = client(&[
-        ("group.id", &group),
-        ("auto.offset.reset", "earliest"),
-        ("enable.auto.commit", "false"),
-        ("isolation.level", isolation),
-        ("fetch.max.bytes", "16000000"),
-    ])
+    let consumer: BaseConsumer = client_at(
+        brokers,
+        &[
+            ("group.id", &group),
+            ("auto.offset.reset", "earliest"),
+            ("enable.auto.commit", "false"),
+            ("isolation.level", isolation),
+            ("fetch.max.bytes", "16000000"),
+        ],
+    )
     .create()
     .unwrap();
     consumer.subscribe(&[topic]).unwrap();

@@ -4,6 +4,7 @@
 mod chaos;
 mod cli;
 mod conformance;
+mod failover;
 mod kafka;
 mod load;
 mod sandbox;
@@ -15,6 +16,13 @@ use wasmpipe::record::Batch;
 use wasmpipe::runtime::{
     Chain, ChainOutput, Limits, Plugin, Runtime, RuntimeOptions, read_plugin_file,
 };
+
+/// Held by the tests that run several processes or brokers at once, so
+/// they do not compete for the machine's cores with each other.
+pub fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    HEAVY.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// One runtime for the whole test binary, with a compile cache so each
 /// component is compiled once.
@@ -71,9 +79,13 @@ pub fn lines(out: &ChainOutput) -> Vec<String> {
         .map(|(i, r)| {
             let r = r.unwrap();
             let topic = out.route[i].map(|t| out.routes[t as usize].as_str());
-            let ts = (r.timestamp_type() != wasmpipe::record::TimestampType::NotAvailable)
-                .then_some(r.timestamp());
-            jsonl::output_line(r.key(), r.value(), r.headers().iter(), ts, topic)
+            jsonl::output_line(
+                r.key(),
+                r.value(),
+                r.headers().iter(),
+                r.known_timestamp(),
+                topic,
+            )
         })
         .collect()
 }

@@ -42,6 +42,11 @@ impl<'a> Record<'a> {
         self.timestamp_type
     }
 
+    /// The timestamp, unless Kafka had none (`TimestampType::NotAvailable`).
+    pub fn known_timestamp(&self) -> Option<i64> {
+        (self.timestamp_type != TimestampType::NotAvailable).then_some(self.timestamp)
+    }
+
     /// The topic the record was read from.
     pub fn topic(&self) -> &'a str {
         self.topic

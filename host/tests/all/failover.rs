@@ -1,0 +1,121 @@
+//! A three-node KRaft cluster of its own (ports 29092–29094): a broker is
+//! killed with SIGKILL and restarted while an exactly-once pipeline runs.
+//! Nothing is lost and nothing is duplicated.
+
+use crate::kafka::{
+    Rec, consume_at, create_topics_at, numbered, produce_at, run_config, sequence, start, topic,
+};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use wasmpipe::config::RunConfig;
+use wasmpipe::kafka::{Delivery, KafkaConfig};
+
+/// The cluster, stopped when dropped (also when the test fails).
+struct Cluster {
+    run: tempfile::TempDir,
+}
+
+const PORT: &str = "29092";
+
+impl Cluster {
+    fn script() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/kafka/broker")
+    }
+
+    fn broker(&self, args: &[&str]) -> String {
+        let out = Command::new(Self::script())
+            .args(args)
+            .env("WASMPIPE_KAFKA_RUN", self.run.path())
+            .env("WASMPIPE_KAFKA_PORT", PORT)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "tests/kafka/broker {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    fn start() -> (Cluster, String) {
+        let cluster = Cluster {
+            run: tempfile::tempdir().unwrap(),
+        };
+        let brokers = cluster.broker(&["start", "--nodes", "3"]);
+        (cluster, brokers)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new(Self::script())
+            .arg("stop")
+            .env("WASMPIPE_KAFKA_RUN", self.run.path())
+            .env("WASMPIPE_KAFKA_PORT", PORT)
+            .output();
+    }
+}
+
+#[test]
+fn exactly_once_survives_a_broker_killed_and_restarted() {
+    let _heavy = crate::heavy();
+    let (cluster, brokers) = Cluster::start();
+    let (input, output) = (topic("fo-in"), topic("fo-out"));
+    create_topics_at(&brokers, &[(&input, 3), (&output, 3)], 3);
+    let records: Vec<(i32, Rec)> = numbered(3, 10_000);
+    let feeder = {
+        let (brokers, input, records) = (brokers.clone(), input.clone(), records.clone());
+        std::thread::spawn(move || {
+            for chunk in records.chunks(records.len() / 40) {
+                produce_at(&brokers, &input, chunk);
+                std::thread::sleep(Duration::from_millis(150));
+            }
+        })
+    };
+    let (_dir, plugins) = crate::kafka::plugin_dir(wasmpipe_test_guests::FLAT_IDENTITY, None);
+    let config = RunConfig {
+        kafka: KafkaConfig {
+            brokers: brokers.clone(),
+            properties: vec![],
+        },
+        ..run_config(&input, &output, None, &plugins, Delivery::ExactlyOnce)
+    };
+    let running = start(config);
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while running.counters.produced.load(Ordering::Relaxed) < 2_000 {
+        assert!(Instant::now() < deadline, "no progress before the failover");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cluster.broker(&["kill", "2"]);
+    std::thread::sleep(Duration::from_secs(3));
+    cluster.broker(&["restart", "2"]);
+    feeder.join().unwrap();
+
+    let got = consume_at(
+        &brokers,
+        &output,
+        records.len(),
+        true,
+        Duration::from_secs(180),
+    );
+    running.stop();
+    let mut seen: BTreeMap<(i64, i64), usize> = BTreeMap::new();
+    for m in &got {
+        *seen.entry(sequence(m).unwrap()).or_default() += 1;
+    }
+    assert_eq!(seen.len(), records.len(), "every input in the output");
+    assert_eq!(
+        seen.values().filter(|&&n| n > 1).count(),
+        0,
+        "no duplicates"
+    );
+}
