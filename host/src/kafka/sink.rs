@@ -94,7 +94,8 @@ impl Sink {
             ("partitioner", "murmur2_random"),
             ("linger.ms", "5"),
             ("compression.type", "lz4"),
-            ("queue.buffering.max.kbytes", "65536"),
+            // Bounded memory: a full queue makes consumption wait.
+            ("queue.buffering.max.kbytes", "16384"),
         ];
         if delivery == Delivery::ExactlyOnce {
             own.push(("transactional.id", transactional_id));

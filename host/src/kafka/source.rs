@@ -127,6 +127,10 @@ impl Source {
             ("auto.offset.reset", "earliest"),
             ("isolation.level", isolation),
             ("enable.partition.eof", "false"),
+            // Bounded prefetch: 4 MiB per partition queue and 8 MiB per
+            // fetch (librdkafka's defaults are 64 MiB and 50 MiB).
+            ("queued.max.messages.kbytes", "4096"),
+            ("fetch.max.bytes", "8388608"),
         ];
         let consumer: BaseConsumer<SourceContext> = config
             .client_config(super::Client::Consumer, &own)
