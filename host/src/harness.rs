@@ -4,9 +4,7 @@
 
 use crate::jsonl;
 use crate::record::Batch;
-use crate::runtime::{
-    Chain, ChainInstance, FailureKind, Inspection, Limits, Runtime, read_plugin_file,
-};
+use crate::runtime::{Chain, ChainInstance, Inspection, Limits, Runtime, read_plugin_file};
 use anyhow::{Context as _, bail};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -107,13 +105,13 @@ pub fn check(
     let zstd_bytes = zstd::bulk::compress(&source.wasm, 19)
         .context("compressing with zstd")?
         .len();
-    let inspection = runtime.compile(&source);
-    let load_error = match &inspection {
-        Err(e) => Some(e.to_string()),
-        Ok(_) => runtime
-            .load(&source, config, limits)
-            .err()
-            .map(|e| e.to_string()),
+    // Compiled once: the report's inspection and the load share it.
+    let (inspection, load_error) = match runtime.compile(&source) {
+        Err(e) => (None, Some(e.to_string())),
+        Ok((component, inspection)) => {
+            let loaded = runtime.load_compiled(&source, component, &inspection, config, limits);
+            (Some(inspection), loaded.err().map(|e| e.to_string()))
+        }
     };
     Ok(CheckReport {
         name: source.name.clone(),
@@ -123,7 +121,7 @@ pub fn check(
         wasm_bytes: source.wasm.len(),
         gzip_bytes,
         zstd_bytes,
-        inspection: inspection.ok().map(|(_, i)| i),
+        inspection,
         load_error,
     })
 }
@@ -333,11 +331,7 @@ fn run_batch(
     let result = chain.run(batch);
     for f in &result.failures {
         *summary.failed.entry(f.failure.label()).or_default() += 1;
-        let kind = match f.failure.kind() {
-            FailureKind::Trap => "trap",
-            FailureKind::Limit => "limit",
-            FailureKind::Guest => "error",
-        };
+        let kind = f.failure.kind().as_str();
         writeln!(
             err,
             "line {}: {kind} in plugin {}: {}",

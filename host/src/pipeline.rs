@@ -224,11 +224,7 @@ impl Shared {
                     r.offset().to_string(),
                     r.timestamp().to_string(),
                 );
-                let kind = match f.failure.kind() {
-                    crate::runtime::FailureKind::Trap => "trap",
-                    crate::runtime::FailureKind::Limit => "limit",
-                    crate::runtime::FailureKind::Guest => "error",
-                };
+                let kind = f.failure.kind().as_str();
                 let message = f.failure.to_string();
                 let ours: [(&str, &[u8]); 9] = [
                     ("wasmpipe.error.kind", kind.as_bytes()),

@@ -83,6 +83,17 @@ pub enum FailureKind {
     Guest,
 }
 
+impl FailureKind {
+    /// The family's name in dead-letter headers and the harness's output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Trap => "trap",
+            FailureKind::Limit => "limit",
+            FailureKind::Guest => "error",
+        }
+    }
+}
+
 impl Failure {
     pub fn kind(&self) -> FailureKind {
         match self {

@@ -179,8 +179,20 @@ impl Runtime {
         config: Vec<(String, String)>,
         limits: Limits,
     ) -> Result<Arc<Plugin>, LoadError> {
-        let path = || source.path.clone();
         let (component, inspection) = self.compile(source)?;
+        self.load_compiled(source, component, &inspection, config, limits)
+    }
+
+    /// [`Runtime::load`] for a component [`Runtime::compile`] already made.
+    pub fn load_compiled(
+        self: &Arc<Self>,
+        source: &PluginSource,
+        component: Component,
+        inspection: &Inspection,
+        config: Vec<(String, String)>,
+        limits: Limits,
+    ) -> Result<Arc<Plugin>, LoadError> {
+        let path = || source.path.clone();
         let world = match inspection.world {
             Some("flat") => World::Flat,
             Some(_) => World::Typed,
