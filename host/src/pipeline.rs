@@ -6,15 +6,24 @@
 
 use crate::config::{OnError, RunConfig};
 use crate::kafka::{
-    BatchAck, Committer, Delivery, OutRecord, RebalanceHandler, Sink, Source, TopicPartition,
+    BatchAck, Committer, Delivery, OutRecord, RebalanceHandler, SendError, Sink, Source,
+    TopicPartition, TransactionError,
 };
 use crate::record::Batch;
 use crate::runtime::{Chain, ChainInstance, RecordFailure};
 use anyhow::{Context as _, anyhow};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+/// Exactly-once: aborted transactions in a row before the pipeline stops
+/// (a record the broker always refuses, say, one larger than the topic's
+/// `max.message.bytes`).
+const MAX_ABORTS_IN_ROW: u32 = 10;
+/// Producer replacements within `REPLACE_WINDOW` before the pipeline stops.
+const MAX_REPLACED: usize = 5;
+const REPLACE_WINDOW: Duration = Duration::from_secs(300);
 
 /// Counts of a run, for logs and tests.
 #[derive(Debug, Default)]
@@ -24,6 +33,9 @@ pub struct Counters {
     pub dead_lettered: AtomicU64,
     pub skipped: AtomicU64,
     pub transactions: AtomicU64,
+    /// Transactions aborted and producers replaced after a Kafka failure;
+    /// each time, the records since the last commit are processed again.
+    pub recoveries: AtomicU64,
 }
 
 /// One assigned partition: its chain instance, the batch being filled, and
@@ -35,10 +47,23 @@ struct Worker {
     in_flight: VecDeque<(i64, Arc<BatchAck>)>,
     /// Next offset to read that is safe to commit, and whether it changed.
     committable: Option<(i64, bool)>,
+    /// The first offset read whose outputs are not final yet (not
+    /// acknowledged, or not in a committed transaction): where reading
+    /// starts again when Kafka makes the pipeline throw them away.
+    rewind_to: Option<i64>,
 }
 
 struct State {
     chain: Chain,
+    sink: Sink,
+    /// Exactly-once: transactions aborted since the last commit.
+    aborts_in_row: u32,
+    /// Exactly-once: the open transaction failed and must be aborted before
+    /// anything more is produced.
+    must_abort: Option<TransactionError>,
+    /// When producers were replaced, to tell a transient failure from two
+    /// processes fencing each other.
+    replaced: VecDeque<Instant>,
     workers: BTreeMap<TopicPartition, Worker>,
     /// Exactly-once: next offset per partition processed in the open
     /// transaction.
@@ -52,7 +77,6 @@ struct State {
 struct Shared {
     config: RunConfig,
     state: Mutex<State>,
-    sink: Sink,
     counters: Arc<Counters>,
 }
 
@@ -78,6 +102,7 @@ impl RebalanceHandler for Shared {
                             opened: None,
                             in_flight: VecDeque::new(),
                             committable: None,
+                            rewind_to: None,
                         },
                     );
                 }
@@ -98,7 +123,13 @@ impl RebalanceHandler for Shared {
         let result = match self.config.delivery {
             Delivery::AtLeastOnce => self.revoke_at_least_once(&mut state, partitions, committer),
             Delivery::ExactlyOnce => {
-                self.commit_transaction(&mut state, committer.group_metadata())
+                // The open transaction holds the processed records of every
+                // partition; committing it keeps them. Should it be
+                // aborted, only the partitions that stay are rewound.
+                for tp in partitions {
+                    state.workers.remove(tp);
+                }
+                self.commit_transaction(&mut state, committer)
             }
         };
         if let Err(e) = result {
@@ -120,7 +151,7 @@ impl Shared {
         partitions: &[TopicPartition],
         committer: &dyn Committer,
     ) -> anyhow::Result<()> {
-        self.sink.flush(self.config.grace)?;
+        state.sink.flush(self.config.grace)?;
         let mut offsets = Vec::new();
         for tp in partitions {
             if let Some(w) = state.workers.get_mut(tp) {
@@ -138,17 +169,100 @@ impl Shared {
         Ok(())
     }
 
+    /// Commits the open transaction. When Kafka refuses it, the
+    /// transaction is aborted (or the producer replaced) and every partition
+    /// is rewound to its last commit, so its records are processed again:
+    /// a broker restarting is routine and must not stop the pipeline.
     fn commit_transaction(
         &self,
         state: &mut State,
-        group: Option<crate::kafka::GroupMetadata>,
+        consumer: &dyn Committer,
     ) -> anyhow::Result<()> {
-        let group =
-            group.context("the consumer has no group metadata to commit the transaction with")?;
+        let group = consumer
+            .group_metadata()
+            .context("the consumer has no group metadata to commit the transaction with")?;
         let offsets: Vec<(TopicPartition, i64)> =
             std::mem::take(&mut state.txn_offsets).into_iter().collect();
-        self.sink.commit_transaction(&offsets, &group)?;
-        self.counters.transactions.fetch_add(1, Ordering::Relaxed);
+        match state.sink.commit_transaction(&offsets, &group) {
+            Ok(()) => {
+                self.counters.transactions.fetch_add(1, Ordering::Relaxed);
+                state.aborts_in_row = 0;
+                for (tp, next) in offsets {
+                    if let Some(w) = state.workers.get_mut(&tp) {
+                        w.rewind_to = Some(next);
+                    }
+                }
+                Ok(())
+            }
+            Err(e) => self.abort(state, consumer, e),
+        }
+    }
+
+    /// Aborts the open transaction (replacing the producer when it cannot
+    /// go on) and rewinds every partition to its last commit.
+    fn abort(
+        &self,
+        state: &mut State,
+        consumer: &dyn Committer,
+        e: TransactionError,
+    ) -> anyhow::Result<()> {
+        state.aborts_in_row += 1;
+        if state.aborts_in_row > MAX_ABORTS_IN_ROW {
+            return Err(anyhow!(e).context(format!(
+                "{MAX_ABORTS_IN_ROW} transactions in a row were aborted; stopping so the failure is seen"
+            )));
+        }
+        // Back off: a broker that refuses now may accept soon.
+        let pause = Duration::from_millis(250 << state.aborts_in_row.min(7));
+        let replace = matches!(e, TransactionError::Fatal(_));
+        tracing::warn!(error = %e, replace_producer = replace, in_a_row = state.aborts_in_row, "transaction aborted; the records since the last commit are processed again in {pause:?}");
+        std::thread::sleep(pause);
+        if replace {
+            self.replace_sink(state)?;
+        } else if let Err(e) = state.sink.abort_and_begin() {
+            tracing::warn!(error = %e, "aborting failed; replacing the producer");
+            self.replace_sink(state)?;
+        }
+        self.rewind(state, consumer)
+    }
+
+    /// Replaces the producer after a fatal error. A new transactional
+    /// producer fences the old one and aborts its open transaction.
+    fn replace_sink(&self, state: &mut State) -> anyhow::Result<()> {
+        let now = Instant::now();
+        state
+            .replaced
+            .retain(|t| now.duration_since(*t) < REPLACE_WINDOW);
+        if state.replaced.len() >= MAX_REPLACED {
+            return Err(anyhow!(
+                "the producer was replaced {MAX_REPLACED} times within {REPLACE_WINDOW:?}; if another process uses transactional id '{}', give each replica its own (--transactional-id, default <group>-<hostname>)",
+                self.config.transactional_id
+            ));
+        }
+        state.replaced.push_back(now);
+        state.sink = Sink::new(
+            &self.config.kafka,
+            self.config.delivery,
+            &self.config.transactional_id,
+        )
+        .with_context(|| format!("recreating the producer for {}", self.config.kafka.brokers))?;
+        Ok(())
+    }
+
+    /// Throws away what was read and not final and reads it again.
+    fn rewind(&self, state: &mut State, consumer: &dyn Committer) -> anyhow::Result<()> {
+        self.counters.recoveries.fetch_add(1, Ordering::Relaxed);
+        state.txn_offsets.clear();
+        for (tp, w) in state.workers.iter_mut() {
+            w.batch.clear();
+            w.opened = None;
+            w.in_flight.clear();
+            if let Some(next) = w.rewind_to {
+                consumer
+                    .seek(tp, next)
+                    .with_context(|| format!("rewinding {tp} to offset {next}"))?;
+            }
+        }
         Ok(())
     }
 
@@ -157,23 +271,35 @@ impl Shared {
         let State {
             workers,
             txn_offsets,
+            sink,
+            must_abort,
             ..
         } = state;
         let Some(worker) = workers.get_mut(tp) else {
             return Ok(());
         };
+        if must_abort.is_some() {
+            return Ok(());
+        }
         if worker.batch.is_empty() {
             return Ok(());
         }
         let batch = &worker.batch;
         let out = worker.chain.run(batch);
         let ack = Arc::new(BatchAck::default());
+        let mut dead: Vec<DeadLetter> = out.failures.iter().map(DeadLetter::from).collect();
+        let mut refused = BTreeSet::new();
+        let mut produced = 0;
         for (i, r) in out.records.iter().enumerate() {
             let r = r?;
+            let origin = out.origin[i];
+            if refused.contains(&origin) {
+                continue;
+            }
             let topic = out.route[i].map_or(self.config.output_topic.as_str(), |t| {
                 out.routes[t as usize].as_str()
             });
-            self.sink.send(
+            let sent = sink.send(
                 OutRecord {
                     topic,
                     key: r.key(),
@@ -182,13 +308,53 @@ impl Shared {
                     timestamp: r.known_timestamp(),
                 },
                 &ack,
-            )?;
+            );
+            match sent {
+                Ok(()) => produced += 1,
+                // The record is at fault (routed to a topic that does not
+                // exist, too large): it fails like a record a plugin failed
+                // on; outputs of it already queued stay queued.
+                Err(SendError::Refused {
+                    topic,
+                    reason,
+                    error,
+                }) => {
+                    refused.insert(origin);
+                    let fix = match reason {
+                        "too_large" => {
+                            "raise the topic's max.message.bytes and the producer's message.max.bytes, or make the output smaller"
+                        }
+                        _ => "create the topic, or fix the plugin's routing",
+                    };
+                    let last = worker.chain.plugins().last();
+                    dead.push(DeadLetter {
+                        index: origin,
+                        kind: "produce",
+                        reason,
+                        message: format!(
+                            "kafka refused the output for topic '{topic}': {error}; {fix}"
+                        ),
+                        plugin: last.map(|p| p.name.clone()).unwrap_or_default(),
+                        plugin_sha256: last.map(|p| p.sha256.clone()).unwrap_or_default(),
+                    });
+                }
+                Err(SendError::Transaction(e)) => {
+                    // Rewinding reads this batch again.
+                    *must_abort = Some(e);
+                    return Ok(());
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         self.counters
             .produced
-            .fetch_add(out.records.len() as u64, Ordering::Relaxed);
-        for f in &out.failures {
-            self.fail(batch, f, &ack)?;
+            .fetch_add(produced, Ordering::Relaxed);
+        dead.sort_by_key(|d| d.index);
+        for d in &dead {
+            self.fail(sink, batch, d, &ack, must_abort)?;
+            if must_abort.is_some() {
+                return Ok(());
+            }
         }
         let last = batch.records.last().map_or(0, |r| r.offset);
         match self.config.delivery {
@@ -202,18 +368,26 @@ impl Shared {
         Ok(())
     }
 
-    fn fail(&self, batch: &Batch, f: &RecordFailure, ack: &Arc<BatchAck>) -> anyhow::Result<()> {
-        let r = batch.get(f.index as usize)?;
+    /// Dead-letters, skips or halts on a failed record, by policy.
+    fn fail(
+        &self,
+        sink: &Sink,
+        batch: &Batch,
+        d: &DeadLetter,
+        ack: &Arc<BatchAck>,
+        must_abort: &mut Option<TransactionError>,
+    ) -> anyhow::Result<()> {
+        let r = batch.get(d.index as usize)?;
         let place = format!("{}/{}@{}", r.topic(), r.partition(), r.offset());
         match self.config.on_error {
             OnError::Halt => Err(anyhow!(
                 "halting (--on-error halt): record {place} failed in plugin {} ({}): {}",
-                f.plugin,
-                f.failure.label(),
-                f.failure
+                d.plugin,
+                d.reason,
+                d.message
             )),
             OnError::Skip => {
-                tracing::warn!(record = %place, plugin = %f.plugin, kind = f.failure.label(), error = %f.failure, "record skipped");
+                tracing::warn!(record = %place, plugin = %d.plugin, kind = d.reason, error = %d.message, "record skipped");
                 self.counters.skipped.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
@@ -224,14 +398,12 @@ impl Shared {
                     r.offset().to_string(),
                     r.timestamp().to_string(),
                 );
-                let kind = f.failure.kind().as_str();
-                let message = f.failure.to_string();
                 let ours: [(&str, &[u8]); 9] = [
-                    ("wasmpipe.error.kind", kind.as_bytes()),
-                    ("wasmpipe.error.reason", f.failure.label().as_bytes()),
-                    ("wasmpipe.error.message", message.as_bytes()),
-                    ("wasmpipe.plugin", f.plugin.as_bytes()),
-                    ("wasmpipe.plugin.sha256", f.plugin_sha256.as_bytes()),
+                    ("wasmpipe.error.kind", d.kind.as_bytes()),
+                    ("wasmpipe.error.reason", d.reason.as_bytes()),
+                    ("wasmpipe.error.message", d.message.as_bytes()),
+                    ("wasmpipe.plugin", d.plugin.as_bytes()),
+                    ("wasmpipe.plugin.sha256", d.plugin_sha256.as_bytes()),
                     ("wasmpipe.source.topic", r.topic().as_bytes()),
                     ("wasmpipe.source.partition", partition.as_bytes()),
                     ("wasmpipe.source.offset", offset.as_bytes()),
@@ -241,7 +413,7 @@ impl Shared {
                     .headers()
                     .iter()
                     .chain(ours.iter().map(|(k, v)| (*k, Some(*v))));
-                self.sink.send(
+                let sent = sink.send(
                     OutRecord {
                         topic,
                         key: r.key(),
@@ -250,11 +422,44 @@ impl Shared {
                         timestamp: r.known_timestamp(),
                     },
                     ack,
-                )?;
-                tracing::warn!(record = %place, plugin = %f.plugin, kind = f.failure.label(), error = %f.failure, dlq = topic, "record dead-lettered");
+                );
+                match sent {
+                    Err(SendError::Transaction(e)) => {
+                        *must_abort = Some(e);
+                        return Ok(());
+                    }
+                    other => {
+                        other.with_context(|| format!("dead-lettering {place} to '{topic}'"))?
+                    }
+                }
+                tracing::warn!(record = %place, plugin = %d.plugin, kind = d.reason, error = %d.message, dlq = topic, "record dead-lettered");
                 self.counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
+        }
+    }
+}
+
+/// A failed record and why, as its dead letter's headers say.
+struct DeadLetter {
+    /// The record's index in its batch.
+    index: u32,
+    kind: &'static str,
+    reason: &'static str,
+    message: String,
+    plugin: String,
+    plugin_sha256: String,
+}
+
+impl From<&RecordFailure> for DeadLetter {
+    fn from(f: &RecordFailure) -> Self {
+        DeadLetter {
+            index: f.index,
+            kind: f.failure.kind().as_str(),
+            reason: f.failure.label(),
+            message: f.failure.to_string(),
+            plugin: f.plugin.clone(),
+            plugin_sha256: f.plugin_sha256.clone(),
         }
     }
 }
@@ -271,6 +476,7 @@ fn settle(w: &mut Worker) -> anyhow::Result<()> {
             return Err(anyhow!("delivery failed and was not retried further: {e}"));
         }
         w.committable = Some((*next, true));
+        w.rewind_to = Some(*next);
         w.in_flight.pop_front();
     }
     Ok(())
@@ -289,12 +495,15 @@ pub fn run(
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             chain,
+            sink,
+            aborts_in_row: 0,
+            must_abort: None,
+            replaced: VecDeque::new(),
             workers: BTreeMap::new(),
             txn_offsets: BTreeMap::new(),
             error: None,
             failed: false,
         }),
-        sink,
         counters: counters.clone(),
         config: config.clone(),
     });
@@ -324,12 +533,13 @@ pub fn run(
     let drained = match &result {
         Ok(()) => drain(&shared, &source),
         Err(_) => {
-            shared.state().failed = true;
+            let mut state = shared.state();
+            state.failed = true;
             if config.delivery == Delivery::ExactlyOnce {
                 // Whatever the open transaction holds is read again by
                 // whoever owns the partitions next.
                 let t = Instant::now();
-                let _ = shared.sink.abort_transaction();
+                let _ = state.sink.abort_transaction();
                 tracing::debug!(took = ?t.elapsed(), "transaction aborted");
             }
             Ok(())
@@ -367,11 +577,13 @@ fn run_loop(shared: &Shared, source: &Source, shutdown: &AtomicBool) -> anyhow::
                 None
             }
         };
-        if polled.is_some() {
-            shared.counters.consumed.fetch_add(1, Ordering::Relaxed);
-        }
-
         let mut state = shared.state();
+        if let Some((tp, offset)) = &polled {
+            shared.counters.consumed.fetch_add(1, Ordering::Relaxed);
+            if let Some(w) = state.workers.get_mut(tp) {
+                w.rewind_to.get_or_insert(*offset);
+            }
+        }
         if let Some(e) = state.error.take() {
             return Err(e);
         }
@@ -388,13 +600,15 @@ fn run_loop(shared: &Shared, source: &Source, shutdown: &AtomicBool) -> anyhow::
         for tp in &due {
             shared.process(&mut state, tp)?;
         }
-        shared.sink.poll();
-        if shared.sink.is_fatal() {
-            return Err(anyhow!(
-                "the producer hit a fatal error (see the log above); restart to resume from the last commit"
-            ));
+        state.sink.poll();
+        if state.sink.is_fatal() {
+            tracing::warn!(
+                "the producer hit a fatal error (see the log above); replacing it and processing the records since the last commit again"
+            );
+            shared.replace_sink(&mut state)?;
+            shared.rewind(&mut state, source)?;
         }
-        if last_commit.elapsed() >= config.commit_interval {
+        if last_commit.elapsed() >= config.commit_interval || state.must_abort.is_some() {
             commit(shared, &mut state, source)?;
             last_commit = Instant::now();
         }
@@ -433,8 +647,10 @@ fn commit(shared: &Shared, state: &mut State, source: &Source) -> anyhow::Result
             }
         }
         Delivery::ExactlyOnce => {
-            if !state.txn_offsets.is_empty() {
-                shared.commit_transaction(state, source.group_metadata())?;
+            if let Some(e) = state.must_abort.take() {
+                shared.abort(state, source, e)?;
+            } else if !state.txn_offsets.is_empty() {
+                shared.commit_transaction(state, source)?;
             }
         }
     }
@@ -451,7 +667,7 @@ fn drain(shared: &Shared, source: &Source) -> anyhow::Result<()> {
             shared.process(&mut state, tp)?;
         }
         if shared.config.delivery == Delivery::AtLeastOnce {
-            shared
+            state
                 .sink
                 .flush(deadline.saturating_duration_since(Instant::now()))
                 .context("delivering the last outputs")?;

@@ -24,7 +24,10 @@ const OTHER_GUESTS: &[(&str, &str)] = &[
 ];
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // Read at run time: a target directory shared by two checkouts reuses
+    // this script's binary, so a path compiled into it could be the other's.
+    let manifest = env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let root = Path::new(&manifest).join("../..");
     for dir in ["plugins", "sdk/rust", "wit", "Cargo.toml", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }

@@ -5,7 +5,7 @@
 mod sink;
 mod source;
 
-pub use sink::{BatchAck, OutRecord, Sink};
+pub use sink::{BatchAck, OutRecord, SendError, Sink, TransactionError};
 pub use source::{Committer, GroupMetadata, RebalanceHandler, Source};
 
 use rdkafka::ClientConfig;

@@ -17,6 +17,51 @@ use std::time::Duration;
 /// How long transactional calls may block before they are retried.
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Why a transaction could not be committed.
+#[derive(Debug, thiserror::Error)]
+pub enum TransactionError {
+    /// Kafka refused the transaction (a produce failed, a broker restarted
+    /// and the producer's epoch moved on, retries ran out) but the producer
+    /// is still usable: abort it and process its input again.
+    #[error("the transaction has to be aborted: {0}")]
+    Abortable(#[source] KafkaError),
+    /// The producer cannot go on (fenced by a newer instance with the same
+    /// transactional id, or a fatal error): restart from the last commit.
+    #[error(transparent)]
+    Fatal(KafkaError),
+}
+
+impl From<KafkaError> for TransactionError {
+    fn from(e: KafkaError) -> Self {
+        match &e {
+            KafkaError::Transaction(t) if t.txn_requires_abort() || t.is_retriable() => {
+                TransactionError::Abortable(e)
+            }
+            _ => TransactionError::Fatal(e),
+        }
+    }
+}
+
+/// Why a record could not be queued for producing.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// Kafka refuses this record for good (its topic does not exist, it is
+    /// larger than `message.max.bytes`): the record is at fault, not the
+    /// pipeline.
+    #[error("kafka refuses the record for topic '{topic}': {error}")]
+    Refused {
+        topic: String,
+        reason: &'static str,
+        error: KafkaError,
+    },
+    /// Exactly-once: the open transaction has failed (an earlier record
+    /// was not delivered) and takes no more records until it is aborted.
+    #[error(transparent)]
+    Transaction(TransactionError),
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
+}
+
 /// Acknowledgements of one batch's records: the batch's offset may be
 /// committed once `pending` is zero and nothing failed.
 #[derive(Debug, Default)]
@@ -121,7 +166,7 @@ impl Sink {
         &self,
         record: OutRecord<'_, impl Iterator<Item = (&'h str, Option<&'h [u8]>)>>,
         ack: &Arc<BatchAck>,
-    ) -> Result<(), KafkaError> {
+    ) -> Result<(), SendError> {
         let mut headers = OwnedHeaders::new();
         for (key, value) in record.headers {
             headers = headers.insert(Header { key, value });
@@ -147,7 +192,24 @@ impl Sink {
                 }
                 Err((e, _)) => {
                     ack.pending.fetch_sub(1, Ordering::AcqRel);
-                    return Err(e);
+                    let reason = match e.rdkafka_error_code() {
+                        Some(RDKafkaErrorCode::UnknownTopic)
+                        | Some(RDKafkaErrorCode::UnknownTopicOrPartition) => "unknown_topic",
+                        Some(RDKafkaErrorCode::UnknownPartition) => "unknown_partition",
+                        Some(RDKafkaErrorCode::MessageSizeTooLarge) => "too_large",
+                        Some(RDKafkaErrorCode::State) if self.delivery == Delivery::ExactlyOnce => {
+                            return Err(SendError::Transaction(TransactionError::Abortable(e)));
+                        }
+                        Some(RDKafkaErrorCode::Fatal) if self.delivery == Delivery::ExactlyOnce => {
+                            return Err(SendError::Transaction(TransactionError::Fatal(e)));
+                        }
+                        _ => return Err(SendError::Kafka(e)),
+                    };
+                    return Err(SendError::Refused {
+                        topic: record.topic.to_owned(),
+                        reason,
+                        error: e,
+                    });
                 }
             }
         }
@@ -173,7 +235,7 @@ impl Sink {
         &self,
         offsets: &[(TopicPartition, i64)],
         group: &GroupMetadata,
-    ) -> Result<(), KafkaError> {
+    ) -> Result<(), TransactionError> {
         debug_assert_eq!(self.delivery, Delivery::ExactlyOnce);
         if !offsets.is_empty() {
             let mut tpl = TopicPartitionList::new();
@@ -188,7 +250,13 @@ impl Sink {
         retry("committing the transaction", || {
             self.producer.commit_transaction(TXN_TIMEOUT)
         })?;
-        self.producer.begin_transaction()
+        Ok(self.producer.begin_transaction()?)
+    }
+
+    /// Exactly-once: aborts the open transaction and begins the next one.
+    pub fn abort_and_begin(&self) -> Result<(), TransactionError> {
+        self.abort_transaction().map_err(TransactionError::Fatal)?;
+        Ok(self.producer.begin_transaction()?)
     }
 
     /// Exactly-once: aborts the open transaction (its outputs are never

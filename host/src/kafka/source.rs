@@ -22,6 +22,8 @@ pub trait Committer {
     /// Commits `offsets` (next offset to read, per partition) synchronously.
     fn commit(&self, offsets: &[(TopicPartition, i64)]) -> Result<(), KafkaError>;
     fn group_metadata(&self) -> Option<GroupMetadata>;
+    /// Moves `partition` back to `next` (after an aborted transaction).
+    fn seek(&self, partition: &TopicPartition, next: i64) -> Result<(), KafkaError>;
 }
 
 /// What the pipeline does when partitions come and go. Called on the
@@ -63,6 +65,23 @@ impl Committer for ConsumerCommitter<'_> {
     fn group_metadata(&self) -> Option<GroupMetadata> {
         self.0.group_metadata().map(GroupMetadata)
     }
+
+    fn seek(&self, partition: &TopicPartition, next: i64) -> Result<(), KafkaError> {
+        seek(self.0, partition, next)
+    }
+}
+
+fn seek(
+    consumer: &BaseConsumer<SourceContext>,
+    partition: &TopicPartition,
+    next: i64,
+) -> Result<(), KafkaError> {
+    consumer.seek(
+        &partition.topic,
+        partition.partition,
+        Offset::Offset(next),
+        Duration::from_secs(10),
+    )
 }
 
 fn commit(
@@ -195,26 +214,23 @@ impl Source {
             }
         }
     }
+}
 
-    /// Commits `offsets` (next offset to read) synchronously.
-    pub fn commit(&self, offsets: &[(TopicPartition, i64)]) -> Result<(), KafkaError> {
+impl Committer for Source {
+    fn commit(&self, offsets: &[(TopicPartition, i64)]) -> Result<(), KafkaError> {
         commit(&self.consumer, offsets)
     }
 
-    pub fn group_metadata(&self) -> Option<GroupMetadata> {
+    fn group_metadata(&self) -> Option<GroupMetadata> {
         self.consumer.group_metadata().map(GroupMetadata)
     }
 
-    /// Moves `partition` back to `next` (after an aborted transaction).
-    pub fn seek(&self, partition: &TopicPartition, next: i64) -> Result<(), KafkaError> {
-        self.consumer.seek(
-            &partition.topic,
-            partition.partition,
-            Offset::Offset(next),
-            Duration::from_secs(10),
-        )
+    fn seek(&self, partition: &TopicPartition, next: i64) -> Result<(), KafkaError> {
+        seek(&self.consumer, partition, next)
     }
+}
 
+impl Source {
     /// Leaves the group: revokes the assignment (through the handler) and
     /// stops fetching.
     pub fn leave(&self) {

@@ -262,6 +262,14 @@ pub fn run_config(
 }
 
 pub fn start(config: RunConfig) -> Running {
+    // The pipeline's log goes to the test's output (shown when it fails).
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "wasmpipe=info".into()),
+        )
+        .with_test_writer()
+        .try_init();
     let chain = load_chain(
         &crate::runtime(),
         &config.plugin_dir,
@@ -621,4 +629,124 @@ fn a_plugin_that_loops_is_dead_lettered_as_a_deadline() {
     );
     assert_eq!(h["wasmpipe.error.message"], "deadline of 100ms exceeded");
     assert_eq!(h["wasmpipe.source.offset"], "3");
+}
+
+/// Sets a topic's config (replacing its other overrides).
+fn set_topic_config(topic: &str, key: &str, value: &str) {
+    use rdkafka::admin::{AlterConfig, ResourceSpecifier};
+    let admin: AdminClient<DefaultClientContext> = client_at(&bootstrap(), &[]).create().unwrap();
+    let change = AlterConfig::new(ResourceSpecifier::Topic(topic)).set(key, value);
+    for r in futures_executor(admin.alter_configs(&[change], &AdminOptions::new())).unwrap() {
+        r.unwrap();
+    }
+}
+
+/// A route-plugin directory sending records of input partition 1 to `to`.
+fn route_partition_one_to(to: &str) -> (tempfile::TempDir, PathBuf) {
+    let file = Path::new(wasmpipe_test_guests::FLAT_ROUTE)
+        .file_name()
+        .unwrap()
+        .to_string_lossy();
+    let yaml = format!("plugins:\n  - file: {file}\n    config: {{ path: p, route.1: {to} }}\n");
+    plugin_dir(wasmpipe_test_guests::FLAT_ROUTE, Some(&yaml))
+}
+
+/// The broker refuses a transaction's records (here: the topic's
+/// `max.message.bytes` is too small): the transaction is aborted, the
+/// records since the last commit are processed again, and once the topic is
+/// fixed every input is in the output exactly once. The pipeline never stops.
+#[test]
+fn an_aborted_transaction_is_processed_again_without_duplicates() {
+    let (input, output, narrow) = (topic("ab-in"), topic("ab-out"), topic("ab-narrow"));
+    create_topics(&[(&input, 2), (&output, 2), (&narrow, 1)]);
+    // Large enough for the transaction markers, too small for a batch of
+    // records.
+    set_topic_config(&narrow, "max.message.bytes", "200");
+    let records = numbered(2, 500);
+    produce(&input, &records);
+    let (_dir, plugins) = route_partition_one_to(&narrow);
+    let running = start(run_config(
+        &input,
+        &output,
+        None,
+        &plugins,
+        Delivery::ExactlyOnce,
+    ));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while running.counters.recoveries.load(Ordering::Relaxed) == 0 {
+        if running.handle.is_finished() {
+            panic!(
+                "the pipeline stopped instead of aborting and going on: {:?}",
+                running.handle.join()
+            );
+        }
+        assert!(Instant::now() < deadline, "no transaction was aborted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    set_topic_config(&narrow, "max.message.bytes", "8388608");
+
+    let kept = consume(&output, 500, true, Duration::from_secs(90));
+    let routed = consume(&narrow, 500, true, Duration::from_secs(90));
+    let counters = running.stop();
+    assert!(counters.recoveries.load(Ordering::Relaxed) >= 1);
+    assert_eq!(counters.skipped.load(Ordering::Relaxed), 0);
+    let mut seen: BTreeMap<(i64, i64), usize> = BTreeMap::new();
+    for m in kept.iter().chain(&routed) {
+        *seen.entry(sequence(m).unwrap()).or_default() += 1;
+    }
+    assert_eq!(
+        seen.values().filter(|&&n| n > 1).count(),
+        0,
+        "no duplicates"
+    );
+    assert_eq!(seen.len(), records.len(), "every input exactly once");
+    assert!(kept.iter().all(|m| sequence(m).unwrap().0 == 0));
+    assert!(routed.iter().all(|m| sequence(m).unwrap().0 == 1));
+}
+
+/// A plugin routes records to a topic that does not exist: after one
+/// aborted transaction Kafka refuses them outright, and they are
+/// dead-lettered as `produce` failures naming the topic; the rest flows.
+#[test]
+fn outputs_to_a_missing_topic_are_dead_lettered() {
+    let (input, output, dlq, missing) = (
+        topic("mt-in"),
+        topic("mt-out"),
+        topic("mt-dlq"),
+        topic("mt-missing"),
+    );
+    create_topics(&[(&input, 2), (&output, 2), (&dlq, 1)]);
+    let records = numbered(2, 200);
+    produce(&input, &records);
+    let (_dir, plugins) = route_partition_one_to(&missing);
+    let mut config = run_config(&input, &output, Some(&dlq), &plugins, Delivery::ExactlyOnce);
+    // Give up on the missing topic after 1 s rather than 30 s.
+    config.kafka.properties.push((
+        "producer.topic.metadata.propagation.max.ms".into(),
+        "1000".into(),
+    ));
+    let running = start(config);
+    let kept = consume(&output, 200, true, Duration::from_secs(90));
+    let dead = consume(&dlq, 200, true, Duration::from_secs(90));
+    let counters = running.stop();
+
+    let seqs = |ms: &[OwnedMessage]| -> BTreeSet<(i64, i64)> {
+        ms.iter().map(|m| sequence(m).unwrap()).collect()
+    };
+    assert_eq!(kept.len(), 200, "partition 0's records, once each");
+    assert_eq!(seqs(&kept), (0..200).map(|s| (0, s)).collect());
+    assert_eq!(dead.len(), 200, "partition 1's records, once each");
+    assert_eq!(seqs(&dead), (0..200).map(|s| (1, s)).collect());
+    let header = |m: &OwnedMessage, key: &str| -> String {
+        let h = m.headers().unwrap();
+        let v = h.iter().find(|h| h.key == key).and_then(|h| h.value);
+        String::from_utf8_lossy(v.unwrap()).into_owned()
+    };
+    for m in &dead {
+        assert_eq!(header(m, "wasmpipe.error.kind"), "produce");
+        assert_eq!(header(m, "wasmpipe.error.reason"), "unknown_topic");
+        assert!(header(m, "wasmpipe.error.message").contains(&missing));
+        assert_eq!(header(m, "wasmpipe.plugin"), "route");
+    }
+    assert_eq!(counters.dead_lettered.load(Ordering::Relaxed), 200);
 }
