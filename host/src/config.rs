@@ -2,7 +2,7 @@
 //! environment, and the pipeline file naming the plugin chain.
 
 use crate::kafka::{Delivery, KafkaConfig};
-use crate::runtime::{Chain, Limits, Runtime, read_plugin_file};
+use crate::runtime::{Chain, Limits, Runtime};
 use anyhow::{Context as _, bail};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -182,33 +182,23 @@ pub fn pipeline_file(dir: &Path, given: Option<&Path>) -> Option<PathBuf> {
     })
 }
 
-/// Loads the chain the plugin directory and pipeline file describe.
+/// Loads the chain the plugin directory and pipeline file describe, all
+/// from one version of the directory.
 pub fn load_chain(
     runtime: &Arc<Runtime>,
     dir: &Path,
     pipeline: Option<&Path>,
     limits: Limits,
 ) -> anyhow::Result<Chain> {
-    let file = match pipeline_file(dir, pipeline) {
-        Some(path) => {
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("reading the pipeline file {}", path.display()))?;
-            PipelineFile::parse(&path, &text)?
-        }
-        None => PipelineFile::from_dir(dir)?,
-    };
+    let snapshot = crate::reload::read_snapshot(dir, pipeline)?;
     let mut plugins = Vec::new();
-    for spec in &file.plugins {
-        let mut source = read_plugin_file(&dir.join(&spec.file))?;
-        if let Some(name) = &spec.name {
-            source.name = name.clone();
-        }
+    for (spec, source) in &snapshot.plugins {
         let config = spec
             .config
             .iter()
             .map(|(k, v)| (k.clone(), v.to_string()))
             .collect();
-        plugins.push(runtime.load(&source, config, limits)?);
+        plugins.push(runtime.load(source, config, limits)?);
     }
     Ok(Chain { plugins })
 }

@@ -5,6 +5,7 @@
 //! - [`jsonl`]: records as JSON lines, for the local harness;
 //! - [`harness`]: `wasmpipe plugin check|test`, the production runtime
 //!   over local records;
+//! - [`reload`]: the plugin directory read as one consistent set;
 //! - [`scaffold`]: `wasmpipe plugin new`;
 //! - [`config`], [`kafka`], [`pipeline`]: `wasmpipe run`, the Kafka
 //!   pipeline (rdkafka lives only in [`kafka`]).
@@ -15,5 +16,6 @@ pub mod jsonl;
 pub mod kafka;
 pub mod pipeline;
 pub mod record;
+pub mod reload;
 pub mod runtime;
 pub mod scaffold;

@@ -1,0 +1,263 @@
+//! One consistent read of the plugin directory.
+
+use crate::config::{PipelineFile, PluginSpec, pipeline_file};
+use crate::runtime::{PluginSource, read_plugin_file};
+use anyhow::Context as _;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+/// The link a ConfigMap volume swaps atomically.
+const DATA_LINK: &str = "..data";
+
+/// How often a read is retried when the directory changed under it.
+const ATTEMPTS: usize = 5;
+
+/// The plugin set as read from one version of the directory.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Where the files were read from: the target of `..data` on a
+    /// ConfigMap volume, the directory itself otherwise.
+    pub root: PathBuf,
+    /// The chain, in order, with each plugin's bytes.
+    pub plugins: Vec<(PluginSpec, PluginSource)>,
+    /// sha256 of what the chain means: each plugin's name, module hash and
+    /// config, in order. Re-laying out identical files does not change it;
+    /// changing one config value does.
+    pub sha256: String,
+}
+
+/// Reads the pipeline file (`pipeline`, or the one in `dir`) and every
+/// plugin it names from one version of `dir`. When a ConfigMap update
+/// replaces the files mid-read, the read starts again from the new version.
+pub fn read_snapshot(dir: &Path, pipeline: Option<&Path>) -> anyhow::Result<Snapshot> {
+    read_snapshot_with(dir, pipeline, &mut || {})
+}
+
+/// [`read_snapshot`], calling `between` once after resolving `..data` and
+/// before reading (tests use it to swap the directory mid-read).
+fn read_snapshot_with(
+    dir: &Path,
+    pipeline: Option<&Path>,
+    between: &mut dyn FnMut(),
+) -> anyhow::Result<Snapshot> {
+    let mut attempt = 1;
+    loop {
+        let root = resolve(dir)?;
+        if attempt == 1 {
+            between();
+        }
+        match read_from(dir, &root, pipeline) {
+            Ok(snapshot) => return Ok(snapshot),
+            Err(e) if attempt < ATTEMPTS && resolve(dir).ok().as_ref() != Some(&root) => {
+                tracing::debug!(error = %format!("{e:#}"), "the plugin directory changed while being read; reading it again");
+                attempt += 1;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The directory holding this version's files.
+fn resolve(dir: &Path) -> anyhow::Result<PathBuf> {
+    let link = dir.join(DATA_LINK);
+    if link.symlink_metadata().is_ok() {
+        return std::fs::canonicalize(&link)
+            .with_context(|| format!("resolving {}", link.display()));
+    }
+    Ok(dir.to_owned())
+}
+
+fn read_from(dir: &Path, root: &Path, pipeline: Option<&Path>) -> anyhow::Result<Snapshot> {
+    // A pipeline file inside the plugin directory is read from the same
+    // version as the plugins.
+    let given = pipeline.map(|p| match (p.parent(), p.file_name()) {
+        (Some(parent), Some(name)) if parent == dir => root.join(name),
+        _ => p.to_owned(),
+    });
+    let file = match pipeline_file(root, given.as_deref()) {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading the pipeline file {}", path.display()))?;
+            PipelineFile::parse(&path, &text)?
+        }
+        None => PipelineFile::from_dir(root)?,
+    };
+    let mut hash = Sha256::new();
+    let mut plugins = Vec::new();
+    for spec in file.plugins {
+        let mut source = read_plugin_file(&root.join(&spec.file))?;
+        if let Some(name) = &spec.name {
+            source.name = name.clone();
+        }
+        hash.update(format!("{}\0{}\0", source.name, source.sha256));
+        for (k, v) in &spec.config {
+            hash.update(format!("{k}\0{v}\0"));
+        }
+        hash.update(b"\n");
+        plugins.push((spec, source));
+    }
+    Ok(Snapshot {
+        root: root.to_owned(),
+        plugins,
+        sha256: hex::encode(hash.finalize()),
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Updates `dir` the way the kubelet updates a ConfigMap volume: a new
+    /// timestamped directory, `..data_tmp` pointing at it renamed over
+    /// `..data`, a symlink per visible file, the old directory deleted.
+    pub fn kubelet_update(dir: &Path, files: &[(&str, &[u8])]) {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let version = format!(
+            "..2026_11_26_00_00_00.{}",
+            N.fetch_add(1, Ordering::Relaxed)
+        );
+        std::fs::create_dir(dir.join(&version)).unwrap();
+        for (name, bytes) in files {
+            std::fs::write(dir.join(&version).join(name), bytes).unwrap();
+        }
+        let old = std::fs::read_link(dir.join(DATA_LINK)).ok();
+        symlink(&version, dir.join("..data_tmp")).unwrap();
+        std::fs::rename(dir.join("..data_tmp"), dir.join(DATA_LINK)).unwrap();
+        for (name, _) in files {
+            let visible = dir.join(name);
+            if visible.symlink_metadata().is_err() {
+                symlink(Path::new(DATA_LINK).join(name), visible).unwrap();
+            }
+        }
+        if let Some(old) = old {
+            std::fs::remove_dir_all(dir.join(old)).unwrap();
+        }
+    }
+
+    /// A stand-in module: not a component, but reading does not check that.
+    fn module(version: u8) -> Vec<u8> {
+        vec![0, b'a', b's', b'm', version]
+    }
+
+    fn pipeline(config: &str) -> Vec<u8> {
+        format!("plugins:\n  - file: a.wasm\n    config: {{ mark: {config} }}\n  - file: b.wasm\n")
+            .into_bytes()
+    }
+
+    #[test]
+    fn a_configmap_volume_is_read_through_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = pipeline("v1");
+        kubelet_update(
+            dir.path(),
+            &[
+                ("a.wasm", &module(1)),
+                ("b.wasm", &module(2)),
+                ("pipeline.yaml", &p),
+            ],
+        );
+        let s = read_snapshot(dir.path(), None).unwrap();
+        assert_eq!(
+            s.root,
+            std::fs::canonicalize(dir.path().join("..data")).unwrap()
+        );
+        let names: Vec<&str> = s.plugins.iter().map(|(_, p)| p.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(s.plugins[0].1.wasm, module(1));
+        assert_eq!(s.plugins[0].0.config["mark"].to_string(), "v1");
+    }
+
+    #[test]
+    fn the_hash_follows_meaning_not_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (module(1), module(2));
+        let v1 = pipeline("v1");
+        let set = |p: &[u8]| {
+            kubelet_update(
+                dir.path(),
+                &[("a.wasm", &a), ("b.wasm", &b), ("pipeline.yaml", p)],
+            );
+            read_snapshot(dir.path(), None).unwrap().sha256
+        };
+        let first = set(&v1);
+        assert_eq!(set(&v1), first, "the same files in a new directory");
+        let reformatted = String::from_utf8(v1.clone())
+            .unwrap()
+            .replace("{ mark: v1 }", "{mark:   v1}");
+        assert_eq!(
+            set(reformatted.as_bytes()),
+            first,
+            "only the YAML's layout changed"
+        );
+        assert_ne!(set(&pipeline("v2")), first, "a config value changed");
+        kubelet_update(
+            dir.path(),
+            &[
+                ("a.wasm", &module(9)),
+                ("b.wasm", &b),
+                ("pipeline.yaml", &v1),
+            ],
+        );
+        assert_ne!(
+            read_snapshot(dir.path(), None).unwrap().sha256,
+            first,
+            "a module changed"
+        );
+    }
+
+    #[test]
+    fn an_update_during_the_read_is_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let p1 = pipeline("v1");
+        kubelet_update(
+            dir.path(),
+            &[
+                ("a.wasm", &module(1)),
+                ("b.wasm", &module(1)),
+                ("pipeline.yaml", &p1),
+            ],
+        );
+        // The update lands after `..data` was resolved and deletes the
+        // directory the read was about to use.
+        let p2 = pipeline("v2");
+        let s = read_snapshot_with(dir.path(), None, &mut || {
+            kubelet_update(
+                dir.path(),
+                &[
+                    ("a.wasm", &module(2)),
+                    ("b.wasm", &module(2)),
+                    ("pipeline.yaml", &p2),
+                ],
+            )
+        })
+        .unwrap();
+        assert!(
+            s.plugins.iter().all(|(_, p)| p.wasm == module(2)),
+            "no mix of versions"
+        );
+        assert_eq!(s.plugins[0].0.config["mark"].to_string(), "v2");
+    }
+
+    #[test]
+    fn a_plain_directory_works_and_a_missing_module_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("b.wasm"), module(2)).unwrap();
+        std::fs::write(dir.path().join("a.wasm"), module(1)).unwrap();
+        let s = read_snapshot(dir.path(), None).unwrap();
+        assert_eq!(s.root, dir.path());
+        assert_eq!(
+            s.plugins.len(),
+            2,
+            "every *.wasm by name without a pipeline file"
+        );
+        std::fs::write(
+            dir.path().join("pipeline.yaml"),
+            "plugins:\n  - file: c.wasm\n",
+        )
+        .unwrap();
+        let err = format!("{:#}", read_snapshot(dir.path(), None).unwrap_err());
+        assert!(err.contains("c.wasm"), "{err}");
+    }
+}
