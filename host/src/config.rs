@@ -190,7 +190,19 @@ pub fn load_chain(
     pipeline: Option<&Path>,
     limits: Limits,
 ) -> anyhow::Result<Chain> {
-    let snapshot = crate::reload::read_snapshot(dir, pipeline)?;
+    load_snapshot(
+        runtime,
+        &crate::reload::read_snapshot(dir, pipeline)?,
+        limits,
+    )
+}
+
+/// Compiles (or loads from the cache) every plugin of a snapshot.
+pub fn load_snapshot(
+    runtime: &Arc<Runtime>,
+    snapshot: &crate::reload::Snapshot,
+    limits: Limits,
+) -> anyhow::Result<Chain> {
     let mut plugins = Vec::new();
     for (spec, source) in &snapshot.plugins {
         let config = spec

@@ -8,9 +8,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
-use wasmpipe::config::{OnError, RunConfig};
+use wasmpipe::config::{OnError, RunConfig, load_snapshot};
 use wasmpipe::harness::{self, TestOptions};
 use wasmpipe::kafka::{Delivery, KafkaConfig};
+use wasmpipe::reload::{Reloader, WatchOptions, read_snapshot};
 use wasmpipe::runtime::{Limits, Runtime, RuntimeOptions};
 use wasmpipe::scaffold::{self, Lang, SdkSource};
 
@@ -130,6 +131,14 @@ struct RunArgs {
     /// floor of the pipeline, for measuring.
     #[arg(long)]
     passthrough: bool,
+    /// Do not watch the plugin directory: the set loaded at start runs
+    /// until exit.
+    #[arg(long, env = "WASMPIPE_NO_RELOAD")]
+    no_reload: bool,
+    /// How often the plugin directory is read whole, in case a change
+    /// event was lost.
+    #[arg(long, env = "WASMPIPE_RELOAD_RESCAN", default_value = "30s", value_parser = humantime::parse_duration)]
+    reload_rescan: Duration,
     /// The pipeline file, if not in the plugin directory.
     #[arg(long, env = "WASMPIPE_PIPELINE")]
     pipeline: Option<PathBuf>,
@@ -306,23 +315,48 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 signal_hook::flag::register(signal, shutdown.clone())?;
             }
             let runtime = runtime()?;
-            let chain = if args.passthrough {
-                wasmpipe::runtime::Chain {
-                    plugins: Vec::new(),
-                }
+            let (chain, reloader) = if args.passthrough {
+                (
+                    wasmpipe::runtime::Chain {
+                        plugins: Vec::new(),
+                    },
+                    None,
+                )
             } else {
-                wasmpipe::config::load_chain(
-                    &runtime,
-                    &config.plugin_dir,
-                    config.pipeline_file.as_deref(),
-                    config.limits,
-                )?
+                let dir = &config.plugin_dir;
+                let snapshot = read_snapshot(dir, config.pipeline_file.as_deref())?;
+                let chain = load_snapshot(&runtime, &snapshot, config.limits)?;
+                let reloader = if args.no_reload {
+                    None
+                } else {
+                    let limits = config.limits;
+                    let build = Box::new(move |s: &wasmpipe::reload::Snapshot| {
+                        let chain = load_snapshot(&runtime, s, limits)?;
+                        // Runs every plugin's `init` before the set is accepted.
+                        chain.instantiate()?;
+                        Ok(chain)
+                    });
+                    let options = WatchOptions {
+                        rescan: args.reload_rescan,
+                        ..WatchOptions::default()
+                    };
+                    Some(Reloader::start(
+                        dir,
+                        config.pipeline_file.as_deref(),
+                        &snapshot,
+                        &chain,
+                        build,
+                        options,
+                    )?)
+                };
+                (chain, reloader)
             };
             for p in &chain.plugins {
                 tracing::info!(plugin = %p.name, sha256 = %p.sha256, world = p.world.as_str(), "plugin loaded");
             }
             watchdog(shutdown.clone(), config.grace);
-            wasmpipe::pipeline::run(config, chain, shutdown, Arc::default())?;
+            let updates = reloader.as_ref().map(Reloader::updates);
+            wasmpipe::pipeline::run(config, chain, updates, shutdown, Arc::default())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Plugin(PluginCommand::Check {

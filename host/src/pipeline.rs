@@ -10,6 +10,7 @@ use crate::kafka::{
     TopicPartition, TransactionError,
 };
 use crate::record::Batch;
+use crate::reload::{Loaded, Updates};
 use crate::runtime::{Chain, ChainInstance, RecordFailure};
 use anyhow::{Context as _, anyhow};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -36,6 +37,8 @@ pub struct Counters {
     /// Transactions aborted and producers replaced after a Kafka failure;
     /// each time, the records since the last commit are processed again.
     pub recoveries: AtomicU64,
+    /// Plugin sets swapped in while running.
+    pub reloads: AtomicU64,
 }
 
 /// One assigned partition: its chain instance, the batch being filled, and
@@ -76,6 +79,8 @@ struct State {
 
 struct Shared {
     config: RunConfig,
+    /// New plugin sets from the reloader, if hot reload is on.
+    updates: Option<Arc<Updates>>,
     state: Mutex<State>,
     counters: Arc<Counters>,
 }
@@ -487,6 +492,7 @@ fn settle(w: &mut Worker) -> anyhow::Result<()> {
 pub fn run(
     config: RunConfig,
     chain: Chain,
+    updates: Option<Arc<Updates>>,
     shutdown: Arc<AtomicBool>,
     counters: Arc<Counters>,
 ) -> anyhow::Result<()> {
@@ -505,6 +511,7 @@ pub fn run(
             failed: false,
         }),
         counters: counters.clone(),
+        updates,
         config: config.clone(),
     });
     let source = Source::new(
@@ -587,6 +594,10 @@ fn run_loop(shared: &Shared, source: &Source, shutdown: &AtomicBool) -> anyhow::
         if let Some(e) = state.error.take() {
             return Err(e);
         }
+        if let Some(new) = shared.updates.as_ref().and_then(|u| u.take()) {
+            swap(shared, &mut state, source, new)?;
+            last_commit = Instant::now();
+        }
         let due: Vec<TopicPartition> = state
             .workers
             .iter()
@@ -613,6 +624,37 @@ fn run_loop(shared: &Shared, source: &Source, shutdown: &AtomicBool) -> anyhow::
             last_commit = Instant::now();
         }
     }
+    Ok(())
+}
+
+/// Swaps in a new plugin set between batches. Under exactly-once the open
+/// transaction (all of it processed by the old set) is committed first, so
+/// the swap falls between transactions; a partition's later records are
+/// never processed by an older set than its earlier ones.
+fn swap(shared: &Shared, state: &mut State, source: &Source, new: Loaded) -> anyhow::Result<()> {
+    if shared.config.delivery == Delivery::ExactlyOnce {
+        commit(shared, state, source)?;
+    }
+    let mut instances = Vec::new();
+    for tp in state.workers.keys() {
+        match new.chain.instantiate() {
+            Ok(instance) => instances.push((tp.clone(), instance)),
+            Err(e) => {
+                // Built and initialised once already; should a second
+                // instance fail, the running set stays everywhere.
+                tracing::warn!(version = new.version, error = %e, "reload: instantiating the new set failed; the running set stays");
+                return Ok(());
+            }
+        }
+    }
+    for (tp, instance) in instances {
+        if let Some(w) = state.workers.get_mut(&tp) {
+            w.chain = instance;
+        }
+    }
+    state.chain = new.chain;
+    shared.counters.reloads.fetch_add(1, Ordering::Relaxed);
+    tracing::info!(version = new.version, sha256 = %new.sha256, "reload: new plugin set swapped in");
     Ok(())
 }
 

@@ -103,38 +103,41 @@ fn read_from(dir: &Path, root: &Path, pipeline: Option<&Path>) -> anyhow::Result
     })
 }
 
-#[cfg(test)]
-pub(crate) mod tests {
-    use super::*;
+/// Updates `dir` the way the kubelet updates a ConfigMap volume: a new
+/// timestamped directory, `..data_tmp` pointing at it renamed over
+/// `..data`, a symlink per visible file, the old directory deleted. For
+/// tests and local trials of hot reload.
+#[doc(hidden)]
+pub fn kubelet_update(dir: &Path, files: &[(&str, &[u8])]) -> std::io::Result<()> {
     use std::os::unix::fs::symlink;
     use std::sync::atomic::{AtomicUsize, Ordering};
-
-    /// Updates `dir` the way the kubelet updates a ConfigMap volume: a new
-    /// timestamped directory, `..data_tmp` pointing at it renamed over
-    /// `..data`, a symlink per visible file, the old directory deleted.
-    pub fn kubelet_update(dir: &Path, files: &[(&str, &[u8])]) {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let version = format!(
-            "..2026_11_26_00_00_00.{}",
-            N.fetch_add(1, Ordering::Relaxed)
-        );
-        std::fs::create_dir(dir.join(&version)).unwrap();
-        for (name, bytes) in files {
-            std::fs::write(dir.join(&version).join(name), bytes).unwrap();
-        }
-        let old = std::fs::read_link(dir.join(DATA_LINK)).ok();
-        symlink(&version, dir.join("..data_tmp")).unwrap();
-        std::fs::rename(dir.join("..data_tmp"), dir.join(DATA_LINK)).unwrap();
-        for (name, _) in files {
-            let visible = dir.join(name);
-            if visible.symlink_metadata().is_err() {
-                symlink(Path::new(DATA_LINK).join(name), visible).unwrap();
-            }
-        }
-        if let Some(old) = old {
-            std::fs::remove_dir_all(dir.join(old)).unwrap();
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let version = format!(
+        "..2026_11_26_00_00_00.{}",
+        N.fetch_add(1, Ordering::Relaxed)
+    );
+    std::fs::create_dir(dir.join(&version))?;
+    for (name, bytes) in files {
+        std::fs::write(dir.join(&version).join(name), bytes)?;
+    }
+    let old = std::fs::read_link(dir.join(DATA_LINK)).ok();
+    symlink(&version, dir.join("..data_tmp"))?;
+    std::fs::rename(dir.join("..data_tmp"), dir.join(DATA_LINK))?;
+    for (name, _) in files {
+        let visible = dir.join(name);
+        if visible.symlink_metadata().is_err() {
+            symlink(Path::new(DATA_LINK).join(name), visible)?;
         }
     }
+    if let Some(old) = old {
+        std::fs::remove_dir_all(dir.join(old))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     /// A stand-in module: not a component, but reading does not check that.
     fn module(version: u8) -> Vec<u8> {
@@ -157,7 +160,8 @@ pub(crate) mod tests {
                 ("b.wasm", &module(2)),
                 ("pipeline.yaml", &p),
             ],
-        );
+        )
+        .unwrap();
         let s = read_snapshot(dir.path(), None).unwrap();
         assert_eq!(
             s.root,
@@ -178,7 +182,8 @@ pub(crate) mod tests {
             kubelet_update(
                 dir.path(),
                 &[("a.wasm", &a), ("b.wasm", &b), ("pipeline.yaml", p)],
-            );
+            )
+            .unwrap();
             read_snapshot(dir.path(), None).unwrap().sha256
         };
         let first = set(&v1);
@@ -199,7 +204,8 @@ pub(crate) mod tests {
                 ("b.wasm", &b),
                 ("pipeline.yaml", &v1),
             ],
-        );
+        )
+        .unwrap();
         assert_ne!(
             read_snapshot(dir.path(), None).unwrap().sha256,
             first,
@@ -218,7 +224,8 @@ pub(crate) mod tests {
                 ("b.wasm", &module(1)),
                 ("pipeline.yaml", &p1),
             ],
-        );
+        )
+        .unwrap();
         // The update lands after `..data` was resolved and deletes the
         // directory the read was about to use.
         let p2 = pipeline("v2");
@@ -231,6 +238,7 @@ pub(crate) mod tests {
                     ("pipeline.yaml", &p2),
                 ],
             )
+            .unwrap()
         })
         .unwrap();
         assert!(

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use wasmpipe::config::{OnError, RunConfig, load_chain};
 use wasmpipe::kafka::{Delivery, KafkaConfig};
 use wasmpipe::pipeline::Counters;
+use wasmpipe::reload::Updates;
 use wasmpipe::runtime::Limits;
 
 pub fn bootstrap() -> String {
@@ -262,6 +263,11 @@ pub fn run_config(
 }
 
 pub fn start(config: RunConfig) -> Running {
+    start_with(config, None)
+}
+
+/// [`start`], taking new plugin sets from `updates`.
+pub fn start_with(config: RunConfig, updates: Option<Arc<Updates>>) -> Running {
     // The pipeline's log goes to the test's output (shown when it fails).
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
@@ -280,7 +286,7 @@ pub fn start(config: RunConfig) -> Running {
     let shutdown = Arc::new(AtomicBool::new(false));
     let counters = Arc::new(Counters::default());
     let (s, c) = (shutdown.clone(), counters.clone());
-    let handle = std::thread::spawn(move || wasmpipe::pipeline::run(config, chain, s, c));
+    let handle = std::thread::spawn(move || wasmpipe::pipeline::run(config, chain, updates, s, c));
     Running {
         shutdown,
         counters,

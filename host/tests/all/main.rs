@@ -7,6 +7,7 @@ mod conformance;
 mod failover;
 mod kafka;
 mod load;
+mod reload;
 mod sandbox;
 
 use std::path::PathBuf;
