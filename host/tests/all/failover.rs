@@ -108,6 +108,16 @@ fn exactly_once_survives_a_broker_killed_and_restarted() {
         Duration::from_secs(180),
     );
     running.stop();
+    // The input itself must hold each record once, or a duplicate below
+    // would be the feeder's, not the pipeline's.
+    let fed = consume_at(
+        &brokers,
+        &input,
+        records.len(),
+        false,
+        Duration::from_secs(60),
+    );
+    assert_eq!(fed.len(), records.len(), "the input holds each record once");
     let mut seen: BTreeMap<(i64, i64), usize> = BTreeMap::new();
     for m in &got {
         *seen.entry(sequence(m).unwrap()).or_default() += 1;

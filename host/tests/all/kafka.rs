@@ -126,7 +126,13 @@ pub fn produce(topic: &str, records: &[(i32, Rec)]) {
 pub fn produce_at(brokers: &str, topic: &str, records: &[(i32, Rec)]) {
     let producer: BaseProducer = client_at(
         brokers,
-        &[("message.max.bytes", "8000000"), ("linger.ms", "5")],
+        // Idempotent, so a batch retried when a broker dies mid-ack is not
+        // written twice: the tests count duplicates in the output.
+        &[
+            ("message.max.bytes", "8000000"),
+            ("linger.ms", "5"),
+            ("enable.idempotence", "true"),
+        ],
     )
     .create()
     .unwrap();
