@@ -7,12 +7,14 @@
 //!   over local records;
 //! - [`reload`]: the plugin directory read as one consistent set;
 //! - [`scaffold`]: `wasmpipe plugin new`;
+//! - [`k8s`]: the Kubernetes API (`kube` lives only there);
 //! - [`config`], [`kafka`], [`pipeline`]: `wasmpipe run`, the Kafka
 //!   pipeline (rdkafka lives only in [`kafka`]).
 
 pub mod config;
 pub mod harness;
 pub mod jsonl;
+pub mod k8s;
 pub mod kafka;
 pub mod pipeline;
 pub mod record;

@@ -103,17 +103,45 @@ fn read_from(dir: &Path, root: &Path, pipeline: Option<&Path>) -> anyhow::Result
     })
 }
 
-/// Updates `dir` the way the kubelet updates a ConfigMap volume: a new
-/// timestamped directory, `..data_tmp` pointing at it renamed over
-/// `..data`, a symlink per visible file, the old directory deleted. For
-/// tests and local trials of hot reload.
-#[doc(hidden)]
+/// Writes `files` into `dir` the way the kubelet updates a ConfigMap
+/// volume: a new timestamped directory, `..data_tmp` pointing at it renamed
+/// over `..data` (the one atomic step), a symlink per visible file through
+/// `..data`, links to files no longer in the set removed, the old version
+/// deleted. `--watch-configmap` mirrors a ConfigMap with it; tests use it
+/// to play the kubelet. `dir` must be empty or written by this function
+/// before: a regular file among the visible names is refused.
 pub fn kubelet_update(dir: &Path, files: &[(&str, &[u8])]) -> std::io::Result<()> {
+    use std::io::{Error, ErrorKind};
     use std::os::unix::fs::symlink;
     use std::sync::atomic::{AtomicUsize, Ordering};
     static N: AtomicUsize = AtomicUsize::new(0);
+    for (name, _) in files {
+        if name.is_empty() || name.starts_with("..") || name.contains('/') || *name == "." {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("'{name}' cannot be a file of the plugin directory"),
+            ));
+        }
+        let visible = dir.join(name);
+        if let Ok(meta) = visible.symlink_metadata()
+            && !meta.file_type().is_symlink()
+        {
+            return Err(Error::new(
+                ErrorKind::AlreadyExists,
+                format!(
+                    "{} is a regular file; the directory must be empty or hold only what was mirrored into it",
+                    visible.display()
+                ),
+            ));
+        }
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
     let version = format!(
-        "..2026_11_26_00_00_00.{}",
+        "..{}.{:09}.{}",
+        now.as_secs(),
+        now.subsec_nanos(),
         N.fetch_add(1, Ordering::Relaxed)
     );
     std::fs::create_dir(dir.join(&version))?;
@@ -121,12 +149,29 @@ pub fn kubelet_update(dir: &Path, files: &[(&str, &[u8])]) -> std::io::Result<()
         std::fs::write(dir.join(&version).join(name), bytes)?;
     }
     let old = std::fs::read_link(dir.join(DATA_LINK)).ok();
-    symlink(&version, dir.join("..data_tmp"))?;
-    std::fs::rename(dir.join("..data_tmp"), dir.join(DATA_LINK))?;
+    let tmp = dir.join("..data_tmp");
+    if tmp.symlink_metadata().is_ok() {
+        // Left by an update that was interrupted.
+        std::fs::remove_file(&tmp)?;
+    }
+    symlink(&version, &tmp)?;
+    std::fs::rename(&tmp, dir.join(DATA_LINK))?;
     for (name, _) in files {
         let visible = dir.join(name);
         if visible.symlink_metadata().is_err() {
             symlink(Path::new(DATA_LINK).join(name), visible)?;
+        }
+    }
+    // Links of files the new version no longer has.
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("..") || files.iter().any(|(f, _)| *f == name) {
+            continue;
+        }
+        if std::fs::read_link(entry.path()).is_ok_and(|t| t.starts_with(DATA_LINK)) {
+            std::fs::remove_file(entry.path())?;
         }
     }
     if let Some(old) = old {

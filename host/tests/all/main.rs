@@ -5,6 +5,7 @@ mod chaos;
 mod cli;
 mod conformance;
 mod failover;
+mod k8s;
 mod kafka;
 mod load;
 mod reload;

@@ -1,0 +1,206 @@
+//! A ConfigMap mirrored into a local directory. The kubelet brings a
+//! ConfigMap update to a mounted volume one sync period later (about a
+//! minute); watching the object through the API sees it at once. What
+//! arrives is written in the kubelet's own layout (`..data` swapped
+//! atomically), so the reloader reads the mirror exactly as it reads a
+//! mounted volume, and a half-written set is never visible.
+
+use super::explain;
+use anyhow::Context as _;
+use futures::StreamExt as _;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::runtime::{WatchStreamExt as _, watcher};
+use kube::{Api, Client};
+use sha2::{Digest, Sha256};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// The files a ConfigMap holds: `data` as UTF-8 text, `binaryData` as
+/// bytes, sorted by name.
+pub fn files_of(cm: &ConfigMap) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    for (name, text) in cm.data.iter().flatten() {
+        files.push((name.clone(), text.clone().into_bytes()));
+    }
+    for (name, bytes) in cm.binary_data.iter().flatten() {
+        files.push((name.clone(), bytes.0.clone()));
+    }
+    files.sort();
+    files
+}
+
+/// `wasmpipe run --watch-configmap`: keeps a directory equal to one
+/// ConfigMap until dropped.
+pub struct ConfigMapMirror {
+    stop: Arc<Notify>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ConfigMapMirror {
+    /// Reads ConfigMap `name` (in `namespace`, or the client's default)
+    /// with the pod's ServiceAccount and writes it into `dir` before
+    /// returning, then follows every change. `dir` must be empty or a
+    /// mirror written before (an `emptyDir`, in a pod).
+    pub fn start(namespace: Option<String>, name: String, dir: PathBuf) -> anyhow::Result<Self> {
+        Self::start_with(super::default_client, namespace, name, dir)
+    }
+
+    /// [`ConfigMapMirror::start`] with the client `connect` makes (tests
+    /// pass a scripted API server). `connect` runs on the mirror's thread,
+    /// inside its Tokio runtime.
+    pub fn start_with<C, F>(
+        connect: C,
+        namespace: Option<String>,
+        name: String,
+        dir: PathBuf,
+    ) -> anyhow::Result<Self>
+    where
+        C: FnOnce() -> F + Send + 'static,
+        F: Future<Output = anyhow::Result<Client>>,
+    {
+        let stop = Arc::new(Notify::new());
+        let (ready, started) = std::sync::mpsc::channel();
+        let thread = {
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("wasmpipe-configmap".into())
+                .spawn(move || {
+                    let runtime = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(r) => r,
+                        Err(e) => {
+                            let _ = ready.send(Err(anyhow::Error::new(e)));
+                            return;
+                        }
+                    };
+                    runtime.block_on(async move {
+                        let mirror = match first(connect, namespace, &name, &dir).await {
+                            Ok(m) => {
+                                let _ = ready.send(Ok(()));
+                                m
+                            }
+                            Err(e) => {
+                                let _ = ready.send(Err(e));
+                                return;
+                            }
+                        };
+                        tokio::select! {
+                            () = mirror.follow() => {}
+                            () = stop.notified() => {}
+                        }
+                    });
+                })
+                .context("starting the ConfigMap watcher thread")?
+        };
+        started
+            .recv()
+            .context("the ConfigMap watcher thread ended before reading the ConfigMap")??;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for ConfigMapMirror {
+    fn drop(&mut self) {
+        self.stop.notify_one();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The mirror after its first write.
+struct Mirror {
+    api: Api<ConfigMap>,
+    what: String,
+    name: String,
+    dir: PathBuf,
+    /// sha256 of the files last written.
+    written: String,
+}
+
+/// Connects, reads the ConfigMap once and writes it.
+async fn first<C, F>(
+    connect: C,
+    namespace: Option<String>,
+    name: &str,
+    dir: &Path,
+) -> anyhow::Result<Mirror>
+where
+    C: FnOnce() -> F,
+    F: Future<Output = anyhow::Result<Client>>,
+{
+    let client = connect().await?;
+    let namespace = namespace.unwrap_or_else(|| client.default_namespace().to_owned());
+    let what = format!("ConfigMap {namespace}/{name}");
+    let api: Api<ConfigMap> = Api::namespaced(client, &namespace);
+    let cm = api
+        .get(name)
+        .await
+        .map_err(|e| explain(e, &what, "get, list and watch"))?;
+    let mut mirror = Mirror {
+        api,
+        what,
+        name: name.to_owned(),
+        dir: dir.to_owned(),
+        written: String::new(),
+    };
+    mirror.write(&cm)?;
+    Ok(mirror)
+}
+
+impl Mirror {
+    /// Writes `cm` unless its files are the ones written last.
+    fn write(&mut self, cm: &ConfigMap) -> anyhow::Result<()> {
+        let files = files_of(cm);
+        let mut hash = Sha256::new();
+        for (name, bytes) in &files {
+            hash.update(name.as_bytes());
+            hash.update([0]);
+            hash.update(Sha256::digest(bytes));
+        }
+        let sha256 = hex::encode(hash.finalize());
+        if sha256 == self.written {
+            return Ok(());
+        }
+        let refs: Vec<(&str, &[u8])> = files
+            .iter()
+            .map(|(n, b)| (n.as_str(), b.as_slice()))
+            .collect();
+        crate::reload::kubelet_update(&self.dir, &refs)
+            .with_context(|| format!("writing {} into {}", self.what, self.dir.display()))?;
+        tracing::info!(configmap = %self.what, resource_version = cm.metadata.resource_version.as_deref().unwrap_or(""), files = files.len(), dir = %self.dir.display(), "configmap mirrored");
+        self.written = sha256;
+        Ok(())
+    }
+
+    /// Follows the ConfigMap until the task is dropped. The watch is
+    /// restarted with backoff when it fails (API server restarts, expired
+    /// resource versions); a deleted ConfigMap leaves the last set running.
+    async fn follow(mut self) {
+        let config = watcher::Config::default().fields(&format!("metadata.name={}", self.name));
+        let mut events = watcher(self.api.clone(), config).default_backoff().boxed();
+        while let Some(event) = events.next().await {
+            match event {
+                Ok(watcher::Event::Apply(cm) | watcher::Event::InitApply(cm)) => {
+                    if let Err(e) = self.write(&cm) {
+                        tracing::error!(error = %format!("{e:#}"), "configmap: the update could not be mirrored; the running plugin set stays");
+                    }
+                }
+                Ok(watcher::Event::Delete(_)) => {
+                    tracing::warn!(configmap = %self.what, "configmap deleted; the running plugin set stays until it is created again");
+                }
+                Ok(watcher::Event::Init | watcher::Event::InitDone) => {}
+                Err(e) => {
+                    tracing::warn!(configmap = %self.what, error = %e, "configmap watch failed; retrying with backoff");
+                }
+            }
+        }
+    }
+}
