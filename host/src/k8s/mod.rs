@@ -29,9 +29,10 @@ fn explain(e: kube::Error, what: &str, verbs: &str) -> anyhow::Error {
 /// The client of the pod's ServiceAccount, or of `KUBECONFIG` outside a
 /// cluster.
 pub async fn default_client() -> anyhow::Result<Client> {
+    // The error's own text already holds its causes.
     Client::try_default().await.map_err(|e| {
-        anyhow::Error::new(e).context(
-            "no Kubernetes API to talk to: run in a pod (its ServiceAccount token is used) or set KUBECONFIG",
+        anyhow::anyhow!(
+            "no Kubernetes API to talk to: run in a pod (its ServiceAccount token is used) or set KUBECONFIG ({e})"
         )
     })
 }
