@@ -128,6 +128,8 @@ fn spawn(name: &str, input: &str, output: &str, args: &[&str]) -> Child {
         ])
         .args(["--transactional-id", &format!("{output}-{name}")])
         .args(args)
+        // Several processes on one machine: any free port each.
+        .args(["--ops-addr", "127.0.0.1:0"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

@@ -7,6 +7,7 @@
 //!   over local records;
 //! - [`reload`]: the plugin directory read as one consistent set;
 //! - [`scaffold`]: `wasmpipe plugin new`;
+//! - [`ops`]: metrics, liveness, readiness and the running set over HTTP;
 //! - [`k8s`]: the Kubernetes API (`kube` lives only there);
 //! - [`config`], [`kafka`], [`pipeline`]: `wasmpipe run`, the Kafka
 //!   pipeline (rdkafka lives only in [`kafka`]).
@@ -16,6 +17,7 @@ pub mod harness;
 pub mod jsonl;
 pub mod k8s;
 pub mod kafka;
+pub mod ops;
 pub mod pipeline;
 pub mod record;
 pub mod reload;

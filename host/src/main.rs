@@ -12,7 +12,9 @@ use wasmpipe::config::{OnError, RunConfig, load_snapshot};
 use wasmpipe::harness::{self, TestOptions};
 use wasmpipe::k8s::ConfigMapMirror;
 use wasmpipe::kafka::{Delivery, KafkaConfig};
-use wasmpipe::reload::{Reloader, WatchOptions, read_snapshot};
+use wasmpipe::ops::{Endpoints, OpsServer};
+use wasmpipe::pipeline::Counters;
+use wasmpipe::reload::{Reloader, Status, Updates, WatchOptions, read_snapshot};
 use wasmpipe::runtime::{Limits, Runtime, RuntimeOptions};
 use wasmpipe::scaffold::{self, Lang, SdkSource};
 
@@ -149,6 +151,14 @@ struct RunArgs {
     /// The ConfigMap's namespace; the pod's own by default.
     #[arg(long, env = "WASMPIPE_NAMESPACE", requires = "watch_configmap")]
     namespace: Option<String>,
+    /// Where /metrics, /healthz, /readyz and /plugins are served
+    /// (host:port; port 0 picks a free one), or "off".
+    #[arg(long, env = "WASMPIPE_OPS_ADDR", default_value = "0.0.0.0:8080")]
+    ops_addr: String,
+    /// /healthz fails when the poll loop has not gone round for this long
+    /// (waits on Kafka with their own timeouts excepted).
+    #[arg(long, env = "WASMPIPE_LIVENESS_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
+    liveness_timeout: Duration,
     /// The pipeline file, if not in the plugin directory.
     #[arg(long, env = "WASMPIPE_PIPELINE")]
     pipeline: Option<PathBuf>,
@@ -208,6 +218,44 @@ fn watchdog(shutdown: Arc<AtomicBool>, grace: Duration) {
         );
         std::process::exit(2);
     });
+}
+
+/// Serves the ops endpoints from the pipeline's counters and the
+/// reloader's status (or the set loaded at start, without hot reload).
+fn ops_server(
+    addr: &str,
+    counters: &Arc<Counters>,
+    updates: Option<Arc<Updates>>,
+    at_start: Status,
+    liveness: Duration,
+) -> anyhow::Result<OpsServer> {
+    let addr: std::net::SocketAddr = addr.parse().with_context(|| {
+        format!("--ops-addr '{addr}': expected host:port such as 0.0.0.0:8080, or off")
+    })?;
+    let status = move || {
+        updates
+            .as_ref()
+            .map_or_else(|| at_start.clone(), |u| u.status())
+    };
+    let status = Arc::new(status);
+    let (c1, c2, c3, s1) = (
+        counters.clone(),
+        counters.clone(),
+        counters.clone(),
+        status.clone(),
+    );
+    OpsServer::start(
+        addr,
+        Endpoints {
+            metrics: Box::new(move || {
+                c1.metrics.reloads_refused(s1().failures);
+                c1.metrics.encode()
+            }),
+            live: Box::new(move || c2.health.check_live(liveness)),
+            ready: Box::new(move || c3.health.is_ready()),
+            plugins: Box::new(move || serde_json::to_value(status()).unwrap_or_default()),
+        },
+    )
 }
 
 /// librdkafka properties from `WASMPIPE_KAFKA_*` variables.
@@ -327,12 +375,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let runtime = runtime()?;
             // Kept for the whole run: it feeds the reloader.
             let mut mirror = None;
-            let (chain, reloader) = if args.passthrough {
+            let (chain, reloader, start_sha256) = if args.passthrough {
                 (
                     wasmpipe::runtime::Chain {
                         plugins: Vec::new(),
                     },
                     None,
+                    String::new(),
                 )
             } else {
                 let dir = &config.plugin_dir;
@@ -368,14 +417,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         options,
                     )?)
                 };
-                (chain, reloader)
+                (chain, reloader, snapshot.sha256)
             };
             for p in &chain.plugins {
                 tracing::info!(plugin = %p.name, sha256 = %p.sha256, world = p.world.as_str(), "plugin loaded");
             }
             watchdog(shutdown.clone(), config.grace);
             let updates = reloader.as_ref().map(Reloader::updates);
-            wasmpipe::pipeline::run(config, chain, updates, shutdown, Arc::default())?;
+            let counters = Arc::new(Counters::default());
+            let ops = if args.ops_addr == "off" {
+                None
+            } else {
+                let at_start = Status::of(&start_sha256, &chain);
+                Some(ops_server(
+                    &args.ops_addr,
+                    &counters,
+                    updates.clone(),
+                    at_start,
+                    args.liveness_timeout,
+                )?)
+            };
+            wasmpipe::pipeline::run(config, chain, updates, shutdown, counters)?;
+            drop(ops);
             drop(mirror);
             Ok(ExitCode::SUCCESS)
         }

@@ -9,6 +9,7 @@ use crate::kafka::{
     BatchAck, Committer, Delivery, OutRecord, RebalanceHandler, SendError, Sink, Source,
     TopicPartition, TransactionError,
 };
+use crate::ops::{Health, Metrics};
 use crate::record::Batch;
 use crate::reload::{Loaded, Updates};
 use crate::runtime::{Chain, ChainInstance, RecordFailure};
@@ -26,9 +27,13 @@ const MAX_ABORTS_IN_ROW: u32 = 10;
 const MAX_REPLACED: usize = 5;
 const REPLACE_WINDOW: Duration = Duration::from_secs(300);
 
-/// Counts of a run, for logs and tests.
+/// Counts of a run, for logs and tests, and what the ops endpoints serve.
 #[derive(Debug, Default)]
 pub struct Counters {
+    /// The Prometheus metrics.
+    pub metrics: Metrics,
+    /// Liveness and readiness.
+    pub health: Health,
     pub consumed: AtomicU64,
     pub produced: AtomicU64,
     pub dead_lettered: AtomicU64,
@@ -95,6 +100,7 @@ impl Shared {
 
 impl RebalanceHandler for Shared {
     fn assigned(&self, partitions: &[TopicPartition]) {
+        self.counters.metrics.rebalance("assigned");
         let mut state = self.state();
         for tp in partitions {
             match state.chain.instantiate() {
@@ -121,6 +127,7 @@ impl RebalanceHandler for Shared {
     }
 
     fn revoking(&self, partitions: &[TopicPartition], committer: &dyn Committer) {
+        self.counters.metrics.rebalance("revoked");
         let mut state = self.state();
         if state.failed {
             return;
@@ -146,6 +153,10 @@ impl RebalanceHandler for Shared {
             // Records read but not processed are read again by the next owner.
             state.workers.remove(tp);
         }
+    }
+
+    fn lag(&self, lags: &[(String, i32, i64)]) {
+        self.counters.metrics.lags(lags);
     }
 }
 
@@ -188,9 +199,14 @@ impl Shared {
             .context("the consumer has no group metadata to commit the transaction with")?;
         let offsets: Vec<(TopicPartition, i64)> =
             std::mem::take(&mut state.txn_offsets).into_iter().collect();
-        match state.sink.commit_transaction(&offsets, &group) {
+        let committed = {
+            let _slow = self.counters.health.waiting();
+            state.sink.commit_transaction(&offsets, &group)
+        };
+        match committed {
             Ok(()) => {
                 self.counters.transactions.fetch_add(1, Ordering::Relaxed);
+                self.counters.metrics.transaction();
                 state.aborts_in_row = 0;
                 for (tp, next) in offsets {
                     if let Some(w) = state.workers.get_mut(&tp) {
@@ -221,6 +237,7 @@ impl Shared {
         let pause = Duration::from_millis(250 << state.aborts_in_row.min(7));
         let replace = matches!(e, TransactionError::Fatal(_));
         tracing::warn!(error = %e, replace_producer = replace, in_a_row = state.aborts_in_row, "transaction aborted; the records since the last commit are processed again in {pause:?}");
+        let _slow = self.counters.health.waiting();
         std::thread::sleep(pause);
         if replace {
             self.replace_sink(state)?;
@@ -257,6 +274,7 @@ impl Shared {
     /// Throws away what was read and not final and reads it again.
     fn rewind(&self, state: &mut State, consumer: &dyn Committer) -> anyhow::Result<()> {
         self.counters.recoveries.fetch_add(1, Ordering::Relaxed);
+        self.counters.metrics.recovery();
         state.txn_offsets.clear();
         for (tp, w) in state.workers.iter_mut() {
             w.batch.clear();
@@ -290,7 +308,16 @@ impl Shared {
             return Ok(());
         }
         let batch = &worker.batch;
+        let metrics = &self.counters.metrics;
+        let started = Instant::now();
         let out = worker.chain.run(batch);
+        metrics.batch(batch.len(), started.elapsed().as_secs_f64());
+        metrics.consumed(&tp.topic, batch.len() as u64);
+        for f in &out.failures {
+            metrics.transform_error(&f.plugin, f.failure.kind().as_str());
+        }
+        // Outputs per destination topic; a batch has one or a few.
+        let mut per_topic: Vec<(&str, u64)> = Vec::new();
         let ack = Arc::new(BatchAck::default());
         let mut dead: Vec<DeadLetter> = out.failures.iter().map(DeadLetter::from).collect();
         let mut refused = BTreeSet::new();
@@ -315,7 +342,13 @@ impl Shared {
                 &ack,
             );
             match sent {
-                Ok(()) => produced += 1,
+                Ok(()) => {
+                    produced += 1;
+                    match per_topic.iter_mut().find(|(t, _)| *t == topic) {
+                        Some((_, n)) => *n += 1,
+                        None => per_topic.push((topic, 1)),
+                    }
+                }
                 // The record is at fault (routed to a topic that does not
                 // exist, too large): it fails like a record a plugin failed
                 // on; outputs of it already queued stay queued.
@@ -332,6 +365,7 @@ impl Shared {
                         _ => "create the topic, or fix the plugin's routing",
                     };
                     let last = worker.chain.plugins().last();
+                    metrics.transform_error(last.map_or("", |p| p.name.as_str()), "produce");
                     dead.push(DeadLetter {
                         index: origin,
                         kind: "produce",
@@ -354,6 +388,9 @@ impl Shared {
         self.counters
             .produced
             .fetch_add(produced, Ordering::Relaxed);
+        for (topic, n) in per_topic {
+            metrics.produced(topic, n);
+        }
         dead.sort_by_key(|d| d.index);
         for d in &dead {
             self.fail(sink, batch, d, &ack, must_abort)?;
@@ -394,6 +431,7 @@ impl Shared {
             OnError::Skip => {
                 tracing::warn!(record = %place, plugin = %d.plugin, kind = d.reason, error = %d.message, "record skipped");
                 self.counters.skipped.fetch_add(1, Ordering::Relaxed);
+                self.counters.metrics.skipped(&d.plugin, d.kind);
                 Ok(())
             }
             OnError::Dlq => {
@@ -439,6 +477,7 @@ impl Shared {
                 }
                 tracing::warn!(record = %place, plugin = %d.plugin, kind = d.reason, error = %d.message, dlq = topic, "record dead-lettered");
                 self.counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                self.counters.metrics.dead_lettered(&d.plugin, d.kind);
                 Ok(())
             }
         }
@@ -467,6 +506,15 @@ impl From<&RecordFailure> for DeadLetter {
             plugin_sha256: f.plugin_sha256.clone(),
         }
     }
+}
+
+/// (name, sha256) of each plugin of `chain`, for the `plugin_info` metric.
+fn plugin_labels(chain: &Chain) -> Vec<(String, String)> {
+    chain
+        .plugins
+        .iter()
+        .map(|p| (p.name.clone(), p.sha256.clone()))
+        .collect()
 }
 
 /// Moves acknowledged batches of `w` to its committable offset.
@@ -527,6 +575,12 @@ pub fn run(
             config.input_topics, config.group
         )
     })?;
+    counters
+        .metrics
+        .plugins(&plugin_labels(&shared.state().chain));
+    // Plugins loaded and subscribed: ready, assigned partitions or not (a
+    // replica beyond the partition count is a hot standby, not a failure).
+    counters.health.set_ready(true);
     tracing::info!(
         group = %config.group,
         inputs = ?config.input_topics,
@@ -537,6 +591,7 @@ pub fn run(
     );
 
     let result = run_loop(&shared, &source, &shutdown);
+    counters.health.set_ready(false);
     let drained = match &result {
         Ok(()) => drain(&shared, &source),
         Err(_) => {
@@ -559,6 +614,7 @@ fn run_loop(shared: &Shared, source: &Source, shutdown: &AtomicBool) -> anyhow::
     let config = &shared.config;
     let mut last_commit = Instant::now();
     while !shutdown.load(Ordering::Relaxed) {
+        shared.counters.health.beat();
         let timeout = {
             let state = shared.state();
             let oldest = state.workers.values().filter_map(|w| w.opened).min();
@@ -654,6 +710,11 @@ fn swap(shared: &Shared, state: &mut State, source: &Source, new: Loaded) -> any
     }
     state.chain = new.chain;
     shared.counters.reloads.fetch_add(1, Ordering::Relaxed);
+    shared.counters.metrics.reload("swapped");
+    shared
+        .counters
+        .metrics
+        .plugins(&plugin_labels(&state.chain));
     tracing::info!(version = new.version, sha256 = %new.sha256, "reload: new plugin set swapped in");
     Ok(())
 }

@@ -33,6 +33,9 @@ pub trait RebalanceHandler: Send + Sync + 'static {
     /// The partitions are being taken away: commit what was processed of
     /// them now, since their next owner starts from the committed offset.
     fn revoking(&self, partitions: &[TopicPartition], committer: &dyn Committer);
+    /// The consumer lag of each assigned partition (topic, partition,
+    /// records behind the end), from librdkafka's statistics.
+    fn lag(&self, _lags: &[(String, i32, i64)]) {}
 }
 
 pub struct SourceContext {
@@ -52,6 +55,90 @@ fn partitions(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
 impl ClientContext for SourceContext {
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::warn!(%error, reason, "kafka consumer: {reason}");
+    }
+
+    fn stats_raw(&self, json: &[u8]) {
+        // Only the fields the lag needs: librdkafka's statistics grow new
+        // fields between versions, which a full schema would trip on.
+        #[derive(serde::Deserialize)]
+        struct Stats {
+            #[serde(default)]
+            topics: std::collections::BTreeMap<String, TopicStats>,
+        }
+        #[derive(serde::Deserialize)]
+        struct TopicStats {
+            #[serde(default)]
+            partitions: std::collections::BTreeMap<String, PartitionStats>,
+        }
+        #[derive(serde::Deserialize)]
+        struct PartitionStats {
+            #[serde(default)]
+            desired: bool,
+            /// High watermark and last stable offset (the end a
+            /// `read_committed` consumer sees).
+            #[serde(default = "unknown")]
+            hi_offset: i64,
+            #[serde(default = "unknown")]
+            ls_offset: i64,
+            #[serde(default = "unknown")]
+            lo_offset: i64,
+            /// The next offset the pipeline reads.
+            #[serde(default = "unknown")]
+            app_offset: i64,
+            #[serde(default = "unknown")]
+            committed_offset: i64,
+        }
+        impl PartitionStats {
+            /// Records between the pipeline's position (or, before it read
+            /// anything, the group's commit) and the end of the partition.
+            /// librdkafka's own `consumer_lag` counts from the consumer's
+            /// commits only, which exactly-once makes through the producer.
+            fn lag(&self) -> Option<i64> {
+                let end = if self.ls_offset >= 0 {
+                    self.ls_offset
+                } else {
+                    self.hi_offset
+                };
+                if end < 0 {
+                    return None;
+                }
+                let from = if self.app_offset >= 0 {
+                    self.app_offset
+                } else if self.committed_offset >= 0 {
+                    self.committed_offset
+                } else if self.lo_offset == end {
+                    end
+                } else {
+                    return None;
+                };
+                Some((end - from).max(0))
+            }
+        }
+        fn unknown() -> i64 {
+            -1
+        }
+        let stats: Stats = match serde_json::from_slice(json) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(error = %e, "kafka consumer statistics not understood");
+                return;
+            }
+        };
+        let mut lags = Vec::new();
+        for (topic, t) in stats.topics {
+            for (partition, p) in t.partitions {
+                // -1 is librdkafka's internal unassigned partition.
+                if let Ok(partition) = partition.parse::<i32>()
+                    && partition >= 0
+                    && p.desired
+                    && let Some(lag) = p.lag()
+                {
+                    lags.push((topic.clone(), partition, lag));
+                }
+            }
+        }
+        lags.sort();
+        self.handler.lag(&lags);
     }
 }
 
@@ -150,6 +237,8 @@ impl Source {
             // fetch (librdkafka's defaults are 64 MiB and 50 MiB).
             ("queued.max.messages.kbytes", "4096"),
             ("fetch.max.bytes", "8388608"),
+            // Consumer lag for the metrics.
+            ("statistics.interval.ms", "10000"),
         ];
         let consumer: BaseConsumer<SourceContext> = config
             .client_config(super::Client::Consumer, &own)

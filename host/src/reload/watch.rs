@@ -26,6 +26,35 @@ pub struct Loaded {
 pub struct PluginStatus {
     pub name: String,
     pub sha256: String,
+    /// The keys of its config; values may be secrets and are not shown.
+    pub config_keys: Vec<String>,
+}
+
+impl Status {
+    /// The status of `chain` as loaded at start (version 1).
+    pub fn of(sha256: &str, chain: &Chain) -> Status {
+        let mut status = Status::default();
+        status.set(sha256, chain);
+        status
+    }
+
+    fn set(&mut self, sha256: &str, chain: &Chain) {
+        self.version += 1;
+        self.sha256 = sha256.to_owned();
+        self.plugins = chain
+            .plugins
+            .iter()
+            .map(|p| PluginStatus {
+                name: p.name.clone(),
+                sha256: p.sha256.clone(),
+                config_keys: p.config.iter().map(|(k, _)| k.clone()).collect(),
+            })
+            .collect();
+        self.loaded_at_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        self.last_error = None;
+    }
 }
 
 /// What is running, for logs and the ops endpoints.
@@ -62,21 +91,8 @@ impl Updates {
 
     fn loaded(&self, sha256: &str, chain: &Chain, reload: bool) -> u64 {
         let mut status = lock(&self.status);
-        status.version += 1;
         status.reloads += u64::from(reload);
-        status.sha256 = sha256.to_owned();
-        status.plugins = chain
-            .plugins
-            .iter()
-            .map(|p| PluginStatus {
-                name: p.name.clone(),
-                sha256: p.sha256.clone(),
-            })
-            .collect();
-        status.loaded_at_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        status.last_error = None;
+        status.set(sha256, chain);
         status.version
     }
 

@@ -50,6 +50,8 @@ fn spawn(
             "--kafka",
             "consumer.heartbeat.interval.ms=500",
         ])
+        // Several processes on one machine: any free port each.
+        .args(["--ops-addr", "127.0.0.1:0"])
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(log_file(input, name))
@@ -69,7 +71,7 @@ fn log_file(input: &str, name: &str) -> Stdio {
 }
 
 /// SIGTERM: a clean stop that commits, leaves the group and exits 0.
-fn terminate(p: &mut Child, input: &str) {
+pub fn terminate(p: &mut Child, input: &str) {
     let _ = Command::new("kill")
         .args(["-TERM", &p.id().to_string()])
         .status();

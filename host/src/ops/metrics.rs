@@ -1,0 +1,288 @@
+//! The Prometheus metrics of `wasmpipe run`. Every label has a bounded set
+//! of values: topics are capped (see [`MAX_TOPICS`]), partitions are the
+//! assigned ones, plugins are the chain's, kinds and results are fixed.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
+/// Distinct topic label values kept; outputs to further topics (a plugin
+/// routing by a field of the record) are counted under `topic="_other"`.
+pub const MAX_TOPICS: usize = 64;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TopicLabel {
+    pub topic: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartitionLabels {
+    pub topic: String,
+    pub partition: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FailureLabels {
+    pub plugin: String,
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PluginLabels {
+    pub plugin: String,
+    pub sha256: String,
+}
+
+/// The metrics, registered under the `wasmpipe_` prefix.
+pub struct Metrics {
+    registry: Registry,
+    topics: Mutex<BTreeSet<String>>,
+    consumed: Family<TopicLabel, Counter>,
+    produced: Family<TopicLabel, Counter>,
+    dead_lettered: Family<FailureLabels, Counter>,
+    skipped: Family<FailureLabels, Counter>,
+    transform_errors: Family<FailureLabels, Counter>,
+    transform_seconds: Histogram,
+    batch_records: Histogram,
+    lag: Family<PartitionLabels, Gauge>,
+    rebalances: Family<OutcomeLabel, Counter>,
+    reloads: Family<OutcomeLabel, Counter>,
+    plugin_info: Family<PluginLabels, Gauge>,
+    transactions: Counter,
+    recoveries: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("wasmpipe");
+        let m = Metrics {
+            registry: Registry::default(),
+            topics: Mutex::default(),
+            consumed: Family::default(),
+            produced: Family::default(),
+            dead_lettered: Family::default(),
+            skipped: Family::default(),
+            transform_errors: Family::default(),
+            // 10 µs … ~10 s.
+            transform_seconds: Histogram::new(exponential_buckets(1e-5, 4.0, 11)),
+            // 1 … 4096 records.
+            batch_records: Histogram::new(exponential_buckets(1.0, 2.0, 13)),
+            lag: Family::default(),
+            rebalances: Family::default(),
+            reloads: Family::default(),
+            plugin_info: Family::default(),
+            transactions: Counter::default(),
+            recoveries: Counter::default(),
+        };
+        registry.register(
+            "records_consumed",
+            "Records read from Kafka",
+            m.consumed.clone(),
+        );
+        registry.register(
+            "records_produced",
+            "Outputs produced (queued to the producer), by destination topic",
+            m.produced.clone(),
+        );
+        registry.register(
+            "records_dead_lettered",
+            "Records sent to the dead-letter topic, by plugin and failure kind",
+            m.dead_lettered.clone(),
+        );
+        registry.register(
+            "records_skipped",
+            "Failed records skipped (--on-error skip), by plugin and failure kind",
+            m.skipped.clone(),
+        );
+        registry.register(
+            "transform_errors",
+            "Records a plugin failed on (trap, deadline, memory, error, produce), by plugin and kind",
+            m.transform_errors.clone(),
+        );
+        registry.register(
+            "transform_duration_seconds",
+            "Time to run the plugin chain over one batch",
+            m.transform_seconds.clone(),
+        );
+        registry.register(
+            "batch_records",
+            "Records per batch run through the chain",
+            m.batch_records.clone(),
+        );
+        registry.register(
+            "consumer_lag",
+            "Records behind the end of each assigned partition (librdkafka statistics)",
+            m.lag.clone(),
+        );
+        registry.register(
+            "rebalances",
+            "Partition assignments and revocations",
+            m.rebalances.clone(),
+        );
+        registry.register(
+            "reloads",
+            "Plugin sets offered by the reloader: swapped in, or refused",
+            m.reloads.clone(),
+        );
+        registry.register(
+            "plugin_info",
+            "1 for each plugin of the running chain",
+            m.plugin_info.clone(),
+        );
+        registry.register(
+            "transactions",
+            "Exactly-once transactions committed",
+            m.transactions.clone(),
+        );
+        registry.register(
+            "recoveries",
+            "Times the records since the last commit were thrown away and processed again (aborted transaction, replaced producer)",
+            m.recoveries.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    fn topic(&self, topic: &str) -> TopicLabel {
+        let mut topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
+        if topics.contains(topic) || topics.len() < MAX_TOPICS {
+            if !topics.contains(topic) {
+                topics.insert(topic.to_owned());
+            }
+            TopicLabel {
+                topic: topic.to_owned(),
+            }
+        } else {
+            TopicLabel {
+                topic: "_other".into(),
+            }
+        }
+    }
+
+    pub fn consumed(&self, topic: &str, n: u64) {
+        self.consumed.get_or_create(&self.topic(topic)).inc_by(n);
+    }
+
+    pub fn produced(&self, topic: &str, n: u64) {
+        self.produced.get_or_create(&self.topic(topic)).inc_by(n);
+    }
+
+    fn failure(plugin: &str, kind: &str) -> FailureLabels {
+        FailureLabels {
+            plugin: plugin.to_owned(),
+            kind: kind.to_owned(),
+        }
+    }
+
+    pub fn transform_error(&self, plugin: &str, kind: &str) {
+        self.transform_errors
+            .get_or_create(&Self::failure(plugin, kind))
+            .inc();
+    }
+
+    pub fn dead_lettered(&self, plugin: &str, kind: &str) {
+        self.dead_lettered
+            .get_or_create(&Self::failure(plugin, kind))
+            .inc();
+    }
+
+    pub fn skipped(&self, plugin: &str, kind: &str) {
+        self.skipped
+            .get_or_create(&Self::failure(plugin, kind))
+            .inc();
+    }
+
+    pub fn batch(&self, records: usize, seconds: f64) {
+        self.batch_records.observe(records as f64);
+        self.transform_seconds.observe(seconds);
+    }
+
+    /// Replaces the lag gauges with `lags` (topic, partition, lag): the
+    /// partitions no longer assigned disappear.
+    pub fn lags(&self, lags: &[(String, i32, i64)]) {
+        self.lag.clear();
+        for (topic, partition, lag) in lags {
+            self.lag
+                .get_or_create(&PartitionLabels {
+                    topic: topic.clone(),
+                    partition: partition.to_string(),
+                })
+                .set(*lag);
+        }
+    }
+
+    /// `outcome`: "assigned" or "revoked".
+    pub fn rebalance(&self, outcome: &str) {
+        self.rebalances
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// `outcome`: "swapped" or "refused".
+    pub fn reload(&self, outcome: &str) {
+        self.reloads
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Raises `reloads{outcome="refused"}` to `total`, the reloader's count.
+    pub fn reloads_refused(&self, total: u64) {
+        let refused = self.reloads.get_or_create(&OutcomeLabel {
+            outcome: "refused".into(),
+        });
+        let now = refused.get();
+        if total > now {
+            refused.inc_by(total - now);
+        }
+    }
+
+    /// The running chain: (name, sha256) per plugin.
+    pub fn plugins(&self, plugins: &[(String, String)]) {
+        self.plugin_info.clear();
+        for (plugin, sha256) in plugins {
+            self.plugin_info
+                .get_or_create(&PluginLabels {
+                    plugin: plugin.clone(),
+                    sha256: sha256.clone(),
+                })
+                .set(1);
+        }
+    }
+
+    pub fn transaction(&self) {
+        self.transactions.inc();
+    }
+
+    pub fn recovery(&self) {
+        self.recoveries.inc();
+    }
+}
