@@ -276,3 +276,35 @@ fn a_mirror_refuses_a_directory_holding_other_files() {
     assert!(err.to_string().contains("is a regular file"), "{err}");
     assert_eq!(std::fs::read(dir.path().join("a.wasm")).unwrap(), b"mine");
 }
+
+#[test]
+fn the_alerts_and_dashboard_use_only_metrics_wasmpipe_exports() {
+    let exported: std::collections::BTreeSet<String> = wasmpipe::ops::Metrics::default()
+        .encode()
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .map(|l| l.split(' ').next().unwrap().to_owned())
+        .collect();
+    assert!(exported.contains("wasmpipe_consumer_lag"), "{exported:?}");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../k8s/monitoring");
+    let mut used = 0;
+    for file in ["prometheus-rules.yaml", "grafana-dashboard.json"] {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        for (at, _) in text.match_indices("wasmpipe_") {
+            let name: String = text[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            let base = ["_total", "_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .unwrap_or(&name);
+            assert!(
+                exported.contains(base),
+                "{file} uses {name}, which wasmpipe does not export"
+            );
+            used += 1;
+        }
+    }
+    assert!(used > 10, "the files name the metrics they use");
+}
