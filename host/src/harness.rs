@@ -13,8 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// What Kubernetes allows in one ConfigMap, `data` and `binaryData` together.
-pub const CONFIGMAP_LIMIT: usize = 1 << 20;
+use crate::k8s::CONFIGMAP_LIMIT;
 
 /// What `plugin check` found.
 #[derive(Debug, Serialize)]

@@ -10,7 +10,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 use wasmpipe::config::{OnError, RunConfig, load_snapshot};
 use wasmpipe::harness::{self, TestOptions};
-use wasmpipe::k8s::ConfigMapMirror;
+use wasmpipe::k8s::{self, ConfigMapMirror};
 use wasmpipe::kafka::{Delivery, KafkaConfig};
 use wasmpipe::ops::{Endpoints, OpsServer};
 use wasmpipe::pipeline::Counters;
@@ -44,6 +44,86 @@ enum Command {
     /// Check, test and create plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Ship plugins in a ConfigMap: each is checked as `plugin check` does,
+    /// the largest are zstd-compressed until the set fits 1 MiB, and the
+    /// ConfigMap is server-side applied (field manager "wasmpipe").
+    Deploy {
+        /// The plugins; without --pipeline they are chained in this order.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The ConfigMap the Deployment mounts (wasmpipe-plugins in k8s/).
+        #[arg(long)]
+        configmap: String,
+        /// Its namespace; the kubeconfig's by default.
+        #[arg(long, env = "WASMPIPE_NAMESPACE")]
+        namespace: Option<String>,
+        /// The pipeline file (order and config of the plugins); written
+        /// from the order of FILES when not given.
+        #[arg(long)]
+        pipeline: Option<PathBuf>,
+        /// Print the ConfigMap instead of applying it.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        limits: LimitArgs,
+    },
+    /// Set a Deployment's replicas to its input topic's partition count
+    /// (one pod per partition) through the scale subresource.
+    Scale {
+        #[arg(long)]
+        deployment: String,
+        #[arg(long)]
+        topic: String,
+        #[arg(long, env = "WASMPIPE_NAMESPACE")]
+        namespace: Option<String>,
+        /// Fewer replicas than partitions (some pods then own several);
+        /// more is refused.
+        #[arg(long)]
+        replicas: Option<usize>,
+        #[command(flatten)]
+        kafka: KafkaArgs,
+    },
+    /// Keep every Deployment annotated `wasmpipe.dev/topic: TOPIC` at one
+    /// replica per partition of TOPIC; several copies elect a leader
+    /// through a Lease.
+    Operator {
+        #[arg(long, env = "WASMPIPE_NAMESPACE")]
+        namespace: Option<String>,
+        /// This copy's name in the Lease (the pod name).
+        #[arg(long, env = "HOSTNAME")]
+        identity: String,
+        #[arg(long, default_value = "wasmpipe-operator")]
+        lease: String,
+        #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+        lease_duration: Duration,
+        /// How often partitions and replicas are compared.
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        resync: Duration,
+        #[command(flatten)]
+        kafka: KafkaArgs,
+    },
+}
+
+/// Where Kafka is, for the commands that only read metadata.
+#[derive(Args)]
+struct KafkaArgs {
+    /// Kafka bootstrap servers, host:port[,host:port…].
+    #[arg(long, env = "WASMPIPE_BROKERS")]
+    brokers: String,
+    /// A librdkafka property (repeatable); also WASMPIPE_KAFKA_* variables.
+    #[arg(long = "kafka", value_name = "KEY=VALUE", value_parser = parse_pair)]
+    kafka: Vec<(String, String)>,
+}
+
+impl KafkaArgs {
+    fn config(self) -> KafkaConfig {
+        let mut properties = kafka_env();
+        properties.extend(self.kafka);
+        KafkaConfig {
+            brokers: self.brokers,
+            properties,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -218,6 +298,105 @@ fn watchdog(shutdown: Arc<AtomicBool>, grace: Duration) {
         );
         std::process::exit(2);
     });
+}
+
+/// How long a metadata request to Kafka may take.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `wasmpipe deploy`: checks every plugin with the config the pipeline
+/// file gives it, fits the set into one ConfigMap, prints or applies it.
+fn deploy(
+    runtime: &Arc<Runtime>,
+    files: &[PathBuf],
+    configmap: String,
+    namespace: Option<String>,
+    pipeline: Option<PathBuf>,
+    dry_run: bool,
+    limits: Limits,
+) -> anyhow::Result<()> {
+    use wasmpipe::config::PipelineFile;
+    use wasmpipe::k8s::deploy::{File, apply, configmap as build, fit};
+    let (pipeline_file, pipeline_text) = match &pipeline {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the pipeline file {}", path.display()))?;
+            (Some(PipelineFile::parse(path, &text)?), text)
+        }
+        None => {
+            let mut text = String::from("plugins:\n");
+            for f in files {
+                let name = f.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                text.push_str(&format!("  - file: {name}\n"));
+            }
+            (None, text)
+        }
+    };
+    let mut plugins = Vec::new();
+    for path in files {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .with_context(|| format!("{} has no file name", path.display()))?
+            .to_owned();
+        let config: Vec<(String, String)> = pipeline_file
+            .iter()
+            .flat_map(|p| p.plugins.iter())
+            .filter(|spec| {
+                spec.file == name
+                    || name.strip_suffix(".zst").or(name.strip_suffix(".gz"))
+                        == Some(spec.file.as_str())
+            })
+            .flat_map(|spec| spec.config.iter().map(|(k, v)| (k.clone(), v.to_string())))
+            .collect();
+        let report = harness::check(runtime, path, config, limits)?;
+        if !report.loads() {
+            report.render(&mut std::io::stderr().lock())?;
+            anyhow::bail!(
+                "{} fails its check (above); nothing was deployed",
+                path.display()
+            );
+        }
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        plugins.push(File { name, bytes });
+    }
+    let pipeline_name =
+        pipeline
+            .as_ref()
+            .and_then(|p| p.extension())
+            .map_or("pipeline.yaml", |e| {
+                if e == "toml" {
+                    "pipeline.toml"
+                } else {
+                    "pipeline.yaml"
+                }
+            });
+    let files = fit(
+        plugins,
+        Some(File {
+            name: pipeline_name.to_owned(),
+            bytes: pipeline_text.into_bytes(),
+        }),
+    )?;
+    if dry_run {
+        let cm = build(
+            &configmap,
+            namespace.as_deref().unwrap_or("default"),
+            &files,
+        );
+        print!("{}", serde_yaml::to_string(&cm)?);
+        return Ok(());
+    }
+    k8s::block_on(async {
+        let client = k8s::default_client().await?;
+        let ns = namespace.unwrap_or_else(|| client.default_namespace().to_owned());
+        let applied = apply(client, &build(&configmap, &ns, &files)).await?;
+        let version = applied.metadata.resource_version.unwrap_or_default();
+        println!("configmap {ns}/{configmap} applied (resourceVersion {version}):");
+        for f in &files {
+            println!("  {} {} bytes", f.name, f.bytes.len());
+        }
+        Ok(())
+    })
 }
 
 /// Serves the ops endpoints from the pipeline's counters and the
@@ -440,6 +619,80 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             wasmpipe::pipeline::run(config, chain, updates, shutdown, counters)?;
             drop(ops);
             drop(mirror);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Deploy {
+            files,
+            configmap,
+            namespace,
+            pipeline,
+            dry_run,
+            limits,
+        } => {
+            deploy(
+                &runtime()?,
+                &files,
+                configmap,
+                namespace,
+                pipeline,
+                dry_run,
+                limits.into(),
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Scale {
+            deployment,
+            topic,
+            namespace,
+            replicas,
+            kafka,
+        } => {
+            let partitions =
+                wasmpipe::kafka::partition_count(&kafka.config(), &topic, METADATA_TIMEOUT)?;
+            let wanted = wasmpipe::k8s::scale::replicas_for(&topic, partitions, replicas)?;
+            k8s::block_on(async {
+                let client = k8s::default_client().await?;
+                let ns = namespace.unwrap_or_else(|| client.default_namespace().to_owned());
+                let before = k8s::scale::set_replicas(client, &ns, &deployment, wanted).await?;
+                println!(
+                    "deployment {ns}/{deployment}: {before} -> {wanted} replicas (topic '{topic}' has {partitions} partitions)"
+                );
+                Ok(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Operator {
+            namespace,
+            identity,
+            lease,
+            lease_duration,
+            resync,
+            kafka,
+        } => {
+            let kafka = kafka.config();
+            let partitions: k8s::operator::Partitions = Arc::new(move |topic: &str| {
+                wasmpipe::kafka::partition_count(&kafka, topic, METADATA_TIMEOUT)
+            });
+            k8s::block_on(async move {
+                let client = k8s::default_client().await?;
+                let namespace = namespace.unwrap_or_else(|| client.default_namespace().to_owned());
+                let options = k8s::operator::Options {
+                    namespace,
+                    identity,
+                    lease,
+                    lease_duration,
+                    resync,
+                };
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+                let stop = async move {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = tokio::signal::ctrl_c() => {}
+                    }
+                };
+                k8s::operator::run(client, options, partitions, stop).await
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Plugin(PluginCommand::Check {

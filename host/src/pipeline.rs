@@ -235,7 +235,7 @@ impl Shared {
         }
         // Back off: a broker that refuses now may accept soon.
         let pause = Duration::from_millis(250 << state.aborts_in_row.min(7));
-        let replace = matches!(e, TransactionError::Fatal(_));
+        let mut replace = !matches!(e, TransactionError::Abortable(_));
         tracing::warn!(error = %e, replace_producer = replace, in_a_row = state.aborts_in_row, "transaction aborted; the records since the last commit are processed again in {pause:?}");
         let _slow = self.counters.health.waiting();
         std::thread::sleep(pause);
@@ -244,8 +244,11 @@ impl Shared {
         } else if let Err(e) = state.sink.abort_and_begin() {
             tracing::warn!(error = %e, "aborting failed; replacing the producer");
             self.replace_sink(state)?;
+            replace = true;
         }
-        self.rewind(state, consumer)
+        // A new producer settled the last transaction, perhaps by
+        // committing it: only the group knows where reading starts again.
+        self.rewind(state, consumer, replace)
     }
 
     /// Replaces the producer after a fatal error. A new transactional
@@ -271,11 +274,31 @@ impl Shared {
         Ok(())
     }
 
-    /// Throws away what was read and not final and reads it again.
-    fn rewind(&self, state: &mut State, consumer: &dyn Committer) -> anyhow::Result<()> {
+    /// Throws away what was read and not final and reads it again: from
+    /// where this process knows its work ended final, or — after a new
+    /// transactional producer settled a commit whose outcome this process
+    /// does not know — from the group's committed offsets.
+    fn rewind(
+        &self,
+        state: &mut State,
+        consumer: &dyn Committer,
+        from_group: bool,
+    ) -> anyhow::Result<()> {
         self.counters.recoveries.fetch_add(1, Ordering::Relaxed);
         self.counters.metrics.recovery();
         state.txn_offsets.clear();
+        if from_group {
+            let partitions: Vec<TopicPartition> = state.workers.keys().cloned().collect();
+            let committed = consumer
+                .committed(&partitions)
+                .context("reading the group's committed offsets to start again from them")?;
+            for (tp, next) in committed {
+                // No commit yet: where reading started stays right.
+                if let (Some(next), Some(w)) = (next, state.workers.get_mut(&tp)) {
+                    w.rewind_to = Some(next);
+                }
+            }
+        }
         for (tp, w) in state.workers.iter_mut() {
             w.batch.clear();
             w.opened = None;
@@ -314,7 +337,7 @@ impl Shared {
         metrics.batch(batch.len(), started.elapsed().as_secs_f64());
         metrics.consumed(&tp.topic, batch.len() as u64);
         for f in &out.failures {
-            metrics.transform_error(&f.plugin, f.failure.kind().as_str());
+            metrics.transform_error(&f.plugin, f.failure.kind().as_str(), f.failure.label());
         }
         // Outputs per destination topic; a batch has one or a few.
         let mut per_topic: Vec<(&str, u64)> = Vec::new();
@@ -365,7 +388,11 @@ impl Shared {
                         _ => "create the topic, or fix the plugin's routing",
                     };
                     let last = worker.chain.plugins().last();
-                    metrics.transform_error(last.map_or("", |p| p.name.as_str()), "produce");
+                    metrics.transform_error(
+                        last.map_or("", |p| p.name.as_str()),
+                        "produce",
+                        reason,
+                    );
                     dead.push(DeadLetter {
                         index: origin,
                         kind: "produce",
@@ -431,7 +458,7 @@ impl Shared {
             OnError::Skip => {
                 tracing::warn!(record = %place, plugin = %d.plugin, kind = d.reason, error = %d.message, "record skipped");
                 self.counters.skipped.fetch_add(1, Ordering::Relaxed);
-                self.counters.metrics.skipped(&d.plugin, d.kind);
+                self.counters.metrics.skipped(&d.plugin, d.kind, d.reason);
                 Ok(())
             }
             OnError::Dlq => {
@@ -477,7 +504,9 @@ impl Shared {
                 }
                 tracing::warn!(record = %place, plugin = %d.plugin, kind = d.reason, error = %d.message, dlq = topic, "record dead-lettered");
                 self.counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
-                self.counters.metrics.dead_lettered(&d.plugin, d.kind);
+                self.counters
+                    .metrics
+                    .dead_lettered(&d.plugin, d.kind, d.reason);
                 Ok(())
             }
         }
@@ -673,7 +702,8 @@ fn run_loop(shared: &Shared, source: &Source, shutdown: &AtomicBool) -> anyhow::
                 "the producer hit a fatal error (see the log above); replacing it and processing the records since the last commit again"
             );
             shared.replace_sink(&mut state)?;
-            shared.rewind(&mut state, source)?;
+            let from_group = config.delivery == Delivery::ExactlyOnce;
+            shared.rewind(&mut state, source, from_group)?;
         }
         if last_commit.elapsed() >= config.commit_interval || state.must_abort.is_some() {
             commit(shared, &mut state, source)?;

@@ -71,6 +71,40 @@ impl KafkaConfig {
     }
 }
 
+/// How many partitions `topic` has, from the brokers' metadata.
+pub fn partition_count(
+    config: &KafkaConfig,
+    topic: &str,
+    timeout: std::time::Duration,
+) -> anyhow::Result<usize> {
+    use anyhow::Context as _;
+    use rdkafka::consumer::{BaseConsumer, Consumer as _};
+    let client: BaseConsumer = config
+        .client_config(Client::Consumer, &[])
+        .create()
+        .context("creating a Kafka client")?;
+    let metadata = client
+        .fetch_metadata(Some(topic), timeout)
+        .with_context(|| {
+            format!(
+                "reading the metadata of topic '{topic}' from {}",
+                config.brokers
+            )
+        })?;
+    let t = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic)
+        .with_context(|| format!("the brokers returned no metadata for topic '{topic}'"))?;
+    if let Some(e) = t.error() {
+        anyhow::bail!(
+            "topic '{topic}': {}; check its name and that the client may describe it",
+            rdkafka::error::RDKafkaErrorCode::from(e)
+        );
+    }
+    Ok(t.partitions().len())
+}
+
 /// Whether a librdkafka property holds a secret that must not be logged.
 pub fn is_secret(key: &str) -> bool {
     let key = key.to_ascii_lowercase();

@@ -14,8 +14,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// How long transactional calls may block before they are retried.
-const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one transactional call may block before it is retried.
+const TXN_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long a transactional call is retried in all before the pipeline
+/// gives up on the transaction and recovers (abort or a new producer).
+const TXN_RETRY_BUDGET: Duration = Duration::from_secs(45);
 
 /// Why a transaction could not be committed.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +33,12 @@ pub enum TransactionError {
     /// transactional id, or a fatal error): restart from the last commit.
     #[error(transparent)]
     Fatal(KafkaError),
+    /// The commit was sent but Kafka did not say whether it took effect
+    /// before the retries ran out. A new producer settles it (its
+    /// initialisation completes or aborts the pending transaction); the
+    /// group's committed offsets then say where to read again.
+    #[error("the outcome of the transaction commit is unknown: {0}")]
+    Unknown(#[source] KafkaError),
 }
 
 impl From<KafkaError> for TransactionError {
@@ -249,6 +259,15 @@ impl Sink {
         }
         retry("committing the transaction", || {
             self.producer.commit_transaction(TXN_TIMEOUT)
+        })
+        .map_err(|e| match &e {
+            // Retrying did not get an answer: the commit may or may not
+            // have happened. Aborting now could throw away a committed
+            // transaction's offsets and process its records twice.
+            KafkaError::Transaction(t) if t.is_retriable() && !t.txn_requires_abort() => {
+                TransactionError::Unknown(e)
+            }
+            _ => e.into(),
         })?;
         Ok(self.producer.begin_transaction()?)
     }
@@ -275,18 +294,23 @@ impl Sink {
 }
 
 /// Retries a transactional call while Kafka says it is retriable (a broker
-/// restarting, a leader moving), with backoff and a log line each time.
+/// restarting, a leader moving), with backoff and a log line each time,
+/// for at most [`TXN_RETRY_BUDGET`]; the last error is returned after it.
 fn retry(what: &str, mut call: impl FnMut() -> Result<(), KafkaError>) -> Result<(), KafkaError> {
+    let started = std::time::Instant::now();
     let mut backoff = Duration::from_millis(100);
-    for attempt in 1.. {
+    let mut attempt = 1;
+    loop {
         match call() {
-            Err(KafkaError::Transaction(e)) if e.is_retriable() && attempt < 20 => {
+            Err(KafkaError::Transaction(e))
+                if e.is_retriable() && started.elapsed() + backoff < TXN_RETRY_BUDGET =>
+            {
                 tracing::warn!(error = %e, attempt, "kafka: {what} failed, retrying in {backoff:?}");
                 std::thread::sleep(backoff);
                 backoff = (backoff * 2).min(Duration::from_secs(5));
+                attempt += 1;
             }
             other => return other,
         }
     }
-    unreachable!("the loop returns by its 20th attempt")
 }

@@ -24,6 +24,13 @@ pub trait Committer {
     fn group_metadata(&self) -> Option<GroupMetadata>;
     /// Moves `partition` back to `next` (after an aborted transaction).
     fn seek(&self, partition: &TopicPartition, next: i64) -> Result<(), KafkaError>;
+    /// The group's committed offset (next offset to read) of each of
+    /// `partitions`, `None` where it has none. Under `read_committed` the
+    /// broker answers only once pending transactional offsets are settled.
+    fn committed(
+        &self,
+        partitions: &[TopicPartition],
+    ) -> Result<Vec<(TopicPartition, Option<i64>)>, KafkaError>;
 }
 
 /// What the pipeline does when partitions come and go. Called on the
@@ -156,6 +163,41 @@ impl Committer for ConsumerCommitter<'_> {
     fn seek(&self, partition: &TopicPartition, next: i64) -> Result<(), KafkaError> {
         seek(self.0, partition, next)
     }
+
+    fn committed(
+        &self,
+        partitions: &[TopicPartition],
+    ) -> Result<Vec<(TopicPartition, Option<i64>)>, KafkaError> {
+        committed(self.0, partitions)
+    }
+}
+
+fn committed(
+    consumer: &BaseConsumer<SourceContext>,
+    partitions: &[TopicPartition],
+) -> Result<Vec<(TopicPartition, Option<i64>)>, KafkaError> {
+    let mut tpl = TopicPartitionList::new();
+    for tp in partitions {
+        tpl.add_partition(&tp.topic, tp.partition);
+    }
+    let answer = consumer.committed_offsets(tpl, Duration::from_secs(30))?;
+    Ok(answer
+        .elements()
+        .iter()
+        .map(|e| {
+            let next = match e.offset() {
+                Offset::Offset(n) => Some(n),
+                _ => None,
+            };
+            (
+                TopicPartition {
+                    topic: e.topic().to_owned(),
+                    partition: e.partition(),
+                },
+                next,
+            )
+        })
+        .collect())
 }
 
 fn seek(
@@ -316,6 +358,13 @@ impl Committer for Source {
 
     fn seek(&self, partition: &TopicPartition, next: i64) -> Result<(), KafkaError> {
         seek(&self.consumer, partition, next)
+    }
+
+    fn committed(
+        &self,
+        partitions: &[TopicPartition],
+    ) -> Result<Vec<(TopicPartition, Option<i64>)>, KafkaError> {
+        committed(&self.consumer, partitions)
     }
 }
 

@@ -30,6 +30,7 @@ pub struct PartitionLabels {
 pub struct FailureLabels {
     pub plugin: String,
     pub kind: String,
+    pub reason: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -192,28 +193,31 @@ impl Metrics {
         self.produced.get_or_create(&self.topic(topic)).inc_by(n);
     }
 
-    fn failure(plugin: &str, kind: &str) -> FailureLabels {
+    fn failure(plugin: &str, kind: &str, reason: &str) -> FailureLabels {
         FailureLabels {
             plugin: plugin.to_owned(),
             kind: kind.to_owned(),
+            reason: reason.to_owned(),
         }
     }
 
-    pub fn transform_error(&self, plugin: &str, kind: &str) {
+    /// A record failed in `plugin`: `kind` and `reason` as the dead
+    /// letter's `wasmpipe.error.kind` and `wasmpipe.error.reason` headers.
+    pub fn transform_error(&self, plugin: &str, kind: &str, reason: &str) {
         self.transform_errors
-            .get_or_create(&Self::failure(plugin, kind))
+            .get_or_create(&Self::failure(plugin, kind, reason))
             .inc();
     }
 
-    pub fn dead_lettered(&self, plugin: &str, kind: &str) {
+    pub fn dead_lettered(&self, plugin: &str, kind: &str, reason: &str) {
         self.dead_lettered
-            .get_or_create(&Self::failure(plugin, kind))
+            .get_or_create(&Self::failure(plugin, kind, reason))
             .inc();
     }
 
-    pub fn skipped(&self, plugin: &str, kind: &str) {
+    pub fn skipped(&self, plugin: &str, kind: &str, reason: &str) {
         self.skipped
-            .get_or_create(&Self::failure(plugin, kind))
+            .get_or_create(&Self::failure(plugin, kind, reason))
             .inc();
     }
 

@@ -85,7 +85,7 @@ fn read_from(dir: &Path, root: &Path, pipeline: Option<&Path>) -> anyhow::Result
     let mut hash = Sha256::new();
     let mut plugins = Vec::new();
     for spec in file.plugins {
-        let mut source = read_plugin_file(&root.join(&spec.file))?;
+        let mut source = read_plugin_file(&plugin_path(root, &spec.file))?;
         if let Some(name) = &spec.name {
             source.name = name.clone();
         }
@@ -101,6 +101,21 @@ fn read_from(dir: &Path, root: &Path, pipeline: Option<&Path>) -> anyhow::Result
         plugins,
         sha256: hex::encode(hash.finalize()),
     })
+}
+
+/// Where a pipeline entry's file is: `file` itself, or, when only a
+/// compressed copy exists (`wasmpipe deploy` compresses what would not fit
+/// a ConfigMap), `file.zst` or `file.gz`.
+fn plugin_path(root: &Path, file: &str) -> PathBuf {
+    let plain = root.join(file);
+    if plain.exists() || !file.ends_with(".wasm") {
+        return plain;
+    }
+    [".zst", ".gz"]
+        .iter()
+        .map(|ext| root.join(format!("{file}{ext}")))
+        .find(|p| p.exists())
+        .unwrap_or(plain)
 }
 
 /// Writes `files` into `dir` the way the kubelet updates a ConfigMap
@@ -291,6 +306,24 @@ mod tests {
             "no mix of versions"
         );
         assert_eq!(s.plugins[0].0.config["mark"].to_string(), "v2");
+    }
+
+    #[test]
+    fn an_entry_finds_its_compressed_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let wasm = module(1);
+        let zst = zstd::bulk::compress(&wasm, 3).unwrap();
+        kubelet_update(
+            dir.path(),
+            &[
+                ("a.wasm.zst", &zst),
+                ("pipeline.yaml", b"plugins:\n  - file: a.wasm\n"),
+            ],
+        )
+        .unwrap();
+        let s = read_snapshot(dir.path(), None).unwrap();
+        assert_eq!(s.plugins[0].1.wasm, wasm);
+        assert_eq!(s.plugins[0].1.name, "a");
     }
 
     #[test]

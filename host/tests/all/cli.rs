@@ -282,3 +282,62 @@ fn the_readme_demo_matches_its_expected_output() {
         "{stderr}"
     );
 }
+
+#[test]
+fn deploy_dry_run_prints_the_configmap_with_the_chain_and_its_config() {
+    // misbehave's init needs its mode: the pipeline file gives it.
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = dir.path().join("pipeline.yaml");
+    let chain = "plugins:\n  - file: identity.wasm\n  - file: misbehave.wasm\n    config: { mode: error }\n";
+    std::fs::write(&pipeline, chain).unwrap();
+    let out = wasmpipe(
+        &[
+            "deploy",
+            FLAT_IDENTITY,
+            FLAT_MISBEHAVE,
+            "--pipeline",
+            pipeline.to_str().unwrap(),
+            "--configmap",
+            "wasmpipe-plugins",
+            "--namespace",
+            "streams",
+            "--dry-run",
+        ],
+        "",
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    let cm: serde_json::Value = serde_yaml::from_str(&stdout).unwrap();
+    assert_eq!(cm["kind"], "ConfigMap");
+    assert_eq!(cm["metadata"]["name"], "wasmpipe-plugins");
+    assert_eq!(cm["metadata"]["namespace"], "streams");
+    assert_eq!(cm["data"]["pipeline.yaml"], chain);
+    use base64::Engine as _;
+    for path in [FLAT_IDENTITY, FLAT_MISBEHAVE] {
+        let name = Path::new(path).file_name().unwrap().to_str().unwrap();
+        let sent = base64::engine::general_purpose::STANDARD
+            .decode(cm["binaryData"][name].as_str().unwrap())
+            .unwrap();
+        assert_eq!(sent, std::fs::read(path).unwrap(), "{name}");
+    }
+}
+
+#[test]
+fn deploy_refuses_a_set_with_a_plugin_that_would_not_load() {
+    let out = wasmpipe(
+        &[
+            "deploy",
+            FLAT_IDENTITY,
+            FLAT_WRONG_WORLD,
+            "--configmap",
+            "wasmpipe-plugins",
+            "--dry-run",
+        ],
+        "",
+    );
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "nothing printed or applied");
+    assert!(stderr.contains("fails its check"), "{stderr}");
+    assert!(stderr.contains("nothing was deployed"), "{stderr}");
+}

@@ -239,11 +239,7 @@ fn a_watched_configmap_is_mirrored_as_the_kubelet_would() {
 #[test]
 fn a_forbidden_or_missing_configmap_is_named_with_the_fix() {
     for (code, reason, expect) in [
-        (
-            403,
-            "Forbidden",
-            "grant the ServiceAccount get, list and watch",
-        ),
+        (403, "Forbidden", "grant get, list and watch"),
         (404, "NotFound", "does not exist"),
     ] {
         let (service, server) = scripted(vec![Exchange::new(
@@ -279,7 +275,21 @@ fn a_mirror_refuses_a_directory_holding_other_files() {
 
 #[test]
 fn the_alerts_and_dashboard_use_only_metrics_wasmpipe_exports() {
-    let exported: std::collections::BTreeSet<String> = wasmpipe::ops::Metrics::default()
+    // Every family with one series, so every metric is in the exposition.
+    let m = wasmpipe::ops::Metrics::default();
+    m.consumed("t", 1);
+    m.produced("t", 1);
+    m.transform_error("p", "trap", "trap");
+    m.dead_lettered("p", "trap", "trap");
+    m.skipped("p", "trap", "trap");
+    m.batch(1, 0.001);
+    m.lags(&[("t".into(), 0, 0)]);
+    m.rebalance("assigned");
+    m.reload("swapped");
+    m.plugins(&[("p".into(), "s".into())]);
+    m.transaction();
+    m.recovery();
+    let exported: std::collections::BTreeSet<String> = m
         .encode()
         .lines()
         .filter_map(|l| l.strip_prefix("# TYPE "))
@@ -307,4 +317,380 @@ fn the_alerts_and_dashboard_use_only_metrics_wasmpipe_exports() {
         }
     }
     assert!(used > 10, "the files name the metrics they use");
+}
+
+mod deploy {
+    use super::*;
+    use wasmpipe::k8s::CONFIGMAP_LIMIT;
+    use wasmpipe::k8s::deploy::{File, apply, configmap, fit};
+
+    fn file(name: &str, bytes: Vec<u8>) -> File {
+        File {
+            name: name.into(),
+            bytes,
+        }
+    }
+
+    #[test]
+    fn a_set_that_fits_is_kept_as_it_is() {
+        let redact = std::fs::read(wasmpipe_test_guests::FLAT_REDACT).unwrap();
+        let pipeline = file(
+            "pipeline.yaml",
+            b"plugins:\n  - file: redact.wasm\n".to_vec(),
+        );
+        let files = fit(
+            vec![file("redact.wasm", redact.clone())],
+            Some(pipeline.clone()),
+        )
+        .unwrap();
+        assert_eq!(files, [file("redact.wasm", redact), pipeline]);
+    }
+
+    #[test]
+    fn the_largest_plugins_are_compressed_until_the_set_fits() {
+        let redact = std::fs::read(wasmpipe_test_guests::FLAT_REDACT).unwrap();
+        // 1.2 MB that compresses well, as a large plugin does.
+        let big: Vec<u8> = (0..1_200_000u32).map(|i| (i % 251) as u8 / 8).collect();
+        let files = fit(
+            vec![
+                file("redact.wasm", redact.clone()),
+                file("big.wasm", big.clone()),
+            ],
+            None,
+        )
+        .unwrap();
+        let names: Vec<&str> = files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["redact.wasm", "big.wasm.zst"]);
+        assert_eq!(files[0].bytes, redact, "what fits stays raw");
+        assert_eq!(zstd::decode_all(&files[1].bytes[..]).unwrap(), big);
+        assert!(files.iter().map(|f| f.bytes.len()).sum::<usize>() <= CONFIGMAP_LIMIT);
+    }
+
+    #[test]
+    fn a_set_too_large_even_compressed_is_refused_with_its_sizes() {
+        // Incompressible: bytes of a hash chain.
+        let mut noise = Vec::with_capacity(1_100_000);
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        while noise.len() < 1_100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            noise.extend_from_slice(&x.to_le_bytes());
+        }
+        let err = fit(vec![file("noise.wasm", noise)], None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("noise.wasm.zst"), "{err}");
+        assert!(err.contains("a ConfigMap holds 1048576"), "{err}");
+    }
+
+    #[test]
+    fn the_configmap_is_server_side_applied_as_wasmpipe() {
+        let redact = std::fs::read(wasmpipe_test_guests::FLAT_REDACT).unwrap();
+        let files = vec![
+            file("redact.wasm", redact.clone()),
+            file(
+                "pipeline.yaml",
+                b"plugins:\n  - file: redact.wasm\n".to_vec(),
+            ),
+        ];
+        let cm = configmap("plugins", "streams", &files);
+        let mut answer = serde_json::to_value(&cm).unwrap();
+        answer["metadata"]["resourceVersion"] = json!("42");
+        let (service, server) = scripted(vec![
+            Exchange::new(
+                "PATCH",
+                "/api/v1/namespaces/streams/configmaps/plugins",
+                200,
+                answer,
+            )
+            .query("fieldManager=wasmpipe")
+            .query("force=true"),
+            Exchange::new(
+                "PATCH",
+                "/api/v1/namespaces/streams/configmaps/plugins",
+                403,
+                status(403, "Forbidden", "configmaps \"plugins\" is forbidden"),
+            ),
+        ]);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let err = rt.block_on(async {
+            let client = Client::new(service, "default");
+            let applied = apply(client.clone(), &cm).await.unwrap();
+            assert_eq!(applied.metadata.resource_version.as_deref(), Some("42"));
+            apply(client, &cm).await.unwrap_err()
+        });
+        let text = format!("{err:#}");
+        assert!(text.contains("ConfigMap streams/plugins"), "{text}");
+        assert!(
+            text.contains("grant get, create and patch on configmaps"),
+            "{text}"
+        );
+        let seen = server.join().unwrap();
+        assert_eq!(
+            seen[0].content_type.as_deref(),
+            Some("application/apply-patch+yaml")
+        );
+        let sent: Value = serde_json::from_slice(&seen[0].body).unwrap();
+        assert_eq!(sent["kind"], "ConfigMap");
+        assert_eq!(
+            sent["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+            "wasmpipe"
+        );
+        assert_eq!(
+            sent["data"]["pipeline.yaml"],
+            "plugins:\n  - file: redact.wasm\n"
+        );
+        use base64::Engine as _;
+        let wasm = base64::engine::general_purpose::STANDARD
+            .decode(sent["binaryData"]["redact.wasm"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(wasm, redact);
+    }
+}
+
+mod scale {
+    use super::*;
+    use wasmpipe::k8s::scale::{ScaleError, replicas_for, set_replicas};
+
+    #[test]
+    fn replicas_follow_partitions_and_never_exceed_them() {
+        assert_eq!(replicas_for("orders", 6, None).unwrap(), 6);
+        assert_eq!(replicas_for("orders", 6, Some(3)).unwrap(), 3);
+        let err = replicas_for("orders", 6, Some(8)).unwrap_err();
+        assert!(matches!(
+            err,
+            ScaleError::AbovePartitions {
+                replicas: 8,
+                partitions: 6,
+                ..
+            }
+        ));
+        let text = err.to_string();
+        assert!(text.contains("2 would sit idle"), "{text}");
+        assert!(text.contains("add partitions to the topic first"), "{text}");
+        assert!(matches!(
+            replicas_for("orders", 6, Some(0)),
+            Err(ScaleError::Zero)
+        ));
+    }
+
+    fn scale(replicas: i32) -> Value {
+        json!({"apiVersion": "autoscaling/v1", "kind": "Scale",
+               "metadata": {"name": "wasmpipe", "namespace": "streams"},
+               "spec": {"replicas": replicas}, "status": {"replicas": replicas}})
+    }
+
+    #[test]
+    fn the_scale_subresource_is_patched_only_when_it_differs() {
+        let path = "/apis/apps/v1/namespaces/streams/deployments/wasmpipe/scale";
+        let (service, server) = scripted(vec![
+            Exchange::new("GET", path, 200, scale(2)),
+            Exchange::new("PATCH", path, 200, scale(3)),
+            Exchange::new("GET", path, 200, scale(3)),
+            Exchange::new(
+                "GET",
+                "/apis/apps/v1/namespaces/streams/deployments/nope/scale",
+                404,
+                status(404, "NotFound", "deployments.apps \"nope\" not found"),
+            ),
+        ]);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let err = rt.block_on(async {
+            let client = Client::new(service, "default");
+            assert_eq!(
+                set_replicas(client.clone(), "streams", "wasmpipe", 3)
+                    .await
+                    .unwrap(),
+                2
+            );
+            // Already there: read, not written.
+            assert_eq!(
+                set_replicas(client.clone(), "streams", "wasmpipe", 3)
+                    .await
+                    .unwrap(),
+                3
+            );
+            set_replicas(client, "streams", "nope", 3)
+                .await
+                .unwrap_err()
+        });
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("Deployment streams/nope does not exist"),
+            "{text}"
+        );
+        let seen = server.join().unwrap();
+        assert_eq!(
+            seen[1].content_type.as_deref(),
+            Some("application/merge-patch+json")
+        );
+        let body: Value = serde_json::from_slice(&seen[1].body).unwrap();
+        assert_eq!(body, json!({"spec": {"replicas": 3}}));
+    }
+}
+
+mod operator {
+    use super::*;
+    use std::sync::Arc;
+    use wasmpipe::k8s::operator::{Change, Elector, Options, Partitions, reconcile};
+
+    const LEASES: &str = "/apis/coordination.k8s.io/v1/namespaces/streams/leases";
+
+    fn options(identity: &str) -> Options {
+        Options {
+            namespace: "streams".into(),
+            identity: identity.into(),
+            lease: "wasmpipe-operator".into(),
+            lease_duration: Duration::from_secs(15),
+            resync: Duration::from_secs(30),
+        }
+    }
+
+    fn lease(holder: &str, renewed_secs_ago: i64, transitions: i32) -> Value {
+        let renewed = k8s_openapi::jiff::Timestamp::now()
+            .checked_sub(k8s_openapi::jiff::SignedDuration::from_secs(
+                renewed_secs_ago,
+            ))
+            .unwrap();
+        json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+               "metadata": {"name": "wasmpipe-operator", "namespace": "streams", "resourceVersion": "7"},
+               "spec": {"holderIdentity": holder, "leaseDurationSeconds": 15,
+                        "acquireTime": renewed.to_string(), "renewTime": renewed.to_string(),
+                        "leaseTransitions": transitions}})
+    }
+
+    fn run<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn a_free_lease_is_taken_a_held_one_respected_an_expired_one_raced_for() {
+        let name = format!("{LEASES}/wasmpipe-operator");
+        let (service, server) = scripted(vec![
+            // Absent: created, leading.
+            Exchange::new(
+                "GET",
+                &name,
+                404,
+                status(404, "NotFound", "leases \"wasmpipe-operator\" not found"),
+            ),
+            Exchange::new("POST", LEASES, 201, lease("op-a", 0, 0)),
+            // Held by another copy and fresh: following, nothing written.
+            Exchange::new("GET", &name, 200, lease("op-b", 2, 0)),
+            // Held by another copy that stopped renewing: taken over, but
+            // a third copy wrote first.
+            Exchange::new("GET", &name, 200, lease("op-b", 60, 3)),
+            Exchange::new(
+                "PUT",
+                &name,
+                409,
+                status(409, "Conflict", "the object has been modified"),
+            ),
+            // Its own: renewed.
+            Exchange::new("GET", &name, 200, lease("op-a", 5, 4)),
+            Exchange::new("PUT", &name, 200, lease("op-a", 0, 4)),
+        ]);
+        let results = run(async {
+            let elector = Elector::new(Client::new(service, "default"), options("op-a"));
+            let mut r = Vec::new();
+            for _ in 0..4 {
+                r.push(elector.try_lead().await.unwrap());
+            }
+            r
+        });
+        assert_eq!(results, [true, false, false, true]);
+        let seen = server.join().unwrap();
+        let created: Value = serde_json::from_slice(&seen[1].body).unwrap();
+        assert_eq!(created["spec"]["holderIdentity"], "op-a");
+        assert_eq!(created["spec"]["leaseDurationSeconds"], 15);
+        let takeover: Value = serde_json::from_slice(&seen[4].body).unwrap();
+        assert_eq!(takeover["spec"]["holderIdentity"], "op-a");
+        assert_eq!(
+            takeover["spec"]["leaseTransitions"], 4,
+            "a new holder is a transition"
+        );
+        assert_eq!(
+            takeover["metadata"]["resourceVersion"], "7",
+            "written only over what was read"
+        );
+        let renewal: Value = serde_json::from_slice(&seen[6].body).unwrap();
+        assert_eq!(
+            renewal["spec"]["leaseTransitions"], 4,
+            "a renewal is not a transition"
+        );
+    }
+
+    fn deployment(name: &str, topic: Option<&str>, replicas: i32) -> Value {
+        let mut d = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": "streams"},
+            "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                     "template": {"metadata": {"labels": {"app": name}},
+                                  "spec": {"containers": [{"name": "c", "image": "i"}]}}}});
+        if let Some(t) = topic {
+            d["metadata"]["annotations"] = json!({"wasmpipe.dev/topic": t});
+        }
+        d
+    }
+
+    /// Partition counts from the real broker.
+    #[test]
+    fn annotated_deployments_follow_their_topics_partitions() {
+        let (grown, steady) = (
+            crate::kafka::topic("op-grown"),
+            crate::kafka::topic("op-steady"),
+        );
+        crate::kafka::create_topics(&[(&grown, 3), (&steady, 2)]);
+        let missing = crate::kafka::topic("op-missing");
+        let deployments = "/apis/apps/v1/namespaces/streams/deployments";
+        let list = json!({"apiVersion": "apps/v1", "kind": "DeploymentList", "metadata": {"resourceVersion": "9"},
+            "items": [deployment("orders", Some(&grown), 2), deployment("payments", Some(&steady), 2),
+                      deployment("other", None, 5), deployment("broken", Some(&missing), 1)]});
+        let (service, server) = scripted(vec![
+            Exchange::new("GET", deployments, 200, list),
+            Exchange::new(
+                "PATCH",
+                format!("{deployments}/orders/scale"),
+                200,
+                json!({"apiVersion": "autoscaling/v1", "kind": "Scale", "spec": {"replicas": 3}}),
+            ),
+        ]);
+        let kafka = wasmpipe::kafka::KafkaConfig {
+            brokers: crate::kafka::bootstrap(),
+            properties: vec![],
+        };
+        let partitions: Partitions = Arc::new(move |topic: &str| {
+            wasmpipe::kafka::partition_count(&kafka, topic, Duration::from_secs(10))
+        });
+        let changes =
+            run(async { reconcile(Client::new(service, "default"), "streams", &partitions).await })
+                .unwrap();
+        assert_eq!(
+            changes,
+            [Change {
+                deployment: "orders".into(),
+                topic: grown.clone(),
+                before: 2,
+                after: 3
+            }]
+        );
+        let seen = server.join().unwrap();
+        assert_eq!(
+            seen.len(),
+            2,
+            "only the deployment behind its partitions is patched"
+        );
+        let body: Value = serde_json::from_slice(&seen[1].body).unwrap();
+        assert_eq!(body, json!({"spec": {"replicas": 3}}));
+    }
 }

@@ -467,6 +467,18 @@ fn failing_records_go_to_the_dead_letter_topic_with_their_story() {
     assert_eq!(good.len(), records.len() - poison.len());
     assert!(good.iter().all(|m| m.payload() != Some(b"poison")));
     assert_eq!(counters.dead_lettered.load(Ordering::Relaxed), 6);
+    let metrics = counters.metrics.encode();
+    for line in [
+        r#"wasmpipe_records_dead_lettered_total{plugin="misbehave",kind="error",reason="guest_error"} 6"#,
+        r#"wasmpipe_transform_errors_total{plugin="misbehave",kind="error",reason="guest_error"} 6"#,
+        &format!(r#"wasmpipe_records_produced_total{{topic="{output}"}} 594"#),
+        &format!(r#"wasmpipe_records_consumed_total{{topic="{input}"}} 600"#),
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} not in\n{metrics}"
+        );
+    }
     let sha = {
         use sha2::Digest;
         hex::encode(sha2::Sha256::digest(
@@ -761,4 +773,10 @@ fn outputs_to_a_missing_topic_are_dead_lettered() {
         assert_eq!(header(m, "wasmpipe.plugin"), "route");
     }
     assert_eq!(counters.dead_lettered.load(Ordering::Relaxed), 200);
+    let metrics = counters.metrics.encode();
+    let line = r#"wasmpipe_transform_errors_total{plugin="route",kind="produce",reason="unknown_topic"} 200"#;
+    assert!(
+        metrics.lines().any(|l| l == line),
+        "{line} not in\n{metrics}"
+    );
 }

@@ -40,6 +40,14 @@ struct Replica {
     port: u16,
 }
 
+impl Drop for Replica {
+    /// A test that fails must not leave its processes running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn replica(name: &str, input: &str, output: &str, plugins: &std::path::Path) -> Replica {
     let port = free_port();
     let log = std::env::temp_dir().join(format!("{input}-{name}.log"));
