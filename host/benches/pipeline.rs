@@ -5,9 +5,13 @@
 //! - throughput: draining a backlog of `WASMPIPE_BENCH_RECORDS` (default
 //!   1,000,000) records of 100 B with three headers, from the first output
 //!   to the last (read back `read_committed`);
-//! - latency: at a steady 10,000 records/s for 10 s, from the input record's
+//! - latency: at a steady 10,000 records/s for 10 s, once every process
+//!   owns its partition (as its /metrics shows), from the input record's
 //!   create time to its output being read back (p50, p99), leaving out the
-//!   first 2.5 s while the group forms;
+//!   first second;
+//! - CPU time of the three processes per record drained (user + system,
+//!   from /proc), which the broker and the reader sharing the cores do not
+//!   blur: the pipeline's own cost;
 //! - peak RSS of each process (plugins loaded from a warm compile cache).
 //!
 //! `cargo bench -p wasmpipe --bench pipeline` prints a Markdown table.
@@ -109,7 +113,47 @@ fn produce(topic: &str, count: usize, rate: u64) {
     producer.flush(Duration::from_secs(60)).unwrap();
 }
 
-fn spawn(name: &str, input: &str, output: &str, args: &[&str]) -> Child {
+/// A free port on the loopback, for a process's ops endpoints.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `/metrics` of the process serving on `port`.
+fn metrics(port: u16) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    );
+    let mut text = String::new();
+    let _ = s.read_to_string(&mut text);
+    text
+}
+
+/// Waits until each process owns exactly one partition (its lag gauge),
+/// so the measurement does not include the group forming.
+fn wait_assigned(ports: &[u16]) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ports.iter().all(|&p| {
+        metrics(p)
+            .lines()
+            .filter(|l| l.starts_with("wasmpipe_consumer_lag{"))
+            .count()
+            == 1
+    }) {
+        assert!(Instant::now() < deadline, "the group did not settle");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn spawn(name: &str, input: &str, output: &str, args: &[&str], port: u16) -> Child {
     Command::new(env!("CARGO_BIN_EXE_wasmpipe"))
         .args([
             "run",
@@ -128,8 +172,8 @@ fn spawn(name: &str, input: &str, output: &str, args: &[&str]) -> Child {
         ])
         .args(["--transactional-id", &format!("{output}-{name}")])
         .args(args)
-        // Several processes on one machine: any free port each.
-        .args(["--ops-addr", "127.0.0.1:0"])
+        .args(["--ops-addr", &format!("127.0.0.1:{port}")])
+        .args(["--kafka", "consumer.statistics.interval.ms=500"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -146,6 +190,35 @@ fn peak_rss_mib(p: &Child) -> f64 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(f64::NAN);
     kib / 1024.0
+}
+
+/// CPU seconds (user + system) process `pid` has used so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+    // utime and stime are fields 14 and 15, in clock ticks (100 a second).
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The local broker's processes.
+fn broker_pids() -> Vec<u32> {
+    let out = Command::new("pgrep")
+        .args(["-f", "kafka.Kafka"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
 }
 
 fn stop(mut procs: Vec<Child>) {
@@ -234,32 +307,38 @@ fn main() {
         (
             "identity (wasm)",
             "at-least-once",
-            vec!["--plugin-dir", &dir],
+            vec!["--plugin-dir", &dir, "--cache-dir", &cache_dir],
         ),
         ("passthrough", "exactly-once", vec!["--passthrough"]),
         (
             "identity (wasm)",
             "exactly-once",
-            vec!["--plugin-dir", &dir],
+            vec!["--plugin-dir", &dir, "--cache-dir", &cache_dir],
         ),
     ];
 
     println!(
-        "| pipeline | delivery | records/s (3 processes) | p50 latency | p99 latency | peak RSS per process |"
+        "| pipeline | delivery | records/s (3 processes) | wasmpipe CPU per record | broker CPU per record | records/s per wasmpipe core | p50 latency | p99 latency | peak RSS per process |"
     );
-    println!("|---|---|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
     for (i, (name, delivery, extra)) in contenders.iter().enumerate() {
         let mut args = vec!["--delivery", delivery];
         args.extend(extra.iter().copied());
 
         let output = format!("bench-out-{stamp}-{i}");
         create(&output);
+        let brokers = broker_pids();
+        let broker_cpu = || brokers.iter().map(|&p| cpu_seconds(p)).sum::<f64>();
+        let broker_before = broker_cpu();
         let procs: Vec<Child> = (0..3)
-            .map(|p| spawn(&format!("t{p}"), &backlog, &output, &args))
+            .map(|p| spawn(&format!("t{p}"), &backlog, &output, &args, free_port()))
             .collect();
         let (first, last, _) = read(&output, records);
         let throughput = records as f64 / (last - first).as_secs_f64();
         let rss = procs.iter().map(peak_rss_mib).fold(0.0, f64::max);
+        let cpu: f64 = procs.iter().map(|p| cpu_seconds(p.id())).sum();
+        let cpu_us = cpu * 1e6 / records as f64;
+        let broker_us = (broker_cpu() - broker_before) * 1e6 / records as f64;
         stop(procs);
 
         let (input, output) = (
@@ -268,23 +347,27 @@ fn main() {
         );
         create(&input);
         create(&output);
-        let procs: Vec<Child> = (0..3)
-            .map(|p| spawn(&format!("l{p}"), &input, &output, &args))
+        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+        let procs: Vec<Child> = ports
+            .iter()
+            .enumerate()
+            .map(|(p, &port)| spawn(&format!("l{p}"), &input, &output, &args, port))
             .collect();
-        std::thread::sleep(Duration::from_secs(3));
+        wait_assigned(&ports);
         let steady = 100_000;
         let feeder = {
             let input = input.clone();
             std::thread::spawn(move || produce(&input, steady, 10_000))
         };
         let (_, _, latencies) = read(&output, steady);
-        // The first seconds measure the group forming, not the pipeline.
-        let mut latencies = latencies[steady / 4..].to_vec();
+        // The first second warms the connections up.
+        let mut latencies = latencies[steady / 10..].to_vec();
         feeder.join().unwrap();
         stop(procs);
         latencies.sort_unstable();
         println!(
-            "| {name} | {delivery} | {throughput:.0} | {} ms | {} ms | {rss:.1} MiB |",
+            "| {name} | {delivery} | {throughput:.0} | {cpu_us:.2} µs | {broker_us:.2} µs | {:.0} | {} ms | {} ms | {rss:.1} MiB |",
+            1e6 / cpu_us,
             percentile(&latencies, 0.5),
             percentile(&latencies, 0.99)
         );
