@@ -9,9 +9,10 @@
 //!   owns its partition (as its /metrics shows), from the input record's
 //!   create time to its output being read back (p50, p99), leaving out the
 //!   first second;
-//! - CPU time of the three processes per record drained (user + system,
-//!   from /proc), which the broker and the reader sharing the cores do not
-//!   blur: the pipeline's own cost;
+//! - CPU time of the three processes, and of the broker, per record
+//!   drained (user + system, from /proc, from the first output to the
+//!   last), which the broker and the reader sharing the cores do not blur:
+//!   the pipeline's own cost;
 //! - peak RSS of each process (plugins loaded from a warm compile cache).
 //!
 //! `cargo bench -p wasmpipe --bench pipeline` prints a Markdown table.
@@ -234,7 +235,7 @@ fn stop(mut procs: Vec<Child>) {
 
 /// Reads `count` records of `topic`; returns (first, last) arrival times and
 /// each record's latency from its timestamp, in ms.
-fn read(topic: &str, count: usize) -> (Instant, Instant, Vec<i64>) {
+fn read(topic: &str, count: usize, mut on_first: impl FnMut()) -> (Instant, Instant, Vec<i64>) {
     let consumer: BaseConsumer = client(&[
         ("group.id", &format!("reader-{topic}")),
         ("auto.offset.reset", "earliest"),
@@ -255,7 +256,10 @@ fn read(topic: &str, count: usize) -> (Instant, Instant, Vec<i64>) {
         );
         if let Some(m) = consumer.poll(Duration::from_millis(100)) {
             let m = m.unwrap();
-            first.get_or_insert_with(Instant::now);
+            first.get_or_insert_with(|| {
+                on_first();
+                Instant::now()
+            });
             latencies.push(now_ms() - m.timestamp().to_millis().unwrap_or(0));
         }
     }
@@ -329,16 +333,18 @@ fn main() {
         create(&output);
         let brokers = broker_pids();
         let broker_cpu = || brokers.iter().map(|&p| cpu_seconds(p)).sum::<f64>();
-        let broker_before = broker_cpu();
         let procs: Vec<Child> = (0..3)
             .map(|p| spawn(&format!("t{p}"), &backlog, &output, &args, free_port()))
             .collect();
-        let (first, last, _) = read(&output, records);
+        let pipeline_cpu = || procs.iter().map(|p| cpu_seconds(p.id())).sum::<f64>();
+        // CPU from the first output on: starting up (loading plugins,
+        // joining the group) is not the cost of a record.
+        let mut before = (0.0, 0.0);
+        let (first, last, _) = read(&output, records, || before = (pipeline_cpu(), broker_cpu()));
         let throughput = records as f64 / (last - first).as_secs_f64();
         let rss = procs.iter().map(peak_rss_mib).fold(0.0, f64::max);
-        let cpu: f64 = procs.iter().map(|p| cpu_seconds(p.id())).sum();
-        let cpu_us = cpu * 1e6 / records as f64;
-        let broker_us = (broker_cpu() - broker_before) * 1e6 / records as f64;
+        let cpu_us = (pipeline_cpu() - before.0) * 1e6 / records as f64;
+        let broker_us = (broker_cpu() - before.1) * 1e6 / records as f64;
         stop(procs);
 
         let (input, output) = (
@@ -359,7 +365,7 @@ fn main() {
             let input = input.clone();
             std::thread::spawn(move || produce(&input, steady, 10_000))
         };
-        let (_, _, latencies) = read(&output, steady);
+        let (_, _, latencies) = read(&output, steady, || {});
         // The first second warms the connections up.
         let mut latencies = latencies[steady / 10..].to_vec();
         feeder.join().unwrap();

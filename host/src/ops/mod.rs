@@ -9,13 +9,14 @@ mod server;
 pub use metrics::{MAX_TOPICS, Metrics};
 pub use server::{Endpoints, OpsServer};
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// Liveness and readiness, as the pipeline reports them.
 #[derive(Debug, Default)]
 pub struct Health {
-    /// When the poll loop last went round, in milliseconds since the epoch.
+    /// When the poll loop last went round ([`ms_at`]).
     heartbeat_ms: AtomicU64,
     /// Calls into Kafka in progress that carry their own timeout (a
     /// transaction commit retried while a broker restarts): slow, not
@@ -24,16 +25,24 @@ pub struct Health {
     ready: AtomicBool,
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+/// Milliseconds from the first call in this process to `at`, plus one (so
+/// that 0 means "never").
+fn ms_at(at: Instant) -> u64 {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    let base = *BASE.get_or_init(|| at);
+    at.saturating_duration_since(base).as_millis() as u64 + 1
 }
 
 impl Health {
     /// The poll loop went round.
     pub fn beat(&self) {
-        self.heartbeat_ms.store(now_ms(), Ordering::Relaxed);
+        self.beat_at(Instant::now());
+    }
+
+    /// The poll loop went round at `now` (a time it read anyway: the loop
+    /// runs once per record and reads the clock once).
+    pub fn beat_at(&self, now: Instant) {
+        self.heartbeat_ms.store(ms_at(now), Ordering::Relaxed);
     }
 
     /// Marks a bounded wait on Kafka until the guard is dropped.
@@ -63,7 +72,7 @@ impl Health {
         if last == 0 || self.waiting.load(Ordering::Relaxed) > 0 {
             return Ok(());
         }
-        let age = Duration::from_millis(now_ms().saturating_sub(last));
+        let age = Duration::from_millis(ms_at(Instant::now()).saturating_sub(last));
         if age > stale {
             return Err(format!(
                 "the poll loop has not gone round for {age:?} (limit {stale:?})"
