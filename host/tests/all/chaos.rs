@@ -13,14 +13,32 @@ use std::time::{Duration, Instant};
 
 const RECORDS_PER_PARTITION: usize = 40_000;
 
-fn spawn(
-    name: &str,
-    input: &str,
-    output: &str,
-    plugins: &std::path::Path,
-    delivery: &str,
-) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_wasmpipe"))
+/// A `wasmpipe run` process, killed when dropped, so a failing test leaves
+/// none behind.
+pub struct Proc(pub Child);
+
+impl std::ops::Deref for Proc {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Proc {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(name: &str, input: &str, output: &str, plugins: &std::path::Path, delivery: &str) -> Proc {
+    let child = Command::new(env!("CARGO_BIN_EXE_wasmpipe"))
         .args([
             "run",
             "--brokers",
@@ -56,7 +74,8 @@ fn spawn(
         .stdout(Stdio::null())
         .stderr(log_file(input, name))
         .spawn()
-        .unwrap()
+        .unwrap();
+    Proc(child)
 }
 
 /// Each process's log, appended across restarts, kept in the temp dir.
@@ -127,7 +146,7 @@ fn chaos(delivery: &str) -> (usize, usize, usize) {
     let (_dir, plugins) = plugin_dir(wasmpipe_test_guests::FLAT_IDENTITY, None);
 
     let names = ["a", "b", "c"];
-    let mut procs: Vec<Child> = names
+    let mut procs: Vec<Proc> = names
         .iter()
         .map(|n| spawn(n, &input, &output, &plugins, delivery))
         .collect();

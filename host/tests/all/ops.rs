@@ -2,12 +2,12 @@
 //! (environment variables only), scaled up and down the way the operator
 //! does, observed only through their ops endpoints.
 
-use crate::chaos::terminate;
+use crate::chaos::{Proc, terminate};
 use crate::kafka::{bootstrap, consume, create_topics, numbered, produce, sequence, topic};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// GET `path` from `port`: (status code, body).
@@ -36,16 +36,8 @@ fn free_port() -> u16 {
 
 /// A replica as the Deployment starts it.
 struct Replica {
-    child: Child,
+    child: Proc,
     port: u16,
-}
-
-impl Drop for Replica {
-    /// A test that fails must not leave its processes running.
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn replica(name: &str, input: &str, output: &str, plugins: &std::path::Path) -> Replica {
@@ -70,7 +62,10 @@ fn replica(name: &str, input: &str, output: &str, plugins: &std::path::Path) -> 
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()
         .unwrap();
-    Replica { child, port }
+    Replica {
+        child: Proc(child),
+        port,
+    }
 }
 
 /// `wasmpipe_consumer_lag` of one process: partition -> lag.
