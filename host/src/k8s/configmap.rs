@@ -62,21 +62,16 @@ impl ConfigMapMirror {
     {
         let stop = Arc::new(Notify::new());
         let (ready, started) = std::sync::mpsc::channel();
+        // Built here so that failing to build it is this call's error.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the ConfigMap watcher's runtime")?;
         let thread = {
             let stop = stop.clone();
             std::thread::Builder::new()
                 .name("wasmpipe-configmap".into())
                 .spawn(move || {
-                    let runtime = match tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                    {
-                        Ok(r) => r,
-                        Err(e) => {
-                            let _ = ready.send(Err(anyhow::Error::new(e)));
-                            return;
-                        }
-                    };
                     runtime.block_on(async move {
                         let mirror = match first(connect, namespace, &name, &dir).await {
                             Ok(m) => {

@@ -44,36 +44,28 @@ impl OpsServer {
             .route("/readyz", get(readyz))
             .route("/plugins", get(plugins))
             .with_state(Arc::new(endpoints));
+        // Built here so that failing to build it is this call's error.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("starting the ops listener's runtime")?;
+        let listener = {
+            let _entered = runtime.enter();
+            tokio::net::TcpListener::from_std(listener)?
+        };
         let thread = {
             let stop = stop.clone();
             std::thread::Builder::new()
                 .name("wasmpipe-ops".into())
                 .spawn(move || {
-                    let runtime = match tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                    {
-                        Ok(r) => r,
-                        Err(e) => {
-                            tracing::error!(error = %e, "the ops listener could not start");
-                            return;
-                        }
-                    };
-                    runtime.block_on(async move {
-                        let listener = match tokio::net::TcpListener::from_std(listener) {
-                            Ok(l) => l,
-                            Err(e) => {
-                                tracing::error!(error = %e, "the ops listener could not start");
-                                return;
-                            }
-                        };
-                        let served = axum::serve(listener, app)
+                    let served = runtime.block_on(
+                        axum::serve(listener, app)
                             .with_graceful_shutdown(async move { stop.notified().await })
-                            .await;
-                        if let Err(e) = served {
-                            tracing::error!(error = %e, "the ops listener stopped");
-                        }
-                    });
+                            .into_future(),
+                    );
+                    if let Err(e) = served {
+                        tracing::error!(error = %e, "the ops listener stopped");
+                    }
                 })?
         };
         tracing::info!(%addr, "ops endpoints: /metrics /healthz /readyz /plugins");

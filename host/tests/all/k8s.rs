@@ -57,11 +57,7 @@ pub type Transport = tower_test::mock::Mock<Request<Body>, Response<Body>>;
 pub fn scripted(script: Vec<Exchange>) -> (Transport, std::thread::JoinHandle<Vec<Seen>>) {
     let (service, handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
     let server = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
+        run(async move {
             let mut handle = std::pin::pin!(handle);
             let mut seen = Vec::new();
             for (i, ex) in script.into_iter().enumerate() {
@@ -116,6 +112,15 @@ pub fn scripted(script: Vec<Exchange>) -> (Transport, std::thread::JoinHandle<Ve
         })
     });
     (service, server)
+}
+
+/// Runs `f` to completion on a runtime of its own.
+pub fn run<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
 }
 
 /// A Kubernetes `Status` error body.
@@ -413,11 +418,7 @@ mod deploy {
                 status(403, "Forbidden", "configmaps \"plugins\" is forbidden"),
             ),
         ]);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let err = rt.block_on(async {
+        let err = run(async {
             let client = Client::new(service, "default");
             let applied = apply(client.clone(), &cm).await.unwrap();
             assert_eq!(applied.metadata.resource_version.as_deref(), Some("42"));
@@ -498,11 +499,7 @@ mod scale {
                 status(404, "NotFound", "deployments.apps \"nope\" not found"),
             ),
         ]);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let err = rt.block_on(async {
+        let err = run(async {
             let client = Client::new(service, "default");
             assert_eq!(
                 set_replicas(client.clone(), "streams", "wasmpipe", 3)
@@ -564,14 +561,6 @@ mod operator {
                "spec": {"holderIdentity": holder, "leaseDurationSeconds": 15,
                         "acquireTime": renewed.to_string(), "renewTime": renewed.to_string(),
                         "leaseTransitions": transitions}})
-    }
-
-    fn run<T>(f: impl std::future::Future<Output = T>) -> T {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap()
-            .block_on(f)
     }
 
     #[test]
