@@ -10,6 +10,7 @@ use super::snapshot::{Snapshot, read_snapshot};
 use crate::runtime::Chain;
 use notify::{RecursiveMode, Watcher as _};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{RecvTimeoutError, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -76,13 +77,24 @@ pub struct Status {
 #[derive(Default)]
 pub struct Updates {
     next: Mutex<Option<Loaded>>,
+    /// Whether `next` holds a set: the pipeline asks once a record, so the
+    /// usual answer costs a load, not a lock.
+    pending: AtomicBool,
     status: Mutex<Status>,
 }
 
 impl Updates {
     /// The set to swap in, if a new one was built since the last call.
     pub fn take(&self) -> Option<Loaded> {
+        if !self.pending.swap(false, Ordering::Acquire) {
+            return None;
+        }
         lock(&self.next).take()
+    }
+
+    fn offer(&self, loaded: Loaded) {
+        *lock(&self.next) = Some(loaded);
+        self.pending.store(true, Ordering::Release);
     }
 
     pub fn status(&self) -> Status {
@@ -196,7 +208,7 @@ impl Reloader {
                             }
                             tracing::info!(version, sha256 = %snapshot.sha256, dir = %snapshot.root.display(), "reload: new plugin set ready; swapping at the next batch boundary");
                             current = snapshot.sha256.clone();
-                            *lock(&shared.next) = Some(Loaded {
+                            shared.offer(Loaded {
                                 version,
                                 sha256: snapshot.sha256,
                                 chain,
