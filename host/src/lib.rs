@@ -9,9 +9,11 @@
 //! - [`scaffold`]: `wasmpipe plugin new`;
 //! - [`ops`]: metrics, liveness, readiness and the running set over HTTP;
 //! - [`k8s`]: the Kubernetes API (`kube` lives only there);
+//! - [`aws`]: Amazon MSK IAM tokens for the Kafka clients;
 //! - [`config`], [`kafka`], [`pipeline`]: `wasmpipe run`, the Kafka
 //!   pipeline (rdkafka lives only in [`kafka`]).
 
+pub mod aws;
 pub mod config;
 pub mod harness;
 pub mod jsonl;

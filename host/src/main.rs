@@ -104,25 +104,48 @@ enum Command {
     },
 }
 
-/// Where Kafka is, for the commands that only read metadata.
+/// Where Kafka is and how to reach it.
 #[derive(Args)]
 struct KafkaArgs {
     /// Kafka bootstrap servers, host:port[,host:port…].
     #[arg(long, env = "WASMPIPE_BROKERS")]
     brokers: String,
-    /// A librdkafka property (repeatable); also WASMPIPE_KAFKA_* variables.
+    /// A librdkafka property (repeatable), e.g. security.protocol=SASL_SSL;
+    /// prefix it with consumer. or producer. to set it on one client only.
+    /// Also read from WASMPIPE_KAFKA_<NAME> variables: WASMPIPE_KAFKA_SASL_MECHANISM=PLAIN
+    /// sets sasl.mechanism.
     #[arg(long = "kafka", value_name = "KEY=VALUE", value_parser = parse_pair)]
     kafka: Vec<(String, String)>,
+    /// Authenticate to Amazon MSK with IAM (its port 9098): SASL/OAUTHBEARER
+    /// tokens signed with the AWS credentials of the pod's service account
+    /// (IRSA or EKS Pod Identity) or of the environment. Sets
+    /// security.protocol=SASL_SSL and sasl.mechanism=OAUTHBEARER.
+    #[arg(long, env = "WASMPIPE_AWS_MSK_IAM")]
+    aws_msk_iam: bool,
+    /// The MSK cluster's region, for --aws-msk-iam [default: AWS_REGION].
+    #[arg(long, env = "WASMPIPE_AWS_REGION", requires = "aws_msk_iam")]
+    aws_region: Option<String>,
 }
 
 impl KafkaArgs {
-    fn config(self) -> KafkaConfig {
+    fn config(self) -> anyhow::Result<KafkaConfig> {
         let mut properties = kafka_env();
         properties.extend(self.kafka);
-        KafkaConfig {
+        let token_source = if self.aws_msk_iam {
+            let iam = wasmpipe::aws::MskIam::new(self.aws_region)?;
+            tracing::info!(
+                region = iam.region(),
+                "authenticating to Kafka with MSK IAM"
+            );
+            Some(Arc::new(iam) as Arc<dyn wasmpipe::kafka::TokenSource>)
+        } else {
+            None
+        };
+        Ok(KafkaConfig {
             brokers: self.brokers,
             properties,
-        }
+            token_source,
+        })
     }
 }
 
@@ -185,9 +208,8 @@ enum PluginCommand {
 
 #[derive(Args)]
 struct RunArgs {
-    /// Kafka bootstrap servers, host:port[,host:port…].
-    #[arg(long, env = "WASMPIPE_BROKERS")]
-    brokers: String,
+    #[command(flatten)]
+    kafka: KafkaArgs,
     /// Consumer group; every replica of the pipeline uses the same.
     #[arg(long, env = "WASMPIPE_GROUP")]
     group: String,
@@ -274,12 +296,6 @@ struct RunArgs {
     /// GROUP-HOSTNAME, unique per pod.
     #[arg(long, env = "WASMPIPE_TRANSACTIONAL_ID")]
     transactional_id: Option<String>,
-    /// A librdkafka property (repeatable), e.g. security.protocol=SASL_SSL;
-    /// prefix it with consumer. or producer. to set it on one client only.
-    /// Also read from WASMPIPE_KAFKA_<NAME> variables: WASMPIPE_KAFKA_SASL_MECHANISM=PLAIN
-    /// sets sasl.mechanism.
-    #[arg(long = "kafka", value_name = "KEY=VALUE", value_parser = parse_pair)]
-    kafka: Vec<(String, String)>,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -533,15 +549,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run(args) => {
             let args = *args;
-            let mut properties = kafka_env();
-            properties.extend(args.kafka);
             let host =
                 std::env::var("HOSTNAME").unwrap_or_else(|_| format!("pid{}", std::process::id()));
             let config = RunConfig {
-                kafka: KafkaConfig {
-                    brokers: args.brokers,
-                    properties,
-                },
+                kafka: args.kafka.config()?,
                 transactional_id: args
                     .transactional_id
                     .unwrap_or_else(|| format!("{}-{host}", args.group)),
@@ -666,7 +677,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             kafka,
         } => {
             let partitions =
-                wasmpipe::kafka::partition_count(&kafka.config(), &topic, METADATA_TIMEOUT)?;
+                wasmpipe::kafka::partition_count(&kafka.config()?, &topic, METADATA_TIMEOUT)?;
             let wanted = wasmpipe::k8s::scale::replicas_for(&topic, partitions, replicas)?;
             k8s::block_on(async {
                 let client = k8s::default_client().await?;
@@ -687,7 +698,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             resync,
             kafka,
         } => {
-            let kafka = kafka.config();
+            let kafka = kafka.config()?;
             let partitions: k8s::operator::Partitions = Arc::new(move |topic: &str| {
                 wasmpipe::kafka::partition_count(&kafka, topic, METADATA_TIMEOUT)
             });

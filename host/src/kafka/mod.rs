@@ -9,7 +9,9 @@ pub use sink::{BatchAck, OutRecord, SendError, Sink, TransactionError};
 pub use source::{Committer, GroupMetadata, RebalanceHandler, Source};
 
 use rdkafka::ClientConfig;
+use rdkafka::client::OAuthToken as RdOAuthToken;
 use std::fmt;
+use std::sync::Arc;
 
 /// A topic and partition.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -35,13 +37,54 @@ pub enum Delivery {
 }
 
 /// Brokers and librdkafka properties shared by the consumer and producer.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub struct KafkaConfig {
     pub brokers: String,
     /// Passed through to librdkafka (TLS, SASL, timeouts…); they override
     /// wasmpipe's own settings. A `consumer.` or `producer.` prefix limits
     /// a property to that client.
     pub properties: Vec<(String, String)>,
+    /// Where SASL/OAUTHBEARER tokens come from when the application makes
+    /// them (Amazon MSK IAM); librdkafka's own OIDC support needs none.
+    pub token_source: Option<Arc<dyn TokenSource>>,
+}
+
+/// A SASL/OAUTHBEARER token.
+pub struct OAuthToken {
+    pub value: String,
+    pub principal: String,
+    /// When it stops being valid, in milliseconds since the Unix epoch;
+    /// librdkafka asks for a new one at 80% of the lifetime.
+    pub expires_at_ms: i64,
+}
+
+/// Makes SASL/OAUTHBEARER tokens for the Kafka clients.
+pub trait TokenSource: Send + Sync {
+    fn token(&self) -> anyhow::Result<OAuthToken>;
+}
+
+/// A token for librdkafka's refresh request, from the configured source.
+fn oauth_token(
+    source: Option<&Arc<dyn TokenSource>>,
+) -> Result<RdOAuthToken, Box<dyn std::error::Error>> {
+    let source = source.ok_or(
+        "sasl.mechanism=OAUTHBEARER needs a token source: for Amazon MSK IAM pass --aws-msk-iam; \
+         for an OIDC provider set sasl.oauthbearer.method=oidc with its client id, secret and \
+         token endpoint",
+    )?;
+    match source.token() {
+        Ok(t) => Ok(RdOAuthToken {
+            token: t.value,
+            principal_name: t.principal,
+            lifetime_ms: t.expires_at_ms,
+        }),
+        Err(e) => {
+            // librdkafka retries in ten seconds; the reason goes to the log
+            // here because librdkafka only reports it at debug level.
+            tracing::error!(error = %format!("{e:#}"), "cannot make a SASL/OAUTHBEARER token");
+            Err(format!("{e:#}").into())
+        }
+    }
 }
 
 /// Which client a configuration is for.
@@ -57,6 +100,12 @@ impl KafkaConfig {
         config.set("bootstrap.servers", &self.brokers);
         for (k, v) in own {
             config.set(*k, *v);
+        }
+        if self.token_source.is_some() {
+            // What MSK's IAM listener speaks; explicit properties below
+            // still win.
+            config.set("security.protocol", "SASL_SSL");
+            config.set("sasl.mechanism", "OAUTHBEARER");
         }
         for (k, v) in &self.properties {
             let key = match (k.strip_prefix("consumer."), k.strip_prefix("producer.")) {
@@ -79,10 +128,12 @@ pub fn partition_count(
 ) -> anyhow::Result<usize> {
     use anyhow::Context as _;
     use rdkafka::consumer::{BaseConsumer, Consumer as _};
-    let client: BaseConsumer = config
+    let client: BaseConsumer<MetadataContext> = config
         .client_config(Client::Consumer, &[])
-        .create()
+        .create_with_context(MetadataContext(config.token_source.clone()))
         .context("creating a Kafka client")?;
+    // Serves the first token request, if SASL/OAUTHBEARER asks for one.
+    let _ = client.poll(std::time::Duration::ZERO);
     let metadata = client
         .fetch_metadata(Some(topic), timeout)
         .with_context(|| {
@@ -104,6 +155,22 @@ pub fn partition_count(
     }
     Ok(t.partitions().len())
 }
+
+/// The context of the short-lived clients that only read metadata.
+struct MetadataContext(Option<Arc<dyn TokenSource>>);
+
+impl rdkafka::ClientContext for MetadataContext {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(
+        &self,
+        _config: Option<&str>,
+    ) -> Result<RdOAuthToken, Box<dyn std::error::Error>> {
+        oauth_token(self.0.as_ref())
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for MetadataContext {}
 
 /// Whether a librdkafka property holds a secret that must not be logged.
 pub fn is_secret(key: &str) -> bool {
@@ -138,6 +205,7 @@ impl fmt::Debug for KafkaConfig {
         f.debug_struct("KafkaConfig")
             .field("brokers", &self.brokers)
             .field("properties", &props)
+            .field("token_source", &self.token_source.is_some())
             .finish()
     }
 }
@@ -156,6 +224,7 @@ mod tests {
                 ("ssl.key.password".into(), "k".into()),
                 ("security.protocol".into(), "SASL_SSL".into()),
             ],
+            token_source: None,
         };
         let shown = format!("{config:?}");
         assert!(

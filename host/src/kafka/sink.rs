@@ -105,9 +105,19 @@ pub struct OutRecord<'a, H> {
 
 pub struct SinkContext {
     fatal: AtomicBool,
+    token_source: Option<Arc<dyn super::TokenSource>>,
 }
 
 impl ClientContext for SinkContext {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(
+        &self,
+        _config: Option<&str>,
+    ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+        super::oauth_token(self.token_source.as_ref())
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         if matches!(error.rdkafka_error_code(), Some(RDKafkaErrorCode::Fatal)) {
             self.fatal.store(true, Ordering::Release);
@@ -160,7 +170,11 @@ impl Sink {
             .client_config(super::Client::Producer, &own)
             .create_with_context(SinkContext {
                 fatal: AtomicBool::new(false),
+                token_source: config.token_source.clone(),
             })?;
+        // Serves the first token request before anything waits on a
+        // connection (init_transactions would otherwise time out).
+        producer.poll(Duration::ZERO);
         if delivery == Delivery::ExactlyOnce {
             retry("initialising transactions", || {
                 producer.init_transactions(TXN_TIMEOUT)

@@ -47,6 +47,7 @@ pub trait RebalanceHandler: Send + Sync + 'static {
 
 pub struct SourceContext {
     handler: Arc<dyn RebalanceHandler>,
+    token_source: Option<Arc<dyn super::TokenSource>>,
 }
 
 fn partitions(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
@@ -60,6 +61,15 @@ fn partitions(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
 }
 
 impl ClientContext for SourceContext {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(
+        &self,
+        _config: Option<&str>,
+    ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+        super::oauth_token(self.token_source.as_ref())
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::warn!(%error, reason, "kafka consumer: {reason}");
     }
@@ -284,7 +294,10 @@ impl Source {
         ];
         let consumer: BaseConsumer<SourceContext> = config
             .client_config(super::Client::Consumer, &own)
-            .create_with_context(SourceContext { handler })?;
+            .create_with_context(SourceContext {
+                handler,
+                token_source: config.token_source.clone(),
+            })?;
         let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
         Ok(Source { consumer })

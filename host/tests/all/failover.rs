@@ -85,6 +85,7 @@ fn exactly_once_survives_a_broker_killed_and_restarted() {
         kafka: KafkaConfig {
             brokers: brokers.clone(),
             properties: vec![],
+            token_source: None,
         },
         ..run_config(&input, &output, None, &plugins, Delivery::ExactlyOnce)
     };

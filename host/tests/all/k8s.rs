@@ -657,6 +657,7 @@ mod operator {
         let kafka = wasmpipe::kafka::KafkaConfig {
             brokers: crate::kafka::bootstrap(),
             properties: vec![],
+            token_source: None,
         };
         let partitions: Partitions = Arc::new(move |topic: &str| {
             wasmpipe::kafka::partition_count(&kafka, topic, Duration::from_secs(10))

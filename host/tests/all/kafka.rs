@@ -245,6 +245,7 @@ pub fn run_config(
         kafka: KafkaConfig {
             brokers: bootstrap(),
             properties: vec![("message.max.bytes".into(), "8000000".into())],
+            token_source: None,
         },
         group: format!("wasmpipe-{input}"),
         input_topics: vec![input.to_owned()],
