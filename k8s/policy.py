@@ -99,8 +99,17 @@ def main(name, path):
     for ref in container.get("envFrom", []):
         if "secretRef" in ref:
             need(ref["secretRef"]["name"] in secrets, f"Secret {ref['secretRef']['name']} rendered")
-    need(any(k in ("WASMPIPE_KAFKA_SASL_PASSWORD",) for s in by_kind.get("Secret", [])
-             for k in s.get("data", {})), "Kafka credentials in a Secret, not in the ConfigMap")
+    if settings.get("WASMPIPE_AWS_MSK_IAM") == "true":
+        # MSK IAM: the pod's AWS role signs; there is no password to keep.
+        accounts = {a["metadata"]["name"]: a for a in by_kind.get("ServiceAccount", [])}
+        account = accounts.get(pod.get("serviceAccountName"), {})
+        need("eks.amazonaws.com/role-arn" in account.get("metadata", {}).get("annotations", {}),
+             "an IAM role on the service account (IRSA) for MSK IAM")
+        need(not by_kind.get("Secret"), "no Kafka Secret with MSK IAM")
+        need(":9098" in settings.get("WASMPIPE_BROKERS", ""), "MSK's IAM port 9098")
+    else:
+        need(any(k in ("WASMPIPE_KAFKA_SASL_PASSWORD",) for s in by_kind.get("Secret", [])
+                 for k in s.get("data", {})), "Kafka credentials in a Secret, not in the ConfigMap")
     need(not any("PASSWORD" in k or "SECRET" in k for k in settings), "no credential in the settings ConfigMap")
     need(bool(settings.get("WASMPIPE_BROKERS")), "brokers set")
 

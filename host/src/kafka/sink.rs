@@ -177,6 +177,10 @@ impl Sink {
         producer.poll(Duration::ZERO);
         if delivery == Delivery::ExactlyOnce {
             retry("initialising transactions", || {
+                // Reports what kept the last attempt waiting (an
+                // authentication failure, an unreachable broker) before
+                // the next one.
+                producer.poll(Duration::ZERO);
                 producer.init_transactions(TXN_TIMEOUT)
             })?;
             producer.begin_transaction()?;

@@ -8,6 +8,7 @@ mod failover;
 mod k8s;
 mod kafka;
 mod load;
+mod msk_iam;
 mod ops;
 mod reload;
 mod sandbox;
