@@ -1,0 +1,4 @@
+from wasmpipe.build import main
+import sys
+
+sys.exit(main())
