@@ -13,6 +13,20 @@ pub enum LoadError {
     },
     #[error("plugin {path}: {reason}")]
     Decompress { path: PathBuf, reason: String },
+    #[error("plugin {path}: the script is not UTF-8 text: {reason}")]
+    ScriptText { path: PathBuf, reason: String },
+    #[error(
+        "plugin {path}: a {language} script plugin needs the {language} script runtime \
+         ({file}), which is not in {searched}: build it with \
+         `python -m wasmpipe.build --script-runtime -o {file}` (sdk/python) and put it there, \
+         or point WASMPIPE_SCRIPT_RUNTIMES at its directory"
+    )]
+    ScriptRuntime {
+        path: PathBuf,
+        language: &'static str,
+        file: &'static str,
+        searched: String,
+    },
     #[error(
         "plugin {path}: not a WebAssembly file (no \\0asm header); expected a component built for wasm32-wasip2"
     )]

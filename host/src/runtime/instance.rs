@@ -68,7 +68,14 @@ impl PluginInstance {
 
     fn init(&mut self) -> Result<(), LoadError> {
         let name = self.plugin.name.clone();
-        let config = self.plugin.config.clone();
+        let mut config = self.plugin.config.clone();
+        if let Some(script) = &self.plugin.script {
+            config.push((super::load::SCRIPT_SOURCE_KEY.into(), script.text.clone()));
+            config.push((
+                super::load::SCRIPT_NAME_KEY.into(),
+                script.file_name.clone(),
+            ));
+        }
         let result = self.call(|guest, store| match guest {
             Guest::Flat(g) => g.call_init(store, &config),
             Guest::Typed(g) => g.call_init(store, &config),

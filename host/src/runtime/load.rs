@@ -36,15 +36,98 @@ pub struct PluginSource {
     /// The name in logs, metrics and dead letters (the file stem by default).
     pub name: String,
     pub path: PathBuf,
-    /// The component, decompressed.
+    /// The component, decompressed (for a script, its interpreter).
     pub wasm: Vec<u8>,
-    /// sha256 of `wasm`, hex.
+    /// sha256 of the file the user wrote, hex: the component's, or the
+    /// script's for a script plugin.
     pub sha256: String,
+    /// sha256 of `wasm`: what the compile cache is keyed by.
+    pub wasm_sha256: String,
     /// Size of the file as stored (compressed or not).
     pub file_bytes: usize,
+    /// For a script plugin: the source its interpreter runs.
+    pub script: Option<Script>,
 }
 
-/// Reads a `.wasm`, `.wasm.gz` or `.wasm.zst` file.
+/// A script plugin's source. The interpreter component receives it through
+/// `init`, under the config keys [`SCRIPT_SOURCE_KEY`] and
+/// [`SCRIPT_NAME_KEY`], so a new script needs no compile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Script {
+    pub file_name: String,
+    pub text: String,
+}
+
+pub const SCRIPT_SOURCE_KEY: &str = "wasmpipe.script";
+pub const SCRIPT_NAME_KEY: &str = "wasmpipe.script-name";
+
+/// The languages a plugin can be written in as a script: the file
+/// extension, the language and its interpreter component.
+const SCRIPT_RUNTIMES: &[(&str, &str, &str)] = &[(".py", "Python", "python-script.wasm")];
+
+/// Where script runtimes are looked for: `WASMPIPE_SCRIPT_RUNTIMES`, then
+/// `../lib/wasmpipe` beside the executable, then `/usr/lib/wasmpipe` (the
+/// image's).
+fn script_runtime_dirs() -> Vec<PathBuf> {
+    if let Some(dir) = std::env::var_os("WASMPIPE_SCRIPT_RUNTIMES") {
+        return std::env::split_paths(&dir).collect();
+    }
+    let mut dirs = Vec::new();
+    if let Some(bin) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_owned))
+    {
+        dirs.push(bin.join("../lib/wasmpipe"));
+    }
+    dirs.push(PathBuf::from("/usr/lib/wasmpipe"));
+    dirs
+}
+
+fn read_script(
+    path: &Path,
+    file_name: &str,
+    raw: Vec<u8>,
+) -> Option<Result<PluginSource, LoadError>> {
+    let (ext, language, runtime) = SCRIPT_RUNTIMES
+        .iter()
+        .find(|(ext, _, _)| file_name.ends_with(ext))?;
+    Some((|| {
+        let text = String::from_utf8(raw).map_err(|e| LoadError::ScriptText {
+            path: path.to_owned(),
+            reason: e.utf8_error().to_string(),
+        })?;
+        let dirs = script_runtime_dirs();
+        let found = dirs.iter().map(|d| d.join(runtime)).find(|p| p.is_file());
+        let Some(runtime_path) = found else {
+            return Err(LoadError::ScriptRuntime {
+                path: path.to_owned(),
+                language,
+                file: runtime,
+                searched: dirs
+                    .iter()
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        };
+        let interpreter = read_plugin_file(&runtime_path)?;
+        Ok(PluginSource {
+            name: file_name.strip_suffix(ext).unwrap_or(file_name).to_owned(),
+            path: path.to_owned(),
+            sha256: hex::encode(Sha256::digest(text.as_bytes())),
+            wasm_sha256: interpreter.wasm_sha256,
+            file_bytes: text.len(),
+            wasm: interpreter.wasm,
+            script: Some(Script {
+                file_name: file_name.to_owned(),
+                text,
+            }),
+        })
+    })())
+}
+
+/// Reads a `.wasm`, `.wasm.gz` or `.wasm.zst` file, or a script plugin
+/// (`.py`) with its interpreter.
 pub fn read_plugin_file(path: &Path) -> Result<PluginSource, LoadError> {
     let read = |error| LoadError::Read {
         path: path.to_owned(),
@@ -55,6 +138,9 @@ pub fn read_plugin_file(path: &Path) -> Result<PluginSource, LoadError> {
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("plugin");
+    if let Some(script) = read_script(path, file_name, raw.clone()) {
+        return script;
+    }
     let decompress = |reader: &mut dyn Read, codec: &str| -> Result<Vec<u8>, LoadError> {
         let mut out = Vec::new();
         reader
@@ -84,12 +170,15 @@ pub fn read_plugin_file(path: &Path) -> Result<PluginSource, LoadError> {
         let stem = file_name.strip_suffix(".wasm").unwrap_or(file_name);
         (raw.clone(), stem)
     };
+    let sha256 = hex::encode(Sha256::digest(&wasm));
     Ok(PluginSource {
         name: stem.to_owned(),
         path: path.to_owned(),
-        sha256: hex::encode(Sha256::digest(&wasm)),
+        wasm_sha256: sha256.clone(),
+        sha256,
         file_bytes: raw.len(),
         wasm,
+        script: None,
     })
 }
 
@@ -100,6 +189,8 @@ pub struct Plugin {
     pub world: World,
     pub config: Vec<(String, String)>,
     pub limits: Limits,
+    /// A script plugin's source, passed to `init` after `config`.
+    pub script: Option<Script>,
     pub(super) runtime: Arc<Runtime>,
     pub(super) pre: InstancePre<HostState>,
     pub(super) flat: Option<flat::GuestIndices>,
@@ -137,7 +228,7 @@ impl Runtime {
             _ => return Err(LoadError::NotWasm { path: path() }),
         }
         let compiled = match &self.cache {
-            Some(cache) => cache.load_or_compile(&self.engine, &source.sha256, &source.wasm),
+            Some(cache) => cache.load_or_compile(&self.engine, &source.wasm_sha256, &source.wasm),
             None => Component::new(&self.engine, &source.wasm),
         };
         let component = compiled.map_err(|e| LoadError::Compile {
@@ -219,6 +310,7 @@ impl Runtime {
             world,
             config,
             limits,
+            script: source.script.clone(),
             runtime: self.clone(),
             pre,
             flat,

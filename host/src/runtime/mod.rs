@@ -14,7 +14,7 @@ pub use bindings::{FLAT_EXPORT, TYPED_EXPORT, WIT_VERSION};
 pub use chain::{Chain, ChainInstance, ChainOutput, RecordFailure};
 pub use error::{Failure, FailureKind, LoadError};
 pub use instance::PluginInstance;
-pub use load::{Inspection, Plugin, PluginSource, World, read_plugin_file};
+pub use load::{Inspection, Plugin, PluginSource, Script, World, read_plugin_file};
 
 use anyhow::Context as _;
 use std::path::PathBuf;

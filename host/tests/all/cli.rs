@@ -341,3 +341,23 @@ fn deploy_refuses_a_set_with_a_plugin_that_would_not_load() {
     assert!(stderr.contains("fails its check"), "{stderr}");
     assert!(stderr.contains("nothing was deployed"), "{stderr}");
 }
+
+#[test]
+fn a_script_plugin_without_its_runtime_is_named_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("tag.py");
+    std::fs::write(&script, "def transform(record):\n    return record\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_wasmpipe"))
+        .args(["plugin", "check", script.to_str().unwrap()])
+        .env("WASMPIPE_SCRIPT_RUNTIMES", dir.path().join("nowhere"))
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(
+            "tag.py: a Python script plugin needs the Python script runtime (python-script.wasm)"
+        ) && stderr.contains("python -m wasmpipe.build --script-runtime"),
+        "{stderr}"
+    );
+}

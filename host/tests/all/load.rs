@@ -14,8 +14,10 @@ fn load_bytes(name: &str, wasm: Vec<u8>) -> Result<(), LoadError> {
         name: name.into(),
         path: format!("{name}.wasm").into(),
         sha256: format!("{:064x}", wasm.len()),
+        wasm_sha256: format!("{:064x}", wasm.len()),
         file_bytes: wasm.len(),
         wasm,
+        script: None,
     };
     runtime()
         .load(&source, vec![], Limits::default())

@@ -12,6 +12,7 @@ mod msk_iam;
 mod ops;
 mod reload;
 mod sandbox;
+mod script;
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};

@@ -96,7 +96,10 @@ class Export:
                 raise Err(describe(e))
 
     def transform(self, batch: list[types.Record]) -> list[Any]:
-        _, fn = self._functions()
+        try:
+            _, fn = self._functions()
+        except Err as e:
+            return [e for _ in batch]
         results: list[Any] = []
         for r in batch:
             try:

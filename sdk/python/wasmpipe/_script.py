@@ -33,5 +33,7 @@ class ScriptExport(Export):
             raise Err(f"{name} line {e.lineno}: {e.msg}")
         except Exception as e:
             raise Err(describe(e))
-        self.module = module
+        # componentize-py may make a new export object for each call: the
+        # module is kept on the class.
+        ScriptExport.module = module
         super().init([(k, v) for k, v in config if k not in (SOURCE, NAME)])
