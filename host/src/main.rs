@@ -199,8 +199,9 @@ enum PluginCommand {
         /// Where to create it.
         #[arg(long, default_value = ".")]
         dir: PathBuf,
-        /// Path to the Rust SDK (sdk/rust of a wasmpipe checkout); found
-        /// automatically above --dir, else the published crate is used.
+        /// Path to the language's SDK (sdk/rust, sdk/python of a wasmpipe
+        /// checkout); found automatically above --dir, else the published
+        /// package is used.
         #[arg(long)]
         sdk: Option<PathBuf>,
     },
@@ -788,14 +789,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 None => SdkSource::discover(
                     &std::fs::canonicalize(&dir)
                         .with_context(|| format!("--dir {}", dir.display()))?,
+                    lang,
                 ),
             };
-            let root = scaffold::scaffold(&name, lang, &dir, &sdk)?;
-            println!("created {}", root.display());
-            println!(
-                "  cd {} && cargo test && cargo build --target wasm32-wasip2 --release",
-                root.display()
-            );
+            let (root, next) = scaffold::scaffold(&name, lang, &dir, &sdk)?;
+            println!("created {}; then, in it:", root.display());
+            for line in next.lines() {
+                println!("  {line}");
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

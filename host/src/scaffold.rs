@@ -8,6 +8,17 @@ use std::path::{Path, PathBuf};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Lang {
     Rust,
+    Python,
+}
+
+impl Lang {
+    /// The SDK's directory in a checkout and a file that marks it.
+    fn sdk_dir(self) -> (&'static str, &'static str) {
+        match self {
+            Lang::Rust => ("sdk/rust", "src/flat.rs"),
+            Lang::Python => ("sdk/python", "wasmpipe/__init__.py"),
+        }
+    }
 }
 
 /// Where the scaffold takes the Rust SDK from.
@@ -20,12 +31,13 @@ pub enum SdkSource {
 }
 
 impl SdkSource {
-    /// The `sdk/rust` of a wasmpipe checkout at or above `dir`, else the
-    /// published crate.
-    pub fn discover(dir: &Path) -> SdkSource {
+    /// The language's SDK (`sdk/rust`, `sdk/python`) of a wasmpipe
+    /// checkout at or above `dir`, else the published package.
+    pub fn discover(dir: &Path, lang: Lang) -> SdkSource {
+        let (sdk, marker) = lang.sdk_dir();
         dir.ancestors()
-            .map(|d| d.join("sdk/rust"))
-            .find(|d| d.join("Cargo.toml").is_file() && d.join("src/flat.rs").is_file())
+            .map(|d| d.join(sdk))
+            .find(|d| d.join(marker).is_file())
             .map_or(SdkSource::Registry, SdkSource::Path)
     }
 
@@ -41,8 +53,14 @@ impl SdkSource {
     }
 }
 
-/// Creates the plugin project `dir/name` and returns its path.
-pub fn scaffold(name: &str, lang: Lang, dir: &Path, sdk: &SdkSource) -> anyhow::Result<PathBuf> {
+/// Creates the plugin project `dir/name`; returns its path and the
+/// commands that test and build it.
+pub fn scaffold(
+    name: &str,
+    lang: Lang,
+    dir: &Path,
+    sdk: &SdkSource,
+) -> anyhow::Result<(PathBuf, String)> {
     let valid = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
         && name
             .chars()
@@ -59,14 +77,110 @@ pub fn scaffold(name: &str, lang: Lang, dir: &Path, sdk: &SdkSource) -> anyhow::
             root.display()
         );
     }
-    match lang {
-        Lang::Rust => write_rust(&root, name, sdk)
-            .with_context(|| format!("writing the plugin project {}", root.display()))?,
+    let next = match lang {
+        Lang::Rust => write_rust(&root, name, sdk),
+        Lang::Python => write_python(&root, name, sdk),
     }
-    Ok(root)
+    .with_context(|| format!("writing the plugin project {}", root.display()))?;
+    Ok((root, next))
 }
 
-fn write_rust(root: &Path, name: &str, sdk: &SdkSource) -> std::io::Result<()> {
+fn write_python(root: &Path, name: &str, sdk: &SdkSource) -> std::io::Result<String> {
+    let module = name.replace('-', "_");
+    std::fs::create_dir_all(root)?;
+    std::fs::write(
+        root.join(format!("{module}.py")),
+        format!(
+            r#""""{name}: a wasmpipe transform. It tags every record with a header
+`processed-by` (its value set by the `tag` config key) and passes it on."""
+
+import wasmpipe
+
+tag = "{name}"
+
+
+def init(config: wasmpipe.Config) -> None:
+    global tag
+    config.only("tag")
+    tag = config.get("tag", "{name}")
+
+
+def transform(record: wasmpipe.Record):
+    # Return None to drop the record, an Output (or a list of them) to
+    # produce; raise to dead-letter it.
+    return record.forward(headers=[*record.headers, ("processed-by", tag)])
+"#
+        ),
+    )?;
+    std::fs::write(
+        root.join(format!("test_{module}.py")),
+        format!(
+            r#""""Unit tests, natively: python -m unittest"""
+
+import os
+import unittest
+
+from wasmpipe import testing
+
+PLUGIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "{module}.py")
+
+
+class Test(unittest.TestCase):
+    def test_tags_every_record_and_keeps_the_rest(self):
+        plugin = testing.load(PLUGIN, {{"tag": "t1"}})
+        [out] = plugin.run(testing.record(key="k", value="v"))
+        self.assertEqual(out.value, b"v")
+        self.assertEqual(out.headers, [("processed-by", b"t1")])
+
+
+if __name__ == "__main__":
+    unittest.main()
+"#
+        ),
+    )?;
+    write_sample(root)?;
+    let setup = match sdk {
+        SdkSource::Path(p) => format!("export PYTHONPATH={}", p.display()),
+        SdkSource::Registry => format!("pip install wasmpipe-sdk=={}", env!("CARGO_PKG_VERSION")),
+    };
+    let commands = [
+        format!("{setup}   # the SDK; building also needs componentize-py==0.25.1"),
+        "python -m unittest   # unit tests, natively".to_owned(),
+        format!("python -m wasmpipe.build {module}.py -o {module}.wasm   # the component"),
+        format!("wasmpipe plugin test {module}.wasm --input sample.jsonl"),
+        format!("wasmpipe plugin test {module}.py --input sample.jsonl   # or as a script plugin"),
+    ]
+    .join("\n");
+    std::fs::write(
+        root.join("README.md"),
+        format!(
+            "# {name}
+
+A wasmpipe transform in Python.
+
+```sh
+{commands}
+```
+"
+        ),
+    )?;
+    std::fs::write(
+        root.join(".gitignore"),
+        "*.wasm
+__pycache__/
+",
+    )?;
+    Ok(commands)
+}
+
+fn write_sample(root: &Path) -> std::io::Result<()> {
+    std::fs::write(
+        root.join("sample.jsonl"),
+        "{\"key\":\"1\",\"value\":\"{\\\"msg\\\":\\\"hello\\\"}\"}\n{\"key\":\"2\",\"value\":null}\n",
+    )
+}
+
+fn write_rust(root: &Path, name: &str, sdk: &SdkSource) -> std::io::Result<String> {
     let lib = name.replace('-', "_");
     let ty: String = name
         .split(['-', '_'])
@@ -150,10 +264,7 @@ mod tests {{
 "#
         ),
     )?;
-    std::fs::write(
-        root.join("sample.jsonl"),
-        "{\"key\":\"1\",\"value\":\"{\\\"msg\\\":\\\"hello\\\"}\"}\n{\"key\":\"2\",\"value\":null}\n",
-    )?;
+    write_sample(root)?;
     std::fs::write(
         root.join("README.md"),
         format!(
@@ -163,5 +274,5 @@ mod tests {{
         ),
     )?;
     std::fs::write(root.join(".gitignore"), "/target\n")?;
-    Ok(())
+    Ok("cargo test && cargo build --target wasm32-wasip2 --release".into())
 }
