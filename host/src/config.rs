@@ -147,7 +147,7 @@ impl PipelineFile {
             .filter_map(|e| e.file_name().to_str().map(str::to_owned))
             .filter(|n| {
                 !n.starts_with('.')
-                    && [".wasm", ".wasm.gz", ".wasm.zst", ".py"]
+                    && [".wasm", ".wasm.gz", ".wasm.zst", ".py", ".js"]
                         .iter()
                         .any(|x| n.ends_with(x))
             })
@@ -155,7 +155,7 @@ impl PipelineFile {
         files.sort();
         if files.is_empty() {
             bail!(
-                "no plugin in {}: put *.wasm (or *.py script) files there or a pipeline file naming them",
+                "no plugin in {}: put *.wasm (or *.py, *.js script) files there or a pipeline file naming them",
                 dir.display()
             );
         }

@@ -17,14 +17,14 @@ pub enum LoadError {
     ScriptText { path: PathBuf, reason: String },
     #[error(
         "plugin {path}: a {language} script plugin needs the {language} script runtime \
-         ({file}), which is not in {searched}: build it with \
-         `python -m wasmpipe.build --script-runtime -o {file}` (sdk/python) and put it there, \
+         ({file}), which is not in {searched}: build it with `{build}` and put it there, \
          or point WASMPIPE_SCRIPT_RUNTIMES at its directory"
     )]
     ScriptRuntime {
         path: PathBuf,
         language: &'static str,
         file: &'static str,
+        build: &'static str,
         searched: String,
     },
     #[error(

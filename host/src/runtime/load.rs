@@ -62,8 +62,21 @@ pub const SCRIPT_SOURCE_KEY: &str = "wasmpipe.script";
 pub const SCRIPT_NAME_KEY: &str = "wasmpipe.script-name";
 
 /// The languages a plugin can be written in as a script: the file
-/// extension, the language and its interpreter component.
-const SCRIPT_RUNTIMES: &[(&str, &str, &str)] = &[(".py", "Python", "python-script.wasm")];
+/// extension, the language, its interpreter component and how to build it.
+const SCRIPT_RUNTIMES: &[(&str, &str, &str, &str)] = &[
+    (
+        ".py",
+        "Python",
+        "python-script.wasm",
+        "python -m wasmpipe.build --script-runtime -o python-script.wasm (sdk/python)",
+    ),
+    (
+        ".js",
+        "JavaScript",
+        "js-script.wasm",
+        "node sdk/js/build.mjs --script-runtime -o js-script.wasm",
+    ),
+];
 
 /// Where script runtimes are looked for: `WASMPIPE_SCRIPT_RUNTIMES`, then
 /// `../lib/wasmpipe` beside the executable, then `/usr/lib/wasmpipe` (the
@@ -88,9 +101,9 @@ fn read_script(
     file_name: &str,
     raw: Vec<u8>,
 ) -> Option<Result<PluginSource, LoadError>> {
-    let (ext, language, runtime) = SCRIPT_RUNTIMES
+    let (ext, language, runtime, build) = SCRIPT_RUNTIMES
         .iter()
-        .find(|(ext, _, _)| file_name.ends_with(ext))?;
+        .find(|(ext, ..)| file_name.ends_with(ext))?;
     Some((|| {
         let text = String::from_utf8(raw).map_err(|e| LoadError::ScriptText {
             path: path.to_owned(),
@@ -103,6 +116,7 @@ fn read_script(
                 path: path.to_owned(),
                 language,
                 file: runtime,
+                build,
                 searched: dirs
                     .iter()
                     .map(|d| d.display().to_string())

@@ -142,3 +142,60 @@ fn script_errors_name_the_file_and_line() {
         "{err}"
     );
 }
+
+#[test]
+#[ignore = "needs the JavaScript script runtime: tests/polyglot/run"]
+fn javascript_scripts_run_reload_and_name_the_line_of_an_error() {
+    runtime_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let v1 = script(
+        dir.path(),
+        "tag.js",
+        "let tag;\nfunction init(config) {\n  tag = config.require('tag');\n}\nfunction transform(record) {\n  return record.forward({ headers: [...record.headers, ['tag', tag]] });\n}\n",
+    );
+    let source = read_plugin_file(&v1).unwrap();
+    assert_eq!(source.name, "tag");
+    let err = runtime()
+        .load(&source, vec![], Limits::default())
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("missing config key 'tag'"),
+        "{err}"
+    );
+    let plugin = runtime()
+        .load(
+            &source,
+            vec![("tag".into(), "t1".into())],
+            Limits::default(),
+        )
+        .unwrap();
+    let out = run(
+        vec![plugin],
+        &batch(&[r#"{"value":"v","headers":[["h","1"]]}"#]),
+    );
+    assert_eq!(
+        crate::lines(&out),
+        [r#"{"value":"v","headers":[["h","1"],["tag","t1"]]}"#]
+    );
+
+    let broken = script(
+        dir.path(),
+        "lookup.js",
+        "function transform(record) {\n  const doc = record.json();\n  return record.forward({ value: doc.missing.field });\n}\n",
+    );
+    let plugin = runtime()
+        .load(
+            &read_plugin_file(&broken).unwrap(),
+            vec![],
+            Limits::default(),
+        )
+        .unwrap();
+    let out = run(vec![plugin], &batch(&[r#"{"value":"{\"a\":1}"}"#]));
+    assert_eq!(
+        out.failures[0].failure,
+        Failure::Guest(
+            "lookup.js line 3: TypeError: can't access property \"field\", doc.missing is undefined"
+                .into()
+        )
+    );
+}
