@@ -70,20 +70,16 @@ fn main() {
     let dir = polyglot();
     // SAFETY of the set_var below: the bench is single-threaded here.
     unsafe { std::env::set_var("WASMPIPE_SCRIPT_RUNTIMES", &dir) };
-    let script_copy = tempfile::tempdir().unwrap();
-    let script = script_copy.path().join("redact.py");
-    std::fs::copy(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/python/redact/redact.py"),
-        &script,
-    )
-    .unwrap();
-    let forms: [(&str, PathBuf); 3] = [
+    let plugins = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins");
+    let forms: [(&str, PathBuf); 5] = [
         (
             "Rust (`.wasm`)",
             PathBuf::from(wasmpipe_test_guests::FLAT_REDACT),
         ),
         ("Python, compiled (`.wasm`)", dir.join("redact-python.wasm")),
-        ("Python, script (`.py`)", script.clone()),
+        ("Python, script (`.py`)", plugins.join("python/redact/redact.py")),
+        ("JavaScript, compiled (`.wasm`)", dir.join("redact-js.wasm")),
+        ("JavaScript, script (`.js`)", plugins.join("js/redact/redact.js")),
     ];
     for (name, path) in &forms {
         assert!(
@@ -139,7 +135,7 @@ fn main() {
         let reload = match &source.script {
             Some(s) => time(10, || {
                 let mut next = read_plugin_file(&path).unwrap();
-                next.script.as_mut().unwrap().text = format!("{}\n# v2\n", s.text);
+                next.script.as_mut().unwrap().text = format!("{}\n\n", s.text);
                 let p = cached
                     .load(&next, config.clone(), Limits::default())
                     .unwrap();
