@@ -77,9 +77,15 @@ fn main() {
             PathBuf::from(wasmpipe_test_guests::FLAT_REDACT),
         ),
         ("Python, compiled (`.wasm`)", dir.join("redact-python.wasm")),
-        ("Python, script (`.py`)", plugins.join("python/redact/redact.py")),
+        (
+            "Python, script (`.py`)",
+            plugins.join("python/redact/redact.py"),
+        ),
         ("JavaScript, compiled (`.wasm`)", dir.join("redact-js.wasm")),
-        ("JavaScript, script (`.js`)", plugins.join("js/redact/redact.js")),
+        (
+            "JavaScript, script (`.js`)",
+            plugins.join("js/redact/redact.js"),
+        ),
     ];
     for (name, path) in &forms {
         assert!(

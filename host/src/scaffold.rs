@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 pub enum Lang {
     Rust,
     Python,
+    Js,
 }
 
 impl Lang {
@@ -17,6 +18,7 @@ impl Lang {
         match self {
             Lang::Rust => ("sdk/rust", "src/flat.rs"),
             Lang::Python => ("sdk/python", "wasmpipe/__init__.py"),
+            Lang::Js => ("sdk/js", "wasmpipe.js"),
         }
     }
 }
@@ -80,6 +82,7 @@ pub fn scaffold(
     let next = match lang {
         Lang::Rust => write_rust(&root, name, sdk),
         Lang::Python => write_python(&root, name, sdk),
+        Lang::Js => write_js(&root, name, sdk),
     }
     .with_context(|| format!("writing the plugin project {}", root.display()))?;
     Ok((root, next))
@@ -170,6 +173,70 @@ A wasmpipe transform in Python.
 __pycache__/
 ",
     )?;
+    Ok(commands)
+}
+
+fn write_js(root: &Path, name: &str, sdk: &SdkSource) -> std::io::Result<String> {
+    let sdk_dir = match sdk {
+        SdkSource::Path(p) => p.display().to_string(),
+        SdkSource::Registry => "node_modules/wasmpipe-sdk".to_owned(),
+    };
+    std::fs::create_dir_all(root)?;
+    std::fs::write(
+        root.join(format!("{name}.js")),
+        format!(
+            r#"// {name}: a wasmpipe transform. It tags every record with a header
+// `processed-by` (its value set by the `tag` config key) and passes it on.
+// The SDK is in scope as `wasmpipe`; see sdk/js/README.md.
+
+let tag = "{name}";
+
+function init(config) {{
+  config.only("tag");
+  tag = config.get("tag", "{name}");
+}}
+
+function transform(record) {{
+  // Return null to drop the record, an Output (or an array) to produce;
+  // throw to dead-letter it.
+  return record.forward({{ headers: [...record.headers, ["processed-by", tag]] }});
+}}
+"#
+        ),
+    )?;
+    std::fs::write(
+        root.join(format!("{name}.test.mjs")),
+        format!(
+            r#"// Unit tests, natively: node --test
+import {{ test }} from "node:test";
+import assert from "node:assert/strict";
+import {{ fileURLToPath }} from "node:url";
+import {{ load, record, text }} from "{sdk_dir}/testing.js";
+
+const PLUGIN = fileURLToPath(new URL("./{name}.js", import.meta.url));
+
+test("tags every record and keeps the rest", () => {{
+  const [out] = load(PLUGIN, {{ tag: "t1" }}).run(record({{ key: "k", value: "v" }}));
+  assert.equal(text(out.value), "v");
+  assert.deepEqual(out.headers.map(([n, v]) => [n, text(v)]), [["processed-by", "t1"]]);
+}});
+"#
+        ),
+    )?;
+    write_sample(root)?;
+    let commands = [
+        format!("(cd {sdk_dir} && npm install)   # the SDK's component toolchain, once"),
+        "node --test   # unit tests, natively".to_owned(),
+        format!("node {sdk_dir}/build.mjs {name}.js -o {name}.wasm   # the component"),
+        format!("wasmpipe plugin test {name}.wasm --input sample.jsonl"),
+        format!("wasmpipe plugin test {name}.js --input sample.jsonl   # or as a script plugin"),
+    ]
+    .join("\n");
+    std::fs::write(
+        root.join("README.md"),
+        format!("# {name}\n\nA wasmpipe transform in JavaScript.\n\n```sh\n{commands}\n```\n"),
+    )?;
+    std::fs::write(root.join(".gitignore"), "*.wasm\nnode_modules/\n")?;
     Ok(commands)
 }
 
