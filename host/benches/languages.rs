@@ -7,30 +7,17 @@
 //! (default ~/.cache/wasmpipe/polyglot); then
 //! `cargo bench -p wasmpipe --bench languages`.
 
+#[path = "support/timing.rs"]
+mod timing;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use timing::time;
 use wasmpipe::jsonl;
 use wasmpipe::k8s::CONFIGMAP_LIMIT;
 use wasmpipe::record::Batch;
 use wasmpipe::runtime::{Chain, Limits, Runtime, RuntimeOptions, read_plugin_file};
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
-fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> Duration {
-    median(
-        (0..runs)
-            .map(|_| {
-                let start = Instant::now();
-                std::hint::black_box(f());
-                start.elapsed()
-            })
-            .collect(),
-    )
-}
 
 fn polyglot() -> PathBuf {
     std::env::var_os("WASMPIPE_POLYGLOT")

@@ -5,32 +5,18 @@
 //!
 //! `cargo bench -p wasmpipe --bench plugins`
 
+#[path = "support/timing.rs"]
+mod timing;
+
 use std::io::Write;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use timing::time;
 use wasmpipe::runtime::{Limits, Runtime, RuntimeOptions, read_plugin_file};
 use wasmpipe_test_guests as guests;
 
 /// A plugin's config pairs.
 type Config = &'static [(&'static str, &'static str)];
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
-fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> Duration {
-    median(
-        (0..runs)
-            .map(|_| {
-                let start = Instant::now();
-                std::hint::black_box(f());
-                start.elapsed()
-            })
-            .collect(),
-    )
-}
 
 fn main() {
     // `cargo bench` passes --bench; any other argument is not ours.
