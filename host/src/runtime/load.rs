@@ -61,21 +61,28 @@ pub struct Script {
 pub const SCRIPT_SOURCE_KEY: &str = "wasmpipe.script";
 pub const SCRIPT_NAME_KEY: &str = "wasmpipe.script-name";
 
-/// The languages a plugin can be written in as a script: the file
-/// extension, the language, its interpreter component and how to build it.
-const SCRIPT_RUNTIMES: &[(&str, &str, &str, &str)] = &[
-    (
-        ".py",
-        "Python",
-        "python-script.wasm",
-        "python -m wasmpipe.build --script-runtime -o python-script.wasm (sdk/python)",
-    ),
-    (
-        ".js",
-        "JavaScript",
-        "js-script.wasm",
-        "node sdk/js/build.mjs --script-runtime -o js-script.wasm",
-    ),
+/// A language a plugin can be written in as a script: the file extension,
+/// the language, its interpreter component and how to build that.
+struct ScriptRuntime {
+    ext: &'static str,
+    language: &'static str,
+    file: &'static str,
+    build: &'static str,
+}
+
+const SCRIPT_RUNTIMES: &[ScriptRuntime] = &[
+    ScriptRuntime {
+        ext: ".py",
+        language: "Python",
+        file: "python-script.wasm",
+        build: "python -m wasmpipe.build --script-runtime -o python-script.wasm (sdk/python)",
+    },
+    ScriptRuntime {
+        ext: ".js",
+        language: "JavaScript",
+        file: "js-script.wasm",
+        build: "node sdk/js/build.mjs --script-runtime -o js-script.wasm",
+    },
 ];
 
 /// Where script runtimes are looked for: `WASMPIPE_SCRIPT_RUNTIMES`, then
@@ -100,44 +107,46 @@ fn read_script(
     path: &Path,
     file_name: &str,
     raw: Vec<u8>,
-) -> Option<Result<PluginSource, LoadError>> {
-    let (ext, language, runtime, build) = SCRIPT_RUNTIMES
+    runtime: &ScriptRuntime,
+) -> Result<PluginSource, LoadError> {
+    let text = String::from_utf8(raw).map_err(|e| LoadError::ScriptText {
+        path: path.to_owned(),
+        reason: e.utf8_error().to_string(),
+    })?;
+    let dirs = script_runtime_dirs();
+    let found = dirs
         .iter()
-        .find(|(ext, ..)| file_name.ends_with(ext))?;
-    Some((|| {
-        let text = String::from_utf8(raw).map_err(|e| LoadError::ScriptText {
+        .map(|d| d.join(runtime.file))
+        .find(|p| p.is_file());
+    let Some(runtime_path) = found else {
+        return Err(LoadError::ScriptRuntime {
             path: path.to_owned(),
-            reason: e.utf8_error().to_string(),
-        })?;
-        let dirs = script_runtime_dirs();
-        let found = dirs.iter().map(|d| d.join(runtime)).find(|p| p.is_file());
-        let Some(runtime_path) = found else {
-            return Err(LoadError::ScriptRuntime {
-                path: path.to_owned(),
-                language,
-                file: runtime,
-                build,
-                searched: dirs
-                    .iter()
-                    .map(|d| d.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            });
-        };
-        let interpreter = read_plugin_file(&runtime_path)?;
-        Ok(PluginSource {
-            name: file_name.strip_suffix(ext).unwrap_or(file_name).to_owned(),
-            path: path.to_owned(),
-            sha256: hex::encode(Sha256::digest(text.as_bytes())),
-            wasm_sha256: interpreter.wasm_sha256,
-            file_bytes: text.len(),
-            wasm: interpreter.wasm,
-            script: Some(Script {
-                file_name: file_name.to_owned(),
-                text,
-            }),
-        })
-    })())
+            language: runtime.language,
+            file: runtime.file,
+            build: runtime.build,
+            searched: dirs
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    };
+    let interpreter = read_plugin_file(&runtime_path)?;
+    Ok(PluginSource {
+        name: file_name
+            .strip_suffix(runtime.ext)
+            .unwrap_or(file_name)
+            .to_owned(),
+        path: path.to_owned(),
+        sha256: hex::encode(Sha256::digest(text.as_bytes())),
+        wasm_sha256: interpreter.wasm_sha256,
+        file_bytes: text.len(),
+        wasm: interpreter.wasm,
+        script: Some(Script {
+            file_name: file_name.to_owned(),
+            text,
+        }),
+    })
 }
 
 /// Reads a `.wasm`, `.wasm.gz` or `.wasm.zst` file, or a script plugin
@@ -148,12 +157,13 @@ pub fn read_plugin_file(path: &Path) -> Result<PluginSource, LoadError> {
         error,
     };
     let raw = std::fs::read(path).map_err(read)?;
+    let file_bytes = raw.len();
     let file_name = path
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("plugin");
-    if let Some(script) = read_script(path, file_name, raw.clone()) {
-        return script;
+    if let Some(runtime) = SCRIPT_RUNTIMES.iter().find(|r| file_name.ends_with(r.ext)) {
+        return read_script(path, file_name, raw, runtime);
     }
     let decompress = |reader: &mut dyn Read, codec: &str| -> Result<Vec<u8>, LoadError> {
         let mut out = Vec::new();
@@ -182,7 +192,7 @@ pub fn read_plugin_file(path: &Path) -> Result<PluginSource, LoadError> {
         (decompress(&mut decoder, "zstd")?, stem)
     } else {
         let stem = file_name.strip_suffix(".wasm").unwrap_or(file_name);
-        (raw.clone(), stem)
+        (raw, stem)
     };
     let sha256 = hex::encode(Sha256::digest(&wasm));
     Ok(PluginSource {
@@ -190,7 +200,7 @@ pub fn read_plugin_file(path: &Path) -> Result<PluginSource, LoadError> {
         path: path.to_owned(),
         wasm_sha256: sha256.clone(),
         sha256,
-        file_bytes: raw.len(),
+        file_bytes,
         wasm,
         script: None,
     })
