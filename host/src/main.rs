@@ -199,8 +199,8 @@ enum PluginCommand {
         /// Where to create it.
         #[arg(long, default_value = ".")]
         dir: PathBuf,
-        /// Path to the language's SDK (sdk/rust, sdk/python of a wasmpipe
-        /// checkout); found automatically above --dir, else the published
+        /// Path to the language's SDK (sdk/rust, sdk/python, sdk/js, sdk/c of a
+        /// wasmpipe checkout); found automatically above --dir, else the published
         /// package is used.
         #[arg(long)]
         sdk: Option<PathBuf>,

@@ -10,6 +10,9 @@ pub enum Lang {
     Rust,
     Python,
     Js,
+    /// TypeScript: a script compiled by `tsc` to a JavaScript plugin.
+    Ts,
+    C,
 }
 
 impl Lang {
@@ -18,7 +21,8 @@ impl Lang {
         match self {
             Lang::Rust => ("sdk/rust", "src/flat.rs"),
             Lang::Python => ("sdk/python", "wasmpipe/__init__.py"),
-            Lang::Js => ("sdk/js", "wasmpipe.js"),
+            Lang::Js | Lang::Ts => ("sdk/js", "wasmpipe.js"),
+            Lang::C => ("sdk/c", "wasmpipe.h"),
         }
     }
 }
@@ -83,6 +87,8 @@ pub fn scaffold(
         Lang::Rust => write_rust(&root, name, sdk),
         Lang::Python => write_python(&root, name, sdk),
         Lang::Js => write_js(&root, name, sdk),
+        Lang::Ts => write_ts(&root, name, sdk),
+        Lang::C => write_c(&root, name, sdk),
     }
     .with_context(|| format!("writing the plugin project {}", root.display()))?;
     Ok((root, next))
@@ -176,11 +182,40 @@ __pycache__/
     Ok(commands)
 }
 
-fn write_js(root: &Path, name: &str, sdk: &SdkSource) -> std::io::Result<String> {
-    let sdk_dir = match sdk {
+/// The JavaScript SDK's folder as a JavaScript or TypeScript project names it.
+fn js_sdk_dir(sdk: &SdkSource) -> String {
+    match sdk {
         SdkSource::Path(p) => p.display().to_string(),
         SdkSource::Registry => "node_modules/wasmpipe-sdk".to_owned(),
-    };
+    }
+}
+
+/// The scaffolded plugin's native test, over `{name}.js` (for TypeScript,
+/// what `tsc` compiled).
+fn write_js_test(root: &Path, name: &str, sdk_dir: &str) -> std::io::Result<()> {
+    std::fs::write(
+        root.join(format!("{name}.test.mjs")),
+        format!(
+            r#"// Unit tests, natively: node --test
+import {{ test }} from "node:test";
+import assert from "node:assert/strict";
+import {{ fileURLToPath }} from "node:url";
+import {{ load, record, text }} from "{sdk_dir}/testing.js";
+
+const PLUGIN = fileURLToPath(new URL("./{name}.js", import.meta.url));
+
+test("tags every record and keeps the rest", () => {{
+  const [out] = load(PLUGIN, {{ tag: "t1" }}).run(record({{ key: "k", value: "v" }}));
+  assert.equal(text(out.value), "v");
+  assert.deepEqual(out.headers.map(([n, v]) => [n, text(v)]), [["processed-by", "t1"]]);
+}});
+"#
+        ),
+    )
+}
+
+fn write_js(root: &Path, name: &str, sdk: &SdkSource) -> std::io::Result<String> {
+    let sdk_dir = js_sdk_dir(sdk);
     std::fs::create_dir_all(root)?;
     std::fs::write(
         root.join(format!("{name}.js")),
@@ -204,25 +239,7 @@ function transform(record) {{
 "#
         ),
     )?;
-    std::fs::write(
-        root.join(format!("{name}.test.mjs")),
-        format!(
-            r#"// Unit tests, natively: node --test
-import {{ test }} from "node:test";
-import assert from "node:assert/strict";
-import {{ fileURLToPath }} from "node:url";
-import {{ load, record, text }} from "{sdk_dir}/testing.js";
-
-const PLUGIN = fileURLToPath(new URL("./{name}.js", import.meta.url));
-
-test("tags every record and keeps the rest", () => {{
-  const [out] = load(PLUGIN, {{ tag: "t1" }}).run(record({{ key: "k", value: "v" }}));
-  assert.equal(text(out.value), "v");
-  assert.deepEqual(out.headers.map(([n, v]) => [n, text(v)]), [["processed-by", "t1"]]);
-}});
-"#
-        ),
-    )?;
+    write_js_test(root, name, &sdk_dir)?;
     write_sample(root)?;
     let commands = [
         format!("(cd {sdk_dir} && npm install)   # the SDK's component toolchain, once"),
@@ -237,6 +254,189 @@ test("tags every record and keeps the rest", () => {{
         format!("# {name}\n\nA wasmpipe transform in JavaScript.\n\n```sh\n{commands}\n```\n"),
     )?;
     std::fs::write(root.join(".gitignore"), "*.wasm\nnode_modules/\n")?;
+    Ok(commands)
+}
+
+/// TypeScript compiles the plugin file with this `tsc` (npm's typescript).
+const TYPESCRIPT: &str = "7.0.2";
+
+fn write_ts(root: &Path, name: &str, sdk: &SdkSource) -> std::io::Result<String> {
+    let sdk_dir = js_sdk_dir(sdk);
+    std::fs::create_dir_all(root)?;
+    std::fs::write(
+        root.join(format!("{name}.ts")),
+        format!(
+            r#"// {name}: a wasmpipe transform. It tags every record with a header
+// `processed-by` (its value set by the `tag` config key) and passes it on.
+// A script, not a module: the SDK is in scope as `wasmpipe` (its types are
+// in {sdk_dir}/wasmpipe.d.ts); `tsc` compiles this to {name}.js.
+
+let tag = "{name}";
+
+function init(config: wasmpipe.Config): void {{
+  config.only("tag");
+  tag = config.get("tag", "{name}");
+}}
+
+function transform(record: wasmpipe.Record): wasmpipe.Result {{
+  // Return null to drop the record, an Output (or an array) to produce;
+  // throw to dead-letter it.
+  return record.forward({{ headers: [...record.headers, ["processed-by", tag]] }});
+}}
+"#
+        ),
+    )?;
+    std::fs::write(
+        root.join("tsconfig.json"),
+        format!(
+            r#"{{
+  "compilerOptions": {{
+    "target": "es2022",
+    "lib": ["es2022"],
+    "types": [],
+    "strict": true,
+    "noEmitOnError": true,
+    "moduleDetection": "legacy"
+  }},
+  "files": ["{name}.ts", "{sdk_dir}/wasmpipe.d.ts"]
+}}
+"#
+        ),
+    )?;
+    std::fs::write(
+        root.join("package.json"),
+        format!(
+            r#"{{
+  "name": "{name}",
+  "private": true,
+  "scripts": {{
+    "build": "tsc && node {sdk_dir}/build.mjs {name}.js -o {name}.wasm",
+    "test": "tsc && node --test"
+  }},
+  "devDependencies": {{
+    "typescript": "{TYPESCRIPT}"
+  }}
+}}
+"#
+        ),
+    )?;
+    write_js_test(root, name, &sdk_dir)?;
+    write_sample(root)?;
+    let commands = [
+        format!("(cd {sdk_dir} && npm install) && npm install   # the toolchains, once"),
+        "npm test   # tsc, then the unit tests natively".to_owned(),
+        format!("npm run build   # tsc, then the component {name}.wasm"),
+        format!("wasmpipe plugin test {name}.wasm --input sample.jsonl"),
+        format!("wasmpipe plugin test {name}.js --input sample.jsonl   # or as a script plugin"),
+    ]
+    .join("\n");
+    std::fs::write(
+        root.join("README.md"),
+        format!("# {name}\n\nA wasmpipe transform in TypeScript.\n\n```sh\n{commands}\n```\n"),
+    )?;
+    std::fs::write(
+        root.join(".gitignore"),
+        format!("*.wasm\nnode_modules/\n{name}.js\n"),
+    )?;
+    Ok(commands)
+}
+
+fn write_c(root: &Path, name: &str, sdk: &SdkSource) -> std::io::Result<String> {
+    let module = name.replace('-', "_");
+    let sdk_dir = match sdk {
+        SdkSource::Path(p) => p.display().to_string(),
+        SdkSource::Registry => {
+            "$(error set WASMPIPE_C_SDK to the sdk/c folder of a wasmpipe checkout)".to_owned()
+        }
+    };
+    std::fs::create_dir_all(root)?;
+    std::fs::write(
+        root.join(format!("{module}.c")),
+        format!(
+            r#"/*
+ * {name}: a wasmpipe transform. It tags every record with a header
+ * `processed-by` (its value set by the `tag` config key) and passes it on.
+ */
+#include <string.h>
+
+#include "wasmpipe.h"
+
+static const char *tag = "{name}";
+
+bool wasmpipe_init(const wasmpipe_config *config, wasmpipe_error *error) {{
+    static const char *const known[] = {{"tag", NULL}};
+    if (!wasmpipe_config_only(config, known, error)) return false;
+    tag = wasmpipe_config_get_or(config, "tag", "{name}"); /* lives as long as the plugin */
+    return true;
+}}
+
+bool wasmpipe_transform(const wasmpipe_record *record, wasmpipe_outputs *out,
+                        wasmpipe_error *error) {{
+    /* Emit nothing to drop the record, one or more outputs to produce;
+     * return wasmpipe_fail(error, "why") to dead-letter it. */
+    (void)error;
+    wasmpipe_output *o = wasmpipe_emit(out, record);
+    wasmpipe_output_add_header(o, "processed-by", (const uint8_t *)tag, strlen(tag));
+    return true;
+}}
+"#
+        ),
+    )?;
+    std::fs::write(
+        root.join(format!("test_{module}.c")),
+        format!(
+            r#"/* Unit tests, natively: make test */
+#include <stdio.h>
+
+#include "wasmpipe_testing.h"
+
+int main(void) {{
+    char *refused = wasmpipe_test_init((const char *const[]){{"tag", "t1", NULL}});
+    WASMPIPE_EXPECT_STR(refused, NULL);
+
+    /* tags every record and keeps the rest */
+    wasmpipe_record record = wasmpipe_test_record("k", "v");
+    wasmpipe_test_result r = wasmpipe_test_run(&record);
+    WASMPIPE_EXPECT_STR(r.error, NULL);
+    WASMPIPE_EXPECT(r.count == 1);
+    if (r.count == 1) {{
+        const wasmpipe_output *out = r.outputs[0];
+        WASMPIPE_EXPECT_STR((const char *)out->value.data, "v");
+        WASMPIPE_EXPECT(out->header_count == 1);
+        WASMPIPE_EXPECT_STR(out->headers[0].name, "processed-by");
+        WASMPIPE_EXPECT_STR((const char *)out->headers[0].value.data, "t1");
+    }}
+
+    printf("{name}: %s\n", wasmpipe_test_failures() ? "FAILED" : "ok");
+    return wasmpipe_test_failures() != 0;
+}}
+"#
+        ),
+    )?;
+    std::fs::write(
+        root.join("Makefile"),
+        format!(
+            "# make: the component {module}.wasm; make test: the unit tests, natively.\n\
+             WASMPIPE_C_SDK ?= {sdk_dir}\n\
+             NAME    = {module}\n\
+             SOURCES = {module}.c\n\
+             TESTS   = test_{module}.c\n\
+             include $(WASMPIPE_C_SDK)/plugin.mk\n"
+        ),
+    )?;
+    write_sample(root)?;
+    let commands = [
+        "# clang, lld, wasi-libc and wit-bindgen 0.61: see sdk/c/README.md".to_owned(),
+        "make test   # unit tests, natively".to_owned(),
+        format!("make   # the component {module}.wasm"),
+        format!("wasmpipe plugin test {module}.wasm --input sample.jsonl"),
+    ]
+    .join("\n");
+    std::fs::write(
+        root.join("README.md"),
+        format!("# {name}\n\nA wasmpipe transform in C.\n\n```sh\n{commands}\n```\n"),
+    )?;
+    std::fs::write(root.join(".gitignore"), "*.wasm\nbuild/\n")?;
     Ok(commands)
 }
 
