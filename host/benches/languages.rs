@@ -3,7 +3,7 @@
 //! instantiate, to reload with a new version, and how many records a second
 //! it moves through the runtime. Prints a Markdown table.
 //!
-//! `tests/polyglot/run` builds the Python, JavaScript and C forms into WASMPIPE_POLYGLOT
+//! `tests/polyglot/run` builds the Python, JavaScript, Go and C forms into WASMPIPE_POLYGLOT
 //! (default ~/.cache/wasmpipe/polyglot); then
 //! `cargo bench -p wasmpipe --bench languages`.
 
@@ -58,7 +58,7 @@ fn main() {
     // SAFETY of the set_var below: the bench is single-threaded here.
     unsafe { std::env::set_var("WASMPIPE_SCRIPT_RUNTIMES", &dir) };
     let plugins = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins");
-    let forms: [(&str, PathBuf); 6] = [
+    let forms: [(&str, PathBuf); 7] = [
         (
             "Rust (`.wasm`)",
             PathBuf::from(wasmpipe_test_guests::FLAT_REDACT),
@@ -73,6 +73,7 @@ fn main() {
             "JavaScript, script (`.js`)",
             plugins.join("js/redact/redact.js"),
         ),
+        ("Go (`.wasm`)", dir.join("redact-go.wasm")),
         ("C (`.wasm`)", dir.join("redact-c.wasm")),
     ];
     for (name, path) in &forms {

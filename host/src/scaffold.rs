@@ -12,6 +12,7 @@ pub enum Lang {
     Js,
     /// TypeScript: a script compiled by `tsc` to a JavaScript plugin.
     Ts,
+    Go,
     C,
 }
 
@@ -22,6 +23,7 @@ impl Lang {
             Lang::Rust => ("sdk/rust", "src/flat.rs"),
             Lang::Python => ("sdk/python", "wasmpipe/__init__.py"),
             Lang::Js | Lang::Ts => ("sdk/js", "wasmpipe.js"),
+            Lang::Go => ("sdk/go", "wasmpipe.go"),
             Lang::C => ("sdk/c", "wasmpipe.h"),
         }
     }
@@ -88,6 +90,7 @@ pub fn scaffold(
         Lang::Python => write_python(&root, name, sdk),
         Lang::Js => write_js(&root, name, sdk),
         Lang::Ts => write_ts(&root, name, sdk),
+        Lang::Go => write_go(&root, name, sdk),
         Lang::C => write_c(&root, name, sdk),
     }
     .with_context(|| format!("writing the plugin project {}", root.display()))?;
@@ -341,6 +344,120 @@ function transform(record: wasmpipe.Record): wasmpipe.Result {{
     Ok(commands)
 }
 
+/// The Go SDK's module, and the checksums of the module its bindings use.
+const GO_SDK_MODULE: &str = "github.com/wasmpipe/wasmpipe/sdk/go";
+const GO_SUM: &str = include_str!("../../sdk/go/go.sum");
+
+fn write_go(root: &Path, name: &str, sdk: &SdkSource) -> std::io::Result<String> {
+    let ty = camel(name);
+    let (replace, build) = match sdk {
+        SdkSource::Path(p) => (
+            format!("\nreplace {GO_SDK_MODULE} => {}\n", p.display()),
+            format!("{}/build", p.display()),
+        ),
+        SdkSource::Registry => (String::new(), "path/to/wasmpipe/sdk/go/build".to_owned()),
+    };
+    std::fs::create_dir_all(root)?;
+    std::fs::write(
+        root.join("go.mod"),
+        format!(
+            "module {name}\n\ngo 1.25\n\nrequire {GO_SDK_MODULE} v{version}\n\n\
+             require go.bytecodealliance.org/pkg v0.2.3 // indirect\n{replace}",
+            version = env!("CARGO_PKG_VERSION")
+        ),
+    )?;
+    std::fs::write(root.join("go.sum"), GO_SUM)?;
+    std::fs::write(
+        root.join("main.go"),
+        format!(
+            r#"// Command {name} is a wasmpipe transform. It tags every record with a
+// header `processed-by` (its value set by the `tag` config key) and passes
+// it on.
+package main
+
+import wasmpipe "{GO_SDK_MODULE}"
+
+type {ty} struct{{ tag string }}
+
+func (p *{ty}) Init(config *wasmpipe.Config) error {{
+	if err := config.Only("tag"); err != nil {{
+		return err
+	}}
+	p.tag = config.GetOr("tag", "{name}")
+	return nil
+}}
+
+// Transform returns no outputs to drop the record, one or more to produce;
+// an error dead-letters it.
+func (p *{ty}) Transform(record *wasmpipe.Record) ([]*wasmpipe.Output, error) {{
+	out := record.Forward()
+	out.Headers = append(out.Headers, wasmpipe.Header{{Name: "processed-by", Value: []byte(p.tag)}})
+	return []*wasmpipe.Output{{out}}, nil
+}}
+
+func init() {{ wasmpipe.Register(&{ty}{{}}) }}
+
+func main() {{}}
+"#
+        ),
+    )?;
+    std::fs::write(
+        root.join("main_test.go"),
+        format!(
+            r#"package main
+
+import (
+	"testing"
+
+	"{GO_SDK_MODULE}/wasmpipetest"
+)
+
+func TestTagsEveryRecordAndKeepsTheRest(t *testing.T) {{
+	p := &{ty}{{}}
+	if err := wasmpipetest.Init(p, map[string]string{{"tag": "t1"}}); err != nil {{
+		t.Fatal(err)
+	}}
+	out, err := p.Transform(wasmpipetest.Record("k", "v"))
+	if err != nil || len(out) != 1 {{
+		t.Fatalf("got %v, %v; want one output", out, err)
+	}}
+	if string(out[0].Value) != "v" || len(out[0].Headers) != 1 ||
+		out[0].Headers[0].Name != "processed-by" || string(out[0].Headers[0].Value) != "t1" {{
+		t.Fatalf("got %+v", out[0])
+	}}
+}}
+"#
+        ),
+    )?;
+    write_sample(root)?;
+    let commands = [
+        "# Go 1.25+ and wasm-tools (cargo install wasm-tools --locked): see sdk/go/README.md"
+            .to_owned(),
+        "go test ./...   # unit tests, natively".to_owned(),
+        format!("{build} -o {name}.wasm   # the component"),
+        format!("wasmpipe plugin test {name}.wasm --input sample.jsonl"),
+    ]
+    .join("\n");
+    std::fs::write(
+        root.join("README.md"),
+        format!("# {name}\n\nA wasmpipe transform in Go.\n\n```sh\n{commands}\n```\n"),
+    )?;
+    std::fs::write(root.join(".gitignore"), "*.wasm\n")?;
+    Ok(commands)
+}
+
+/// `mask-emails` as a type name: `MaskEmails`.
+fn camel(name: &str) -> String {
+    name.split(['-', '_'])
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
 fn write_c(root: &Path, name: &str, sdk: &SdkSource) -> std::io::Result<String> {
     let module = name.replace('-', "_");
     let sdk_dir = match sdk {
@@ -449,15 +566,7 @@ fn write_sample(root: &Path) -> std::io::Result<()> {
 
 fn write_rust(root: &Path, name: &str, sdk: &SdkSource) -> std::io::Result<String> {
     let lib = name.replace('-', "_");
-    let ty: String = name
-        .split(['-', '_'])
-        .map(|w| {
-            let mut c = w.chars();
-            c.next()
-                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
-                .unwrap_or_default()
-        })
-        .collect();
+    let ty = camel(name);
     std::fs::create_dir_all(root.join("src"))?;
     std::fs::write(
         root.join("Cargo.toml"),

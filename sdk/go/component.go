@@ -1,0 +1,133 @@
+//go:build wasip1
+
+package wasmpipe
+
+import (
+	"fmt"
+
+	"github.com/wasmpipe/wasmpipe/sdk/go/internal/wit/export_wasmpipe_transform_typed_transform"
+	"github.com/wasmpipe/wasmpipe/sdk/go/internal/wit/wasmpipe_transform_host"
+	"github.com/wasmpipe/wasmpipe/sdk/go/internal/wit/wasmpipe_transform_types"
+	_ "github.com/wasmpipe/wasmpipe/sdk/go/internal/wit/wit_exports"
+
+	witTypes "go.bytecodealliance.org/pkg/wit/types"
+)
+
+type (
+	witRecord = wasmpipe_transform_types.Record
+	witOutput = wasmpipe_transform_types.OutputRecord
+	witResult = witTypes.Result[[]witOutput, string]
+)
+
+func emitLog(level Level, message string, fields [][2]string) {
+	pairs := make([]witTypes.Tuple2[string, string], len(fields))
+	for i, f := range fields {
+		pairs[i] = witTypes.Tuple2[string, string]{F0: f[0], F1: f[1]}
+	}
+	wasmpipe_transform_host.Log(wasmpipe_transform_host.Level(level), message, pairs)
+}
+
+func install() {
+	export_wasmpipe_transform_typed_transform.InitHook = initHook
+	export_wasmpipe_transform_typed_transform.TransformHook = transformHook
+}
+
+func initHook(config []witTypes.Tuple2[string, string]) (result witTypes.Result[witTypes.Unit, string]) {
+	values := make(map[string]string, len(config))
+	for _, p := range config {
+		values[p.F0] = p.F1
+	}
+	err := guard(func() error { return registered.Init(&Config{values: values}) })
+	if err != nil {
+		return witTypes.Err[witTypes.Unit, string](err.Error())
+	}
+	return witTypes.Ok[witTypes.Unit, string](witTypes.Unit{})
+}
+
+// guard turns a panic into an error, so a plugin's panic costs one record.
+func guard(f func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	return f()
+}
+
+// bytes is an option as a slice: nil when absent, non-nil when present
+// (the bindings give a nil slice for an empty list).
+func bytes(o witTypes.Option[[]uint8]) []byte {
+	if o.IsNone() {
+		return nil
+	}
+	if b := o.Some(); b != nil {
+		return b
+	}
+	return []byte{}
+}
+
+func option(b []byte) witTypes.Option[[]uint8] {
+	if b == nil {
+		return witTypes.None[[]uint8]()
+	}
+	return witTypes.Some(b)
+}
+
+func transformHook(batch []witRecord) []witResult {
+	results := make([]witResult, len(batch))
+	var headers []Header
+	for i := range batch {
+		r := &batch[i]
+		headers = headers[:0]
+		for _, h := range r.Headers {
+			headers = append(headers, Header{Name: h.Name, Value: bytes(h.Value)})
+		}
+		record := Record{
+			Key:           bytes(r.Key),
+			Value:         bytes(r.Value),
+			Headers:       headers,
+			Timestamp:     r.Timestamp,
+			TimestampType: TimestampType(r.TimestampType),
+			Topic:         r.Topic,
+			Partition:     r.Partition,
+			Offset:        r.Offset,
+		}
+		var outputs []*Output
+		err := guard(func() (err error) {
+			outputs, err = registered.Transform(&record)
+			return err
+		})
+		if err != nil {
+			results[i] = witTypes.Err[[]witOutput, string](err.Error())
+			continue
+		}
+		converted := make([]witOutput, 0, len(outputs))
+		for _, o := range outputs {
+			if o != nil {
+				converted = append(converted, output(o))
+			}
+		}
+		results[i] = witTypes.Ok[[]witOutput, string](converted)
+	}
+	return results
+}
+
+func output(o *Output) witOutput {
+	w := witOutput{
+		Key:       option(o.Key),
+		Value:     option(o.Value),
+		Headers:   make([]wasmpipe_transform_types.Header, len(o.Headers)),
+		Timestamp: witTypes.None[int64](),
+		Topic:     witTypes.None[string](),
+	}
+	for i, h := range o.Headers {
+		w.Headers[i] = wasmpipe_transform_types.Header{Name: h.Name, Value: option(h.Value)}
+	}
+	if o.Timestamp != nil {
+		w.Timestamp = witTypes.Some(*o.Timestamp)
+	}
+	if o.Topic != "" {
+		w.Topic = witTypes.Some(o.Topic)
+	}
+	return w
+}
