@@ -1,0 +1,142 @@
+package wasmpipe.bench;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.fasterxml.jackson.databind.node.TextNode;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Properties;
+import java.util.concurrent.CountDownLatch;
+import org.apache.kafka.common.serialization.Serdes;
+import org.apache.kafka.streams.KafkaStreams;
+import org.apache.kafka.streams.StreamsBuilder;
+import org.apache.kafka.streams.StreamsConfig;
+import org.apache.kafka.streams.kstream.Branched;
+import org.apache.kafka.streams.kstream.Consumed;
+import org.apache.kafka.streams.kstream.KStream;
+import org.apache.kafka.streams.kstream.Produced;
+
+/**
+ * The Kafka Streams contender: consumes the input topic, applies identity or
+ * redact (mask and drop JSON field paths, as wasmpipe's redact plugin does),
+ * and produces to the output topic; a value that is not JSON goes to the
+ * dead-letter topic. Headers travel with the record (Kafka Streams keeps
+ * them).
+ *
+ * <pre>
+ * Contender BOOTSTRAP INPUT OUTPUT DLQ identity|redact at_least_once|exactly_once_v2 THREADS APP_ID [MASK [DROP]]
+ * </pre>
+ */
+public final class Contender {
+  private static final ObjectMapper JSON = new ObjectMapper();
+
+  public static void main(String[] args) throws Exception {
+    if (args.length < 8) {
+      System.err.println(
+          "usage: Contender BOOTSTRAP INPUT OUTPUT DLQ identity|redact GUARANTEE THREADS APP_ID [MASK [DROP]]");
+      System.exit(2);
+    }
+    String bootstrap = args[0], input = args[1], output = args[2], dlq = args[3];
+    String transform = args[4], guarantee = args[5];
+    int threads = Integer.parseInt(args[6]);
+    String appId = args[7];
+    List<String[]> mask = paths(args.length > 8 ? args[8] : "");
+    List<String[]> drop = paths(args.length > 9 ? args[9] : "");
+
+    Properties props = new Properties();
+    props.put(StreamsConfig.APPLICATION_ID_CONFIG, appId);
+    props.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+    props.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, guarantee);
+    props.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, threads);
+    props.put(StreamsConfig.consumerPrefix("auto.offset.reset"), "earliest");
+    // One broker on loopback: replication 1 for the internal topics.
+    props.put(StreamsConfig.REPLICATION_FACTOR_CONFIG, 1);
+
+    StreamsBuilder builder = new StreamsBuilder();
+    KStream<byte[], byte[]> in =
+        builder.stream(input, Consumed.with(Serdes.ByteArray(), Serdes.ByteArray()));
+    Produced<byte[], byte[]> bytes = Produced.with(Serdes.ByteArray(), Serdes.ByteArray());
+    if (transform.equals("identity")) {
+      in.to(output, bytes);
+    } else if (transform.equals("redact")) {
+      // A value that is not JSON goes, as it came, to the dead-letter topic.
+      in.mapValues(v -> v == null ? new Result(null, false) : redact(v, mask, drop))
+          .split()
+          .branch(
+              (k, r) -> r.failed(),
+              Branched.withConsumer(s -> s.mapValues(Result::value).to(dlq, bytes)))
+          .defaultBranch(Branched.withConsumer(s -> s.mapValues(Result::value).to(output, bytes)));
+    } else {
+      throw new IllegalArgumentException("transform: identity or redact, not " + transform);
+    }
+
+    KafkaStreams streams = new KafkaStreams(builder.build(), props);
+    CountDownLatch done = new CountDownLatch(1);
+    Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+      streams.close();
+      done.countDown();
+    }));
+    streams.start();
+    done.await();
+  }
+
+  /** A redacted value, or the input value of a record that failed. */
+  record Result(byte[] value, boolean failed) {}
+
+  static List<String[]> paths(String text) {
+    List<String[]> out = new ArrayList<>();
+    for (String p : text.split(",")) {
+      if (!p.isBlank()) out.add(p.trim().split("\\.", -1));
+    }
+    return out;
+  }
+
+  static Result redact(byte[] value, List<String[]> mask, List<String[]> drop) {
+    try {
+      JsonNode doc = JSON.readTree(value);
+      if (doc == null) return new Result(value, true);
+      for (String[] p : mask) parents(doc, p, 0, true);
+      for (String[] p : drop) parents(doc, p, 0, false);
+      return new Result(JSON.writeValueAsBytes(doc), false);
+    } catch (Exception e) {
+      return new Result(value, true);
+    }
+  }
+
+  /** Masks (or drops) wherever path ends in node, as redact does. */
+  static void parents(JsonNode node, String[] path, int at, boolean mask) {
+    String head = path[at];
+    if (at == path.length - 1) {
+      if (node instanceof ObjectNode o) {
+        if (mask && o.has(head)) o.set(head, TextNode.valueOf("***"));
+        if (!mask) {
+          if (head.equals("*")) o.removeAll();
+          else o.remove(head);
+        }
+      } else if (node instanceof ArrayNode a && mask) {
+        for (int i = 0; i < a.size(); i++) {
+          if (head.equals("*") || head.equals(Integer.toString(i))) a.set(i, TextNode.valueOf("***"));
+        }
+      }
+      return;
+    }
+    if (node instanceof ObjectNode o) {
+      if (head.equals("*")) o.elements().forEachRemaining(c -> parents(c, path, at + 1, mask));
+      else if (o.has(head)) parents(o.get(head), path, at + 1, mask);
+    } else if (node instanceof ArrayNode a) {
+      if (head.equals("*")) a.elements().forEachRemaining(c -> parents(c, path, at + 1, mask));
+      else {
+        try {
+          int i = Integer.parseInt(head);
+          if (i >= 0 && i < a.size()) parents(a.get(i), path, at + 1, mask);
+        } catch (NumberFormatException e) {
+          // not an index: nothing there
+        }
+      }
+    }
+  }
+
+  private Contender() {}
+}
