@@ -1,0 +1,678 @@
+//! wasmpipe against Kafka Streams and against the client's own limit, on
+//! the local broker. Run by `tests/bench/run`, which starts the broker,
+//! builds the Kafka Streams contender and plots what this writes.
+//!
+//! A 3-partition topic is loaded with `WASMPIPE_BENCH_RECORDS` (default
+//! 1,000,000) JSON records, 100 B and 1 KiB values alternating, three
+//! headers each. Every contender drains it from the beginning with three
+//! processes (Kafka Streams: one JVM with three stream threads):
+//!
+//! - `wasmpipe run` with the identity and the redact plugin and with
+//!   `--passthrough` (no wasm), at-least-once and exactly-once;
+//! - the Kafka Streams application of `tests/bench/streams` (identity, and
+//!   redact with Jackson), `at_least_once` and `exactly_once_v2`;
+//! - a plain rdkafka consume→produce loop (this binary, `rdkafka-loop`).
+//!
+//! Throughput is the records read back (`read_committed`) from the moment
+//! the contender's group has formed (all its members, each with partitions)
+//! to the last, over that time; CPU is the contender's processes' user +
+//! system time over that span, per record; RSS the sum of their peaks (VmHWM). Each
+//! output is checked: every input key exactly once, and for a sample the
+//! value against `wasmpipe plugin test` (redact) or the input (identity).
+//! Then, at a steady rate of half the slowest contender's throughput,
+//! end-to-end latency (input create time to output read back) p50, p99 and
+//! p99.9, once the contender's group has formed and every partition has
+//! answered a probe. wasmpipe commits every 100 ms, as Kafka Streams does
+//! under exactly_once_v2. Last, wasmpipe with redact on 1, 2 and 3
+//! processes.
+//!
+//! Environment: `WASMPIPE_BENCH_STREAMS_CP` (the contender's classpath;
+//! without it Kafka Streams is left out), `WASMPIPE_BENCH_OUT` (the JSON
+//! results, default `bench-results.json`), `WASMPIPE_BENCH_ONLY` (a
+//! substring of the contenders' names to run).
+
+#[path = "support/kafka.rs"]
+mod kafka;
+
+use kafka::{brokers, client, cpu_seconds, create, now_ms, peak_rss_mib, percentile, read, stop};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use serde_json::{Value, json};
+use std::collections::{HashMap, HashSet};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const MASK: &str = "user.email";
+const DROP: &str = "card.number";
+/// Keys whose output values are compared.
+const SAMPLE: usize = 200;
+
+fn value(i: usize) -> Vec<u8> {
+    let doc = format!(
+        r#"{{"user":{{"name":"Ann Lee","email":"ann{i}@example.com"}},"card":{{"number":"4111111111111111"}},"seq":{i}"#
+    );
+    let target: usize = if i.is_multiple_of(2) { 100 } else { 1024 };
+    let pad = target.saturating_sub(doc.len() + 12);
+    format!(r#"{doc},"note":"{}"}}"#, "x".repeat(pad)).into_bytes()
+}
+
+fn key(i: usize) -> String {
+    format!("seq-{i}")
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Transform {
+    Identity,
+    Redact,
+    Passthrough,
+}
+
+#[derive(Clone)]
+enum Kind {
+    Wasmpipe,
+    Streams,
+    RdkafkaLoop,
+}
+
+#[derive(Clone)]
+struct Contender {
+    name: String,
+    kind: Kind,
+    transform: Transform,
+    exactly_once: bool,
+    procs: usize,
+}
+
+struct Setup {
+    plugins: HashMap<&'static str, (String, String)>, // transform -> (dir, cache)
+    streams_cp: Option<String>,
+    stamp: u64,
+}
+
+impl Contender {
+    /// A name for its topics.
+    fn slug(&self) -> String {
+        let s: String = format!("{} {} {}", self.name, self.delivery(), self.procs)
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        s
+    }
+
+    /// The consumer group its processes (or stream threads) join.
+    fn group(&self, output: &str, run: &str) -> String {
+        match self.kind {
+            Kind::Streams => format!("app-{output}-{run}"),
+            _ => format!("g-{output}"),
+        }
+    }
+
+    fn delivery(&self) -> &'static str {
+        if self.exactly_once {
+            "exactly-once"
+        } else {
+            "at-least-once"
+        }
+    }
+
+    fn spawn(&self, setup: &Setup, input: &str, output: &str, run: &str) -> Vec<Child> {
+        match self.kind {
+            Kind::Wasmpipe => (0..self.procs)
+                .map(|p| {
+                    let mut c = Command::new(env!("CARGO_BIN_EXE_wasmpipe"));
+                    c.args([
+                        "run",
+                        "--brokers",
+                        &brokers(),
+                        "--group",
+                        &format!("g-{output}"),
+                    ])
+                    .args(["--input-topic", input, "--output-topic", output])
+                    .args(["--on-error", "skip", "--delivery", self.delivery()])
+                    // Commits at Kafka Streams' exactly_once_v2 cadence
+                    // (commit.interval.ms 100).
+                    .args(["--commit-interval", "100ms"])
+                    .args(["--transactional-id", &format!("{output}-{p}")])
+                    .args(["--ops-addr", &format!("127.0.0.1:{}", kafka::free_port())]);
+                    match self.transform {
+                        Transform::Passthrough => {
+                            c.arg("--passthrough");
+                        }
+                        t => {
+                            let (dir, cache) = &setup.plugins[if t == Transform::Redact {
+                                "redact"
+                            } else {
+                                "identity"
+                            }];
+                            c.args(["--plugin-dir", dir, "--cache-dir", cache]);
+                        }
+                    }
+                    quiet(c)
+                })
+                .collect(),
+            Kind::Streams => {
+                let mut c = Command::new("java");
+                c.arg("-Dorg.slf4j.simpleLogger.defaultLogLevel=warn")
+                    .args(["-cp", setup.streams_cp.as_deref().unwrap()])
+                    .arg("wasmpipe.bench.Contender")
+                    .args([&brokers(), input, output, &format!("{output}-dlq")])
+                    .arg(if self.transform == Transform::Redact {
+                        "redact"
+                    } else {
+                        "identity"
+                    })
+                    .arg(if self.exactly_once {
+                        "exactly_once_v2"
+                    } else {
+                        "at_least_once"
+                    })
+                    .args([
+                        &self.procs.to_string(),
+                        &format!("app-{output}-{run}"),
+                        MASK,
+                        DROP,
+                    ]);
+                vec![quiet(c)]
+            }
+            Kind::RdkafkaLoop => (0..self.procs)
+                .map(|_| {
+                    let mut c = Command::new(std::env::current_exe().unwrap());
+                    c.args(["rdkafka-loop", input, output, &self.group(output, run)]);
+                    quiet(c)
+                })
+                .collect(),
+        }
+    }
+}
+
+fn quiet(mut c: Command) -> Child {
+    c.env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap()
+}
+
+/// The client's limit: consume, produce the same record, nothing else.
+fn rdkafka_loop(args: &[String]) {
+    let (input, output, group) = (&args[0], &args[1], &args[2]);
+    let consumer: BaseConsumer = client(&[
+        ("group.id", group),
+        ("auto.offset.reset", "earliest"),
+        ("isolation.level", "read_committed"),
+    ])
+    .create()
+    .unwrap();
+    consumer.subscribe(&[input]).unwrap();
+    let producer: BaseProducer = client(&[("linger.ms", "5")]).create().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone()).unwrap();
+    while !stop.load(Ordering::Relaxed) {
+        let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let mut record = BaseRecord::<[u8], [u8]>::to(output)
+            .key(m.key().unwrap_or_default())
+            .payload(m.payload().unwrap_or_default())
+            .timestamp(m.timestamp().to_millis().unwrap_or(0));
+        if let Some(h) = m.headers() {
+            record = record.headers(h.detach());
+        }
+        while let Err((_, r)) = producer.send(record) {
+            record = r;
+            producer.poll(Duration::from_millis(5));
+        }
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+}
+
+/// Waits until `group` is stable with `members` members, each owning its
+/// partitions: a contender is measured once its group has formed, not
+/// while its processes join one after the other (each join stops the group
+/// for up to a heartbeat interval).
+fn wait_stable(group: &str, members: usize) -> Instant {
+    let probe: BaseConsumer = client(&[]).create().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "group {group} did not settle with {members} members"
+        );
+        if let Ok(list) = probe.fetch_group_list(Some(group), Duration::from_secs(5))
+            && list.groups().iter().any(|g| {
+                g.state() == "Stable"
+                    && g.members().len() == members
+                    && g.members()
+                        .iter()
+                        .all(|m| m.assignment().is_some_and(|a| !a.is_empty()))
+            })
+        {
+            return Instant::now();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// What `wasmpipe plugin test` makes of the sample records: the reference
+/// the redact contenders' outputs must equal.
+fn expected_redact(setup: &Setup) -> HashMap<String, Vec<u8>> {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("sample.jsonl");
+    let lines: Vec<String> = (0..SAMPLE)
+        .map(|i| json!({"key": key(i), "value": String::from_utf8(value(i)).unwrap()}).to_string())
+        .collect();
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let (plugins, cache) = &setup.plugins["redact"];
+    let out = Command::new(env!("CARGO_BIN_EXE_wasmpipe"))
+        .args(["--cache-dir", cache, "plugin", "test"])
+        .arg(format!("{plugins}/redact.wasm"))
+        .args([
+            "--config",
+            &format!("mask={MASK}"),
+            "--config",
+            &format!("drop={DROP}"),
+        ])
+        .arg("--input")
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (
+                v["key"].as_str().unwrap().to_owned(),
+                v["value"].as_str().unwrap().as_bytes().to_vec(),
+            )
+        })
+        .collect()
+}
+
+fn is_sample(key: &[u8]) -> bool {
+    std::str::from_utf8(key)
+        .ok()
+        .and_then(|k| k.strip_prefix("seq-"))
+        .and_then(|n| n.parse::<usize>().ok())
+        .is_some_and(|n| n < SAMPLE)
+}
+
+/// Drains the backlog; returns throughput, CPU µs per record, peak RSS.
+fn drain(
+    c: &Contender,
+    setup: &Setup,
+    backlog: &str,
+    records: usize,
+    expected: &HashMap<String, Vec<u8>>,
+) -> (f64, f64, f64) {
+    let output = format!("bench-out-{}-{}", setup.stamp, c.slug());
+    create(&output);
+    create(&format!("{output}-dlq"));
+    let procs = c.spawn(setup, backlog, &output, "drain");
+    let pids: Vec<u32> = procs.iter().map(|p| p.id()).collect();
+    let cpu = move || pids.iter().map(|&p| cpu_seconds(p)).sum::<f64>();
+    // The clock starts once the group has formed: what arrived before is
+    // left out of the rate and its CPU time of the cost.
+    let arrived = Arc::new(AtomicUsize::new(0));
+    let start = {
+        let (group, members, arrived, cpu) = (
+            c.group(&output, "drain"),
+            c.procs,
+            arrived.clone(),
+            cpu.clone(),
+        );
+        std::thread::spawn(move || {
+            let at = wait_stable(&group, members);
+            (at, arrived.load(Ordering::SeqCst), cpu())
+        })
+    };
+    let (_, last, got) = read(
+        &output,
+        records,
+        || {},
+        |k| {
+            arrived.fetch_add(1, Ordering::SeqCst);
+            is_sample(k)
+        },
+    );
+    let (stable, before, cpu_before) = start.join().unwrap();
+    let spent = cpu() - cpu_before;
+    let rss: f64 = procs.iter().map(|p| peak_rss_mib(p.id())).sum();
+    stop(procs);
+    let measured = records - before;
+    assert!(
+        measured * 2 > records,
+        "{}: the group formed after half the backlog was drained ({before} of {records}): load more records",
+        c.name
+    );
+
+    let keys: HashSet<&str> = got.iter().map(|a| a.key.as_str()).collect();
+    assert_eq!(keys.len(), records, "{}: every input key once", c.name);
+    for a in got.iter().filter(|a| a.value.is_some()) {
+        let i: usize = a.key["seq-".len()..].parse().unwrap();
+        let want = match c.transform {
+            Transform::Redact => expected[&a.key].clone(),
+            _ => value(i),
+        };
+        assert_eq!(
+            a.value.as_deref(),
+            Some(&want[..]),
+            "{}: the output of {} differs from the reference",
+            c.name,
+            a.key
+        );
+    }
+    let throughput = measured as f64 / (last - stable).as_secs_f64();
+    (throughput, spent * 1e6 / measured as f64, rss)
+}
+
+/// At `rate` records/s once the contender answers: latencies in ms.
+fn latency(c: &Contender, setup: &Setup, rate: u64, seconds: u64) -> Vec<i64> {
+    let slug = c.slug();
+    let (input, output) = (
+        format!("bench-lat-in-{}-{slug}", setup.stamp),
+        format!("bench-lat-out-{}-{slug}", setup.stamp),
+    );
+    create(&input);
+    create(&output);
+    create(&format!("{output}-dlq"));
+    let procs = c.spawn(setup, &input, &output, "latency");
+    wait_stable(&c.group(&output, "latency"), c.procs);
+    let consumer: BaseConsumer = client(&[
+        ("group.id", &format!("reader-{output}")),
+        ("auto.offset.reset", "earliest"),
+        ("isolation.level", "read_committed"),
+        ("enable.auto.commit", "false"),
+        ("fetch.wait.max.ms", "5"),
+    ])
+    .create()
+    .unwrap();
+    consumer.subscribe(&[&output]).unwrap();
+    // Probes into each input partition, until each has come back: the
+    // contender owns and serves all three.
+    let prober: BaseProducer = client(&[]).create().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let mut answered = HashSet::new();
+    let mut n = 0;
+    while answered.len() < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "{}: no answer to probes from every partition",
+            c.name
+        );
+        for p in (0..3).filter(|p| !answered.contains(p)) {
+            let key = format!("probe-{p}-{n}");
+            let _ = prober.send(
+                BaseRecord::<str, [u8]>::to(&input)
+                    .partition(p)
+                    .key(&key)
+                    .payload(b"{}"),
+            );
+        }
+        prober.flush(Duration::from_secs(10)).unwrap();
+        n += 1;
+        let until = Instant::now() + Duration::from_millis(200);
+        while Instant::now() < until {
+            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(20))
+                && let Some(p) = m
+                    .key()
+                    .and_then(|k| k.strip_prefix(b"probe-"))
+                    .and_then(|k| k.first())
+            {
+                answered.insert(i32::from(p - b'0'));
+            }
+        }
+    }
+    let count = (rate * seconds) as usize;
+    let feeder = {
+        let input = input.clone();
+        std::thread::spawn(move || kafka::produce_with(&input, count, rate, key, value))
+    };
+    let mut latencies = Vec::with_capacity(count);
+    let deadline = Instant::now() + Duration::from_secs(seconds * 4 + 60);
+    while latencies.len() < count {
+        assert!(
+            Instant::now() < deadline,
+            "{}: {} of {count} records came back",
+            c.name,
+            latencies.len()
+        );
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100))
+            && m.key().is_some_and(|k| k.starts_with(b"seq-"))
+        {
+            latencies.push(now_ms() - m.timestamp().to_millis().unwrap_or(0));
+        }
+    }
+    feeder.join().unwrap();
+    stop(procs);
+    // The first second warms connections up.
+    latencies.split_off(count / seconds as usize)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("rdkafka-loop") {
+        return rdkafka_loop(&args[2..]);
+    }
+    let records: usize = std::env::var("WASMPIPE_BENCH_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let only = std::env::var("WASMPIPE_BENCH_ONLY").unwrap_or_default();
+    let out = std::env::var("WASMPIPE_BENCH_OUT").unwrap_or_else(|_| "bench-results.json".into());
+    let stamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+
+    // Plugins, compiled once into a warm cache as a pod's emptyDir holds them.
+    let work = tempfile::tempdir().unwrap();
+    let mut plugins = HashMap::new();
+    for (name, wasm) in [
+        ("identity", wasmpipe_test_guests::FLAT_IDENTITY),
+        ("redact", wasmpipe_test_guests::FLAT_REDACT),
+    ] {
+        let dir = work.path().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(wasm, dir.join(format!("{name}.wasm"))).unwrap();
+        if name == "redact" {
+            std::fs::write(
+                dir.join("pipeline.toml"),
+                format!("[[plugins]]\nfile = \"redact.wasm\"\nconfig = {{ mask = \"{MASK}\", drop = \"{DROP}\" }}\n"),
+            )
+            .unwrap();
+        }
+        let cache = work.path().join(format!("{name}-cache"));
+        let mut check = Command::new(env!("CARGO_BIN_EXE_wasmpipe"));
+        check
+            .arg("--cache-dir")
+            .arg(&cache)
+            .args(["plugin", "check"])
+            .arg(dir.join(format!("{name}.wasm")));
+        if name == "redact" {
+            check.args(["--config", &format!("mask={MASK}")]);
+        }
+        let warmed = check.output().unwrap();
+        assert!(
+            warmed.status.success(),
+            "{}",
+            String::from_utf8_lossy(&warmed.stderr)
+        );
+        plugins.insert(
+            name,
+            (
+                dir.to_str().unwrap().to_owned(),
+                cache.to_str().unwrap().to_owned(),
+            ),
+        );
+    }
+    let setup = Setup {
+        plugins,
+        streams_cp: std::env::var("WASMPIPE_BENCH_STREAMS_CP").ok(),
+        stamp,
+    };
+
+    let mut contenders = Vec::new();
+    let add = |contenders: &mut Vec<Contender>,
+               name: &str,
+               kind: Kind,
+               t: Transform,
+               eos: bool,
+               procs: usize| {
+        contenders.push(Contender {
+            name: name.to_owned(),
+            kind,
+            transform: t,
+            exactly_once: eos,
+            procs,
+        })
+    };
+    for eos in [false, true] {
+        add(
+            &mut contenders,
+            "wasmpipe redact",
+            Kind::Wasmpipe,
+            Transform::Redact,
+            eos,
+            3,
+        );
+        add(
+            &mut contenders,
+            "wasmpipe identity",
+            Kind::Wasmpipe,
+            Transform::Identity,
+            eos,
+            3,
+        );
+        add(
+            &mut contenders,
+            "wasmpipe passthrough",
+            Kind::Wasmpipe,
+            Transform::Passthrough,
+            eos,
+            3,
+        );
+        if setup.streams_cp.is_some() {
+            add(
+                &mut contenders,
+                "Kafka Streams redact",
+                Kind::Streams,
+                Transform::Redact,
+                eos,
+                3,
+            );
+            add(
+                &mut contenders,
+                "Kafka Streams identity",
+                Kind::Streams,
+                Transform::Identity,
+                eos,
+                3,
+            );
+        }
+    }
+    add(
+        &mut contenders,
+        "rdkafka loop",
+        Kind::RdkafkaLoop,
+        Transform::Passthrough,
+        false,
+        3,
+    );
+    for procs in [1, 2] {
+        add(
+            &mut contenders,
+            "wasmpipe redact",
+            Kind::Wasmpipe,
+            Transform::Redact,
+            false,
+            procs,
+        );
+    }
+    contenders.retain(|c| c.name.contains(&only));
+
+    let backlog = format!("bench-in-{stamp}");
+    create(&backlog);
+    eprintln!("loading {records} records into {backlog}");
+    kafka::produce_with(&backlog, records, 0, key, value);
+    let expected = expected_redact(&setup);
+
+    let mut results = Vec::new();
+    for c in &contenders {
+        eprintln!(
+            "draining: {} ({}, {} processes)",
+            c.name,
+            c.delivery(),
+            c.procs
+        );
+        let (throughput, cpu_us, rss) = drain(c, &setup, &backlog, records, &expected);
+        eprintln!("  {throughput:.0} records/s, {cpu_us:.1} CPU µs per record, {rss:.1} MiB");
+        results.push(json!({
+            "name": c.name,
+            "delivery": c.delivery(),
+            "procs": c.procs,
+            "records": records,
+            "throughput": throughput,
+            "cpu_us_per_record": cpu_us,
+            "peak_rss_mib": rss,
+        }));
+    }
+    // Latency at half the slowest full-size contender's throughput.
+    let slowest = results
+        .iter()
+        .filter(|r| r["procs"] == 3)
+        .map(|r| r["throughput"].as_f64().unwrap())
+        .fold(f64::INFINITY, f64::min);
+    let rate = (slowest / 2.0) as u64;
+    let seconds = 20;
+    for (c, r) in contenders.iter().zip(results.iter_mut()) {
+        if c.procs != 3 {
+            continue;
+        }
+        eprintln!("latency at {rate} records/s: {} ({})", c.name, c.delivery());
+        let mut l = latency(c, &setup, rate, seconds);
+        l.sort_unstable();
+        let p = |q| percentile(&l, q);
+        eprintln!(
+            "  p50 {} ms, p99 {} ms, p99.9 {} ms",
+            p(0.5),
+            p(0.99),
+            p(0.999)
+        );
+        r["rate"] = json!(rate);
+        r["p50_ms"] = json!(p(0.5));
+        r["p99_ms"] = json!(p(0.99));
+        r["p999_ms"] = json!(p(0.999));
+        // The distribution, as 1,000 quantiles, for the plot.
+        r["quantiles_ms"] = json!((0..1000).map(|i| p(i as f64 / 1000.0)).collect::<Vec<_>>());
+    }
+    let machine = json!({
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "cpu": std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default().lines()
+            .find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).unwrap_or("").trim(),
+        "memory_gib": std::fs::read_to_string("/proc/meminfo").unwrap_or_default().lines()
+            .find(|l| l.starts_with("MemTotal")).and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok()).map_or(0.0, |k| k / 1048576.0),
+    });
+    std::fs::write(
+        &out,
+        serde_json::to_string_pretty(&json!({"machine": machine, "results": results})).unwrap(),
+    )
+    .unwrap();
+    eprintln!("wrote {out}");
+}
