@@ -354,6 +354,7 @@ fn drain(
     let spent = cpu() - cpu_before;
     let rss: f64 = procs.iter().map(|p| peak_rss_mib(p.id())).sum();
     stop(procs);
+    kafka::delete(&[&output, &format!("{output}-dlq")]);
     let measured = records - before;
     assert!(
         measured * 2 > records,
@@ -460,6 +461,7 @@ fn latency(c: &Contender, setup: &Setup, rate: u64, seconds: u64) -> Vec<i64> {
     }
     feeder.join().unwrap();
     stop(procs);
+    kafka::delete(&[&input, &output, &format!("{output}-dlq")]);
     // The first second warms connections up.
     latencies.split_off(count / seconds as usize)
 }

@@ -54,6 +54,16 @@ pub fn create(topic: &str) {
     }
 }
 
+/// Deletes `topics`, so a long benchmark does not fill the broker's disk.
+pub fn delete(topics: &[&str]) {
+    let admin: AdminClient<DefaultClientContext> = client(&[]).create().unwrap();
+    for r in block_on(admin.delete_topics(topics, &AdminOptions::new())).unwrap() {
+        if let Err((t, e)) = r {
+            eprintln!("deleting topic {t}: {e}");
+        }
+    }
+}
+
 /// The three headers every bench record carries.
 fn headers() -> OwnedHeaders {
     OwnedHeaders::new()
