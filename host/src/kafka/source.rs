@@ -285,10 +285,10 @@ impl Source {
             ("auto.offset.reset", "earliest"),
             ("isolation.level", isolation),
             ("enable.partition.eof", "false"),
-            // Bounded prefetch: 4 MiB per partition queue and 8 MiB per
-            // fetch (librdkafka's defaults are 64 MiB and 50 MiB).
-            ("queued.max.messages.kbytes", "4096"),
-            ("fetch.max.bytes", "8388608"),
+            // Bounded prefetch: 2 MiB queued and 4 MiB per fetch
+            // (librdkafka's defaults are 64 MiB and 50 MiB).
+            ("queued.max.messages.kbytes", "2048"),
+            ("fetch.max.bytes", "4194304"),
             // With a small queue the next fetch must not wait librdkafka's
             // default second once the queue has drained below its bound:
             // that second capped a process at ~19k records/s of 0.5 KiB
