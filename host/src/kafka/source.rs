@@ -297,12 +297,19 @@ impl Source {
             // Consumer lag for the metrics.
             ("statistics.interval.ms", "10000"),
         ];
-        let consumer: BaseConsumer<SourceContext> = config
-            .client_config(super::Client::Consumer, &own)
-            .create_with_context(SourceContext {
-                handler,
-                token_source: config.token_source.clone(),
-            })?;
+        let mut client = config.client_config(super::Client::Consumer, &own);
+        // librdkafka refuses a fetch smaller than `message.max.bytes`: where
+        // that was raised (for large records), one fetch holds one record.
+        let bytes = |k| client.get(k).and_then(|v| v.parse::<u64>().ok());
+        if let (Some(record), Some(fetch)) = (bytes("message.max.bytes"), bytes("fetch.max.bytes"))
+            && fetch < record
+        {
+            client.set("fetch.max.bytes", record.to_string());
+        }
+        let consumer: BaseConsumer<SourceContext> = client.create_with_context(SourceContext {
+            handler,
+            token_source: config.token_source.clone(),
+        })?;
         let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
         Ok(Source { consumer })
