@@ -104,21 +104,17 @@ def main(path, out):
     names = [label(r) for r in full]
     colours = [colour(r["name"]) for r in full]
 
-    fig, ax = plt.subplots(figsize=(9, 0.45 * len(full) + 1.2))
-    ax.barh(names, [r["throughput"] for r in full], color=colours)
-    ax.invert_yaxis()
-    ax.set_xlabel("records/s, draining a backlog (3 partitions, 3 processes)")
-    ax.set_title("Throughput")
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "throughput.png"), dpi=110)
+    def bars(field, xlabel, title, name):
+        fig, ax = plt.subplots(figsize=(9, 0.45 * len(full) + 1.2))
+        ax.barh(names, [r[field] for r in full], color=colours)
+        ax.invert_yaxis()
+        ax.set_xlabel(xlabel)
+        ax.set_title(title)
+        fig.tight_layout()
+        fig.savefig(os.path.join(out, name), dpi=110)
 
-    fig, ax = plt.subplots(figsize=(9, 0.45 * len(full) + 1.2))
-    ax.barh(names, [r["peak_rss_mib"] for r in full], color=colours)
-    ax.invert_yaxis()
-    ax.set_xlabel("peak RSS, MiB (sum over the contender's processes)")
-    ax.set_title("Memory")
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "rss.png"), dpi=110)
+    bars("throughput", "records/s, draining a backlog (3 partitions, 3 processes)", "Throughput", "throughput.png")
+    bars("peak_rss_mib", "peak RSS, MiB (sum over the contender's processes)", "Memory", "rss.png")
 
     fig, ax = plt.subplots(figsize=(9, 5))
     for r in full:
