@@ -199,14 +199,17 @@ impl Shared {
             .context("the consumer has no group metadata to commit the transaction with")?;
         let offsets: Vec<(TopicPartition, i64)> =
             std::mem::take(&mut state.txn_offsets).into_iter().collect();
+        let started = Instant::now();
         let committed = {
             let _slow = self.counters.health.waiting();
-            state.sink.commit_transaction(&offsets, &group)
+            state.sink.commit_transaction(&offsets, group)
         };
         match committed {
             Ok(()) => {
+                let took = started.elapsed();
+                tracing::trace!(?took, "transaction committed");
                 self.counters.transactions.fetch_add(1, Ordering::Relaxed);
-                self.counters.metrics.transaction();
+                self.counters.metrics.transaction(took.as_secs_f64());
                 state.aborts_in_row = 0;
                 for (tp, next) in offsets {
                     if let Some(w) = state.workers.get_mut(&tp) {

@@ -12,10 +12,14 @@ use rdkafka::producer::{
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long one transactional call may block before it is retried.
 const TXN_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// How long past its own timeout a transactional call is waited for
+/// before the producer is given up as stuck.
+const STUCK_GRACE: Duration = Duration::from_secs(5);
 
 /// How long a transactional call is retried in all before the pipeline
 /// gives up on the transaction and recovers (abort or a new producer).
@@ -39,6 +43,23 @@ pub enum TransactionError {
     /// group's committed offsets then say where to read again.
     #[error("the outcome of the transaction commit is unknown: {0}")]
     Unknown(#[source] KafkaError),
+    /// A transactional call did not return long after its timeout (the
+    /// client waits on a coordinator that went away:
+    /// confluentinc/librdkafka#5456). The producer is left to it and
+    /// replaced; the new one settles the open transaction.
+    #[error(
+        "kafka: {call} did not return within {waited:?}, past its own timeout; giving the producer up and starting a new one"
+    )]
+    Stuck {
+        call: &'static str,
+        waited: Duration,
+    },
+    /// No thread could be started to make a transactional call on.
+    #[error("kafka: no thread could be started for {call}: {error}")]
+    Thread {
+        call: &'static str,
+        error: std::io::Error,
+    },
 }
 
 impl From<KafkaError> for TransactionError {
@@ -140,8 +161,12 @@ impl ProducerContext for SinkContext {
 
 /// The producer.
 pub struct Sink {
-    producer: BaseProducer<SinkContext>,
+    /// Shared with a transactional call's thread, which may outlive the
+    /// sink when the call is stuck.
+    producer: Arc<BaseProducer<SinkContext>>,
     delivery: Delivery,
+    /// How long one transactional call may block.
+    txn_timeout: Duration,
 }
 
 impl Sink {
@@ -152,7 +177,7 @@ impl Sink {
         config: &KafkaConfig,
         delivery: Delivery,
         transactional_id: &str,
-    ) -> Result<Sink, KafkaError> {
+    ) -> Result<Sink, TransactionError> {
         let mut own = vec![
             ("enable.idempotence", "true"),
             ("acks", "all"),
@@ -175,17 +200,22 @@ impl Sink {
         // Serves the first token request before anything waits on a
         // connection (init_transactions would otherwise time out).
         producer.poll(Duration::ZERO);
+        let sink = Sink {
+            producer: Arc::new(producer),
+            delivery,
+            txn_timeout: TXN_TIMEOUT,
+        };
         if delivery == Delivery::ExactlyOnce {
-            retry("initialising transactions", || {
+            sink.retry("initialising transactions", |p, timeout| {
                 // Reports what kept the last attempt waiting (an
                 // authentication failure, an unreachable broker) before
                 // the next one.
-                producer.poll(Duration::ZERO);
-                producer.init_transactions(TXN_TIMEOUT)
+                p.poll(Duration::ZERO);
+                p.init_transactions(timeout)
             })?;
-            producer.begin_transaction()?;
+            sink.producer.begin_transaction()?;
         }
-        Ok(Sink { producer, delivery })
+        Ok(sink)
     }
 
     /// Queues `record`, waiting while the producer's queue is full
@@ -250,7 +280,7 @@ impl Sink {
 
     /// Waits until everything queued is delivered or `timeout` passes.
     pub fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
-        self.producer.flush(timeout)
+        flush(&self.producer, timeout)
     }
 
     pub fn is_fatal(&self) -> bool {
@@ -262,7 +292,7 @@ impl Sink {
     pub fn commit_transaction(
         &self,
         offsets: &[(TopicPartition, i64)],
-        group: &GroupMetadata,
+        group: GroupMetadata,
     ) -> Result<(), TransactionError> {
         debug_assert_eq!(self.delivery, Delivery::ExactlyOnce);
         if !offsets.is_empty() {
@@ -270,65 +300,202 @@ impl Sink {
             for (tp, next) in offsets {
                 tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*next))?;
             }
-            retry("sending offsets to the transaction", || {
-                self.producer
-                    .send_offsets_to_transaction(&tpl, &group.0, TXN_TIMEOUT)
+            self.retry("sending offsets to the transaction", move |p, timeout| {
+                p.send_offsets_to_transaction(&tpl, &group.0, timeout)
             })?;
         }
-        retry("committing the transaction", || {
-            self.producer.commit_transaction(TXN_TIMEOUT)
+        self.retry("committing the transaction", |p, timeout| {
+            // Delivered first, so that rdkafka's own flush in
+            // commit_transaction finds nothing to wait for.
+            flush(p, timeout)?;
+            p.commit_transaction(timeout)
         })
-        .map_err(|e| match &e {
+        .map_err(|e| match e {
             // Retrying did not get an answer: the commit may or may not
             // have happened. Aborting now could throw away a committed
             // transaction's offsets and process its records twice.
-            KafkaError::Transaction(t) if t.is_retriable() && !t.txn_requires_abort() => {
-                TransactionError::Unknown(e)
+            TransactionError::Abortable(KafkaError::Transaction(t))
+                if t.is_retriable() && !t.txn_requires_abort() =>
+            {
+                TransactionError::Unknown(KafkaError::Transaction(t))
             }
-            _ => e.into(),
+            other => other,
         })?;
         Ok(self.producer.begin_transaction()?)
     }
 
     /// Exactly-once: aborts the open transaction and begins the next one.
     pub fn abort_and_begin(&self) -> Result<(), TransactionError> {
-        self.abort_transaction().map_err(TransactionError::Fatal)?;
+        self.abort_transaction()?;
         Ok(self.producer.begin_transaction()?)
     }
 
     /// Exactly-once: aborts the open transaction (its outputs are never
     /// read by `read_committed` consumers).
-    pub fn abort_transaction(&self) -> Result<(), KafkaError> {
+    pub fn abort_transaction(&self) -> Result<(), TransactionError> {
         // Abort waits for every queued message to be accounted for: purge
         // them and serve their delivery reports first.
         self.producer
             .purge(PurgeConfig::default().queue().inflight());
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while self.producer.in_flight_count() > 0 && std::time::Instant::now() < deadline {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.producer.in_flight_count() > 0 && Instant::now() < deadline {
             self.producer.poll(Duration::from_millis(10));
         }
-        self.producer.abort_transaction(TXN_TIMEOUT)
+        self.bounded("aborting the transaction", |p, timeout| {
+            p.abort_transaction(timeout)
+        })?
+        .map_err(TransactionError::Fatal)
+    }
+
+    /// Retries a transactional call while Kafka says it is retriable (a
+    /// broker restarting, a leader moving), with backoff and a log line
+    /// each time, for at most [`TXN_RETRY_BUDGET`]; the last error is
+    /// returned after it.
+    fn retry<F>(&self, what: &'static str, call: F) -> Result<(), TransactionError>
+    where
+        F: Fn(&BaseProducer<SinkContext>, Duration) -> Result<(), KafkaError>
+            + Send
+            + Sync
+            + 'static,
+    {
+        let call = Arc::new(call);
+        let started = Instant::now();
+        let mut backoff = Duration::from_millis(100);
+        let mut attempt = 1;
+        loop {
+            let call = Arc::clone(&call);
+            match self.bounded(what, move |p, timeout| call(p, timeout))? {
+                Err(KafkaError::Transaction(e))
+                    if e.is_retriable() && started.elapsed() + backoff < TXN_RETRY_BUDGET =>
+                {
+                    tracing::warn!(error = %e, attempt, "kafka: {what} failed, retrying in {backoff:?}");
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    attempt += 1;
+                }
+                other => return other.map_err(TransactionError::from),
+            }
+        }
+    }
+
+    /// Runs one transactional call on a thread of its own and waits for
+    /// it at most its timeout and [`STUCK_GRACE`]. librdkafka 2.12 can
+    /// block in `send_offsets_to_transaction` far past the timeout it was
+    /// given when the group coordinator goes down (confluentinc/librdkafka
+    /// #5456, #5511): the pipeline would stop polling its consumer and be
+    /// thrown out of the group minutes later. A call still running at the
+    /// deadline keeps its thread and this producer; the caller replaces
+    /// the sink.
+    fn bounded<T, F>(&self, what: &'static str, call: F) -> Result<T, TransactionError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&BaseProducer<SinkContext>, Duration) -> T + Send + 'static,
+    {
+        let producer = Arc::clone(&self.producer);
+        let timeout = self.txn_timeout;
+        let waited = timeout + STUCK_GRACE;
+        let (done, result) = std::sync::mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("kafka-txn".into())
+            .spawn(move || {
+                let _ = done.send(call(&producer, timeout));
+            })
+            .map_err(|e| TransactionError::Thread {
+                call: what,
+                error: e,
+            })?;
+        result
+            .recv_timeout(waited)
+            .map_err(|_| TransactionError::Stuck { call: what, waited })
     }
 }
 
-/// Retries a transactional call while Kafka says it is retriable (a broker
-/// restarting, a leader moving), with backoff and a log line each time,
-/// for at most [`TXN_RETRY_BUDGET`]; the last error is returned after it.
-fn retry(what: &str, mut call: impl FnMut() -> Result<(), KafkaError>) -> Result<(), KafkaError> {
-    let started = std::time::Instant::now();
-    let mut backoff = Duration::from_millis(100);
-    let mut attempt = 1;
-    loop {
-        match call() {
-            Err(KafkaError::Transaction(e))
-                if e.is_retriable() && started.elapsed() + backoff < TXN_RETRY_BUDGET =>
-            {
-                tracing::warn!(error = %e, attempt, "kafka: {what} failed, retrying in {backoff:?}");
-                std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-                attempt += 1;
-            }
-            other => return other,
+/// Waits until every queued record is acknowledged or `timeout` passes,
+/// serving delivery reports as they arrive. rdkafka's `flush` serves them
+/// in 100 ms slices that always run to their end, so each flush, and each
+/// transaction commit (which flushes first), took 100 ms or more.
+fn flush(producer: &BaseProducer<SinkContext>, timeout: Duration) -> Result<(), KafkaError> {
+    let deadline = Instant::now() + timeout;
+    // Sends what is lingering now instead of after linger.ms.
+    let _ = producer.flush(Duration::ZERO);
+    while producer.in_flight_count() > 0 {
+        if Instant::now() >= deadline {
+            return Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut));
         }
+        producer.poll(Duration::from_millis(1));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::mocking::{MockCluster, MockCoordinator};
+
+    /// librdkafka's `send_offsets_to_transaction` waits for a group
+    /// coordinator that is down far past its timeout
+    /// (confluentinc/librdkafka#5456). The sink gives such a call up at
+    /// its timeout and grace and says so, instead of blocking the
+    /// pipeline until the group throws it out.
+    #[test]
+    fn a_transactional_call_stuck_on_a_dead_coordinator_is_given_up() {
+        let cluster = MockCluster::new(3).unwrap();
+        cluster.create_topic("in", 1, 3).unwrap();
+        cluster.create_topic("out", 1, 3).unwrap();
+        cluster
+            .coordinator(MockCoordinator::Transaction("txn".into()), 1)
+            .unwrap();
+        cluster
+            .coordinator(MockCoordinator::Group("g".into()), 2)
+            .unwrap();
+        let config = KafkaConfig {
+            brokers: cluster.bootstrap_servers(),
+            properties: vec![],
+            token_source: None,
+        };
+        let mut sink = Sink::new(&config, Delivery::ExactlyOnce, "txn").unwrap();
+        sink.txn_timeout = Duration::from_secs(2);
+        let ack = Arc::new(BatchAck::default());
+        let record = OutRecord {
+            topic: "out",
+            key: Some(b"k".as_slice()),
+            value: Some(b"v".as_slice()),
+            headers: std::iter::empty(),
+            timestamp: None,
+        };
+        sink.send(record, &ack).unwrap();
+        sink.flush(Duration::from_secs(10)).unwrap();
+        assert!(ack.is_done() && ack.failure().is_none());
+
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", cluster.bootstrap_servers())
+            .set("group.id", "g")
+            .create()
+            .unwrap();
+        let group = GroupMetadata(consumer.group_metadata().unwrap());
+        cluster.broker_down(2).unwrap();
+        let started = Instant::now();
+        let offsets = [(
+            TopicPartition {
+                topic: "in".into(),
+                partition: 0,
+            },
+            1,
+        )];
+        let e = sink.commit_transaction(&offsets, group).unwrap_err();
+        let took = started.elapsed();
+        assert!(
+            matches!(
+                e,
+                TransactionError::Stuck {
+                    call: "sending offsets to the transaction",
+                    waited,
+                } if waited == Duration::from_secs(2) + STUCK_GRACE
+            ),
+            "{e:?}"
+        );
+        assert!(took < Duration::from_secs(9), "gave up after {took:?}");
     }
 }

@@ -60,6 +60,7 @@ pub struct Metrics {
     reloads: Family<OutcomeLabel, Counter>,
     plugin_info: Family<PluginLabels, Gauge>,
     transactions: Counter,
+    commit_seconds: Histogram,
     recoveries: Counter,
 }
 
@@ -83,6 +84,8 @@ impl Default for Metrics {
             reloads: Family::default(),
             plugin_info: Family::default(),
             transactions: Counter::default(),
+            // 1 ms … ~65 s.
+            commit_seconds: Histogram::new(exponential_buckets(1e-3, 2.0, 17)),
             recoveries: Counter::default(),
         };
         registry.register(
@@ -144,6 +147,11 @@ impl Default for Metrics {
             "transactions",
             "Exactly-once transactions committed",
             m.transactions.clone(),
+        );
+        registry.register(
+            "transaction_commit_duration_seconds",
+            "Time to commit one exactly-once transaction (offsets, flush, end), during which the pipeline processes nothing",
+            m.commit_seconds.clone(),
         );
         registry.register(
             "recoveries",
@@ -282,8 +290,10 @@ impl Metrics {
         }
     }
 
-    pub fn transaction(&self) {
+    /// A transaction committed in `seconds`.
+    pub fn transaction(&self, seconds: f64) {
         self.transactions.inc();
+        self.commit_seconds.observe(seconds);
     }
 
     pub fn recovery(&self) {

@@ -292,7 +292,7 @@ fn the_alerts_and_dashboard_use_only_metrics_wasmpipe_exports() {
     m.rebalance("assigned");
     m.reload("swapped");
     m.plugins(&[("p".into(), "s".into())]);
-    m.transaction();
+    m.transaction(0.05);
     m.recovery();
     let exported: std::collections::BTreeSet<String> = m
         .encode()
