@@ -29,7 +29,10 @@
 //! Environment: `WASMPIPE_BENCH_STREAMS_CP` (the contender's classpath;
 //! without it Kafka Streams is left out), `WASMPIPE_BENCH_OUT` (the JSON
 //! results, default `bench-results.json`), `WASMPIPE_BENCH_ONLY` (a
-//! substring of the contenders' names to run).
+//! substring of the contenders' names to run), `WASMPIPE_BENCH_PERF` (a
+//! directory: while each contender drains, `perf record -a -g` profiles the
+//! whole machine into `SLUG.perf.data` there, wasm functions named through
+//! `--perf-map`).
 
 #[path = "support/kafka.rs"]
 mod kafka;
@@ -143,6 +146,9 @@ impl Contender {
                     .args(["--commit-interval", "100ms"])
                     .args(["--transactional-id", &format!("{output}-{p}")])
                     .args(["--ops-addr", &format!("127.0.0.1:{}", kafka::free_port())]);
+                    if std::env::var_os("WASMPIPE_BENCH_PERF").is_some() {
+                        c.arg("--perf-map");
+                    }
                     match self.transform {
                         Transform::Passthrough => {
                             c.arg("--passthrough");
@@ -336,9 +342,20 @@ fn drain(
             arrived.clone(),
             cpu.clone(),
         );
+        let profile = std::env::var("WASMPIPE_BENCH_PERF")
+            .ok()
+            .map(|dir| format!("{dir}/{}.perf.data", c.slug()));
         std::thread::spawn(move || {
             let at = wait_stable(&group, members);
-            (at, arrived.load(Ordering::SeqCst), cpu())
+            let perf = profile.map(|out| {
+                Command::new("perf")
+                    .args(["record", "-a", "-g", "-F", "499", "-o", &out])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("perf (Debian: linux-perf)")
+            });
+            (at, arrived.load(Ordering::SeqCst), cpu(), perf)
         })
     };
     let (_, last, got) = read(
@@ -350,8 +367,14 @@ fn drain(
             is_sample(k)
         },
     );
-    let (stable, before, cpu_before) = start.join().unwrap();
+    let (stable, before, cpu_before, perf) = start.join().unwrap();
     let spent = cpu() - cpu_before;
+    if let Some(perf) = perf {
+        let _ = Command::new("kill")
+            .args(["-INT", &perf.id().to_string()])
+            .status();
+        let _ = perf.wait_with_output();
+    }
     let rss: f64 = procs.iter().map(|p| peak_rss_mib(p.id())).sum();
     stop(procs);
     kafka::delete(&[&output, &format!("{output}-dlq")]);

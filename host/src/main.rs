@@ -32,6 +32,10 @@ struct Cli {
     /// on Kubernetes). Without it plugins are compiled in memory.
     #[arg(long, global = true, env = "WASMPIPE_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
+    /// Write /tmp/perf-PID.map so `perf report` names the plugins' wasm
+    /// functions (for profiling; off by default).
+    #[arg(long, global = true, env = "WASMPIPE_PERF_MAP")]
+    perf_map: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -544,6 +548,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let runtime = || {
         Runtime::new(RuntimeOptions {
             cache_dir: cli.cache_dir.clone(),
+            perf_map: cli.perf_map,
             ..RuntimeOptions::default()
         })
     };

@@ -246,7 +246,8 @@ impl Sink {
                 Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), m)) => {
                     message = m;
-                    self.producer.poll(Duration::from_millis(20));
+                    // rdkafka's poll runs to its deadline: keep it short.
+                    self.producer.poll(Duration::from_millis(1));
                 }
                 Err((e, _)) => {
                     ack.pending.fetch_sub(1, Ordering::AcqRel);

@@ -54,6 +54,8 @@ pub struct RuntimeOptions {
     pub cache_dir: Option<PathBuf>,
     /// Wasm stack limit for every plugin.
     pub max_stack_bytes: usize,
+    /// Tell `perf` the names of compiled wasm functions (a perf map file).
+    pub perf_map: bool,
 }
 
 impl Default for RuntimeOptions {
@@ -61,6 +63,7 @@ impl Default for RuntimeOptions {
         RuntimeOptions {
             cache_dir: None,
             max_stack_bytes: 512 << 10,
+            perf_map: false,
         }
     }
 }
@@ -82,6 +85,9 @@ impl Runtime {
             .epoch_interruption(true)
             .max_wasm_stack(options.max_stack_bytes)
             .cranelift_opt_level(wasmtime::OptLevel::Speed);
+        if options.perf_map {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = wasmtime::Engine::new(&config)
             .map_err(|e| anyhow::anyhow!("{e:#}"))
             .context("configuring the wasm engine")?;

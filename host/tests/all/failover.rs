@@ -1,6 +1,7 @@
-//! A three-node KRaft cluster of its own (ports 29092–29094): a broker is
-//! killed with SIGKILL and restarted while an exactly-once pipeline runs.
-//! Nothing is lost and nothing is duplicated.
+//! A three-node KRaft cluster of its own (ports 29092–29094): the broker
+//! coordinating the pipeline's group is killed with SIGKILL and restarted
+//! while an exactly-once pipeline runs. Nothing is lost and nothing is
+//! duplicated.
 
 use crate::kafka::{
     Rec, consume_at, create_topics_at, numbered, produce_at, run_config, sequence, start, topic,
@@ -43,6 +44,27 @@ impl Cluster {
             .last()
             .unwrap_or_default()
             .to_owned()
+    }
+
+    /// The node id of the broker coordinating `group`.
+    fn coordinator(&self, brokers: &str, group: &str) -> String {
+        let row = self.broker(&[
+            "tool",
+            "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+            "--bootstrap-server",
+            brokers,
+            "--describe",
+            "--state",
+            "--group",
+            group,
+        ]);
+        // GROUP  COORDINATOR (ID)  ASSIGNMENT-STRATEGY  STATE  #MEMBERS:
+        // "g 127.0.0.1:29093  (2) …"
+        let id = row
+            .split_once('(')
+            .and_then(|(_, rest)| rest.split_once(')'))
+            .map(|(id, _)| id.trim().to_owned());
+        id.unwrap_or_else(|| panic!("no coordinator in {row:?}"))
     }
 
     fn start() -> (Cluster, String) {
@@ -89,6 +111,7 @@ fn exactly_once_survives_a_broker_killed_and_restarted() {
         },
         ..run_config(&input, &output, None, &plugins, Delivery::ExactlyOnce)
     };
+    let group = config.group.clone();
     let running = start(config);
 
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -96,9 +119,12 @@ fn exactly_once_survives_a_broker_killed_and_restarted() {
         assert!(Instant::now() < deadline, "no progress before the failover");
         std::thread::sleep(Duration::from_millis(20));
     }
-    cluster.broker(&["kill", "2"]);
+    // The group coordinator is the hardest broker to lose: offsets are
+    // committed to it inside every transaction.
+    let node = cluster.coordinator(&brokers, &group);
+    cluster.broker(&["kill", &node]);
     std::thread::sleep(Duration::from_secs(3));
-    cluster.broker(&["restart", "2"]);
+    cluster.broker(&["restart", &node]);
     feeder.join().unwrap();
 
     let got = consume_at(
