@@ -37,7 +37,9 @@
 #[path = "support/kafka.rs"]
 mod kafka;
 
-use kafka::{brokers, client, cpu_seconds, create, now_ms, peak_rss_mib, percentile, read, stop};
+use kafka::{
+    brokers, client, cpu_seconds, create, now_ms, peak_rss_mib, percentile, read, stop, wait_stable,
+};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
@@ -240,33 +242,6 @@ fn rdkafka_loop(args: &[String]) {
         producer.poll(Duration::ZERO);
     }
     producer.flush(Duration::from_secs(30)).unwrap();
-}
-
-/// Waits until `group` is stable with `members` members, each owning its
-/// partitions: a contender is measured once its group has formed, not
-/// while its processes join one after the other (each join stops the group
-/// for up to a heartbeat interval).
-fn wait_stable(group: &str, members: usize) -> Instant {
-    let probe: BaseConsumer = client(&[]).create().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        assert!(
-            Instant::now() < deadline,
-            "group {group} did not settle with {members} members"
-        );
-        if let Ok(list) = probe.fetch_group_list(Some(group), Duration::from_secs(5))
-            && list.groups().iter().any(|g| {
-                g.state() == "Stable"
-                    && g.members().len() == members
-                    && g.members()
-                        .iter()
-                        .all(|m| m.assignment().is_some_and(|a| !a.is_empty()))
-            })
-        {
-            return Instant::now();
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// What `wasmpipe plugin test` makes of the sample records: the reference

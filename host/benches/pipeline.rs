@@ -3,27 +3,33 @@
 //! and with `--passthrough` (no wasm), in both delivery modes.
 //!
 //! - throughput: draining a backlog of `WASMPIPE_BENCH_RECORDS` (default
-//!   1,000,000) records of 100 B with three headers, from the first output
-//!   to the last (read back `read_committed`);
+//!   1,000,000) records of 100 B with three headers, from the moment the
+//!   three processes' group has formed (each owning a partition) to the
+//!   last output (read back `read_committed`);
 //! - latency: at a steady 10,000 records/s for 10 s, once every process
 //!   owns its partition (as its /metrics shows), from the input record's
 //!   create time to its output being read back (p50, p99), leaving out the
 //!   first second;
 //! - CPU time of the three processes, and of the broker, per record
-//!   drained (user + system, from /proc, from the first output to the
-//!   last), which the broker and the reader sharing the cores do not blur:
+//!   drained (user + system, from /proc, from the group's forming to the
+//!   last output), which the broker and the reader sharing the cores do not blur:
 //!   the pipeline's own cost;
 //! - peak RSS of each process (plugins loaded from a warm compile cache).
 //!
-//! `cargo bench -p wasmpipe --bench pipeline` prints a Markdown table.
+//! `WASMPIPE_KAFKA_GROUP_DELAY_MS=3000 tests/kafka/broker start` (the
+//! processes join one group together, as a Deployment's pods mostly do),
+//! then `cargo bench -p wasmpipe --bench pipeline` prints a Markdown table.
 
 #[path = "support/kafka.rs"]
 mod kafka;
 
 use kafka::{
     broker_pids, brokers, cpu_seconds, create, free_port, peak_rss_mib, percentile, read, stop,
+    wait_stable,
 };
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Produces `count` records of 100 B at `rate` per second (0: as fast as
@@ -159,21 +165,45 @@ fn main() {
         let output = format!("bench-out-{stamp}-{i}");
         create(&output);
         let brokers = broker_pids();
-        let broker_cpu = || brokers.iter().map(|&p| cpu_seconds(p)).sum::<f64>();
+        let broker_cpu = move || brokers.iter().map(|&p| cpu_seconds(p)).sum::<f64>();
         let procs: Vec<Child> = (0..3)
             .map(|p| spawn(&format!("t{p}"), &backlog, &output, &args, free_port()))
             .collect();
-        let pipeline_cpu = || procs.iter().map(|p| cpu_seconds(p.id())).sum::<f64>();
-        // CPU from the first output on: starting up (loading plugins,
-        // joining the group) is not the cost of a record.
-        let mut before = (0.0, 0.0);
-        let (first, last, _) = read(
+        let pids: Vec<u32> = procs.iter().map(|p| p.id()).collect();
+        let pipeline_cpu = move || pids.iter().map(|&p| cpu_seconds(p)).sum::<f64>();
+        // Measured once the group has formed: starting up (loading
+        // plugins, joining one after the other, each join pausing the
+        // group) is not the cost of a record.
+        let arrived = Arc::new(AtomicUsize::new(0));
+        let formed = {
+            let (group, arrived, pipeline_cpu, broker_cpu) = (
+                format!("bench-{output}"),
+                arrived.clone(),
+                pipeline_cpu.clone(),
+                broker_cpu.clone(),
+            );
+            std::thread::spawn(move || {
+                let at = wait_stable(&group, 3);
+                let counted = arrived.load(Ordering::SeqCst);
+                (at, counted, (pipeline_cpu(), broker_cpu()))
+            })
+        };
+        let (_, last, _) = read(
             &output,
             records,
-            || before = (pipeline_cpu(), broker_cpu()),
-            |_| false,
+            || {},
+            |_| {
+                arrived.fetch_add(1, Ordering::SeqCst);
+                false
+            },
         );
-        let throughput = records as f64 / (last - first).as_secs_f64();
+        let (stable, counted, before) = formed.join().unwrap();
+        assert!(
+            counted * 2 < records,
+            "the group formed after {counted} of {records} records were drained: start the broker with WASMPIPE_KAFKA_GROUP_DELAY_MS=3000 (as tests/bench/run does) so the three processes join together, or load more records"
+        );
+        let records = records - counted;
+        let throughput = records as f64 / (last - stable).as_secs_f64();
         let rss = procs
             .iter()
             .map(|p| peak_rss_mib(p.id()))

@@ -9,6 +9,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -211,7 +212,19 @@ pub fn read(
     ])
     .create()
     .unwrap();
-    consumer.subscribe(&[topic]).unwrap();
+    // Assigned, not subscribed: a group would wait out the broker's
+    // initial rebalance delay and add it to the first records' latency.
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    let mut partitions = TopicPartitionList::new();
+    for p in metadata.topics()[0].partitions() {
+        partitions
+            .add_partition_offset(topic, p.id(), Offset::Beginning)
+            .unwrap();
+    }
+    assert!(partitions.count() > 0, "{topic} has no partitions");
+    consumer.assign(&partitions).unwrap();
     let mut got = Vec::with_capacity(count);
     let mut first = None;
     let deadline = Instant::now() + Duration::from_secs(900);
@@ -240,4 +253,31 @@ pub fn read(
 
 pub fn percentile(sorted: &[i64], p: f64) -> i64 {
     sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
+}
+
+/// Waits until `group` is stable with `members` members, each owning its
+/// partitions: a contender is measured once its group has formed, not
+/// while its processes join one after the other (each join stops the group
+/// for up to a heartbeat interval).
+pub fn wait_stable(group: &str, members: usize) -> Instant {
+    let probe: BaseConsumer = client(&[]).create().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "group {group} did not settle with {members} members"
+        );
+        if let Ok(list) = probe.fetch_group_list(Some(group), Duration::from_secs(5))
+            && list.groups().iter().any(|g| {
+                g.state() == "Stable"
+                    && g.members().len() == members
+                    && g.members()
+                        .iter()
+                        .all(|m| m.assignment().is_some_and(|a| !a.is_empty()))
+            })
+        {
+            return Instant::now();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
