@@ -212,25 +212,33 @@ impl Stage<'_> {
         for e in &out.errors {
             failed(e.source, Failure::Guest(e.message.clone()));
         }
+        // Sized once: most plugins emit about as much as they read.
+        let records = self.records.to_mut();
+        records
+            .data
+            .reserve(input.records.data.len() + out.data.len());
+        records.records.reserve(out.len());
+        records.headers.reserve(out.headers.len());
+        self.origin.reserve(out.len());
+        self.route.reserve(out.len());
         for i in 0..out.len() {
             // `PluginInstance::transform` validated the output batch.
             let o = out.get(i, &input.records).expect("validated output batch");
-            let src = input
-                .records
-                .get(o.source as usize)
-                .expect("validated source index");
+            // The source's metadata only: its spans were checked when the
+            // batch was built.
+            let src = &input.records.records[o.source as usize];
             let (timestamp, timestamp_type) = match o.timestamp {
                 Some(t) => (t, TimestampType::CreateTime),
-                None => (src.timestamp(), src.timestamp_type()),
+                None => (src.timestamp, src.timestamp_type),
             };
             let parts = RecordParts {
                 key: o.key,
                 value: o.value,
                 timestamp,
                 timestamp_type,
-                topic: src.topic(),
-                partition: src.partition(),
-                offset: src.offset(),
+                topic: &input.records.topics[src.topic as usize],
+                partition: src.partition,
+                offset: src.offset,
             };
             if self
                 .records
