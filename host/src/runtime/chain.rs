@@ -240,12 +240,7 @@ impl Stage<'_> {
                 partition: src.partition,
                 offset: src.offset,
             };
-            if self
-                .records
-                .to_mut()
-                .push_parts(parts, o.headers.iter())
-                .is_err()
-            {
+            if records.push_parts(parts, o.headers.iter()).is_err() {
                 failed(
                     o.source,
                     Failure::OutputLimit {
