@@ -38,7 +38,8 @@
 mod kafka;
 
 use kafka::{
-    brokers, client, cpu_seconds, create, now_ms, peak_rss_mib, percentile, read, stop, wait_stable,
+    Profile, brokers, client, cpu_seconds, create, now_ms, peak_rss_mib, percentile, read, stop,
+    wait_stable,
 };
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -148,7 +149,7 @@ impl Contender {
                     .args(["--commit-interval", "100ms"])
                     .args(["--transactional-id", &format!("{output}-{p}")])
                     .args(["--ops-addr", &format!("127.0.0.1:{}", kafka::free_port())]);
-                    if std::env::var_os("WASMPIPE_BENCH_PERF").is_some() {
+                    if Profile::wanted() {
                         c.arg("--perf-map");
                     }
                     match self.transform {
@@ -317,19 +318,10 @@ fn drain(
             arrived.clone(),
             cpu.clone(),
         );
-        let profile = std::env::var("WASMPIPE_BENCH_PERF")
-            .ok()
-            .map(|dir| format!("{dir}/{}.perf.data", c.slug()));
+        let slug = c.slug();
         std::thread::spawn(move || {
             let at = wait_stable(&group, members);
-            let perf = profile.map(|out| {
-                Command::new("perf")
-                    .args(["record", "-a", "-g", "-F", "499", "-o", &out])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .expect("perf (Debian: linux-perf)")
-            });
+            let perf = Profile::start(&slug, &[]);
             (at, arrived.load(Ordering::SeqCst), cpu(), perf)
         })
     };
@@ -344,12 +336,7 @@ fn drain(
     );
     let (stable, before, cpu_before, perf) = start.join().unwrap();
     let spent = cpu() - cpu_before;
-    if let Some(perf) = perf {
-        let _ = Command::new("kill")
-            .args(["-INT", &perf.id().to_string()])
-            .status();
-        let _ = perf.wait_with_output();
-    }
+    perf.finish();
     let rss: f64 = procs.iter().map(|p| peak_rss_mib(p.id())).sum();
     stop(procs);
     kafka::delete(&[&output, &format!("{output}-dlq")]);

@@ -6,7 +6,8 @@
 //!   1,000,000) records of 100 B with three headers, from the moment the
 //!   three processes' group has formed (each owning a partition) to the
 //!   last output (read back `read_committed`); the median of
-//!   `WASMPIPE_BENCH_REPEAT` (default 3) drains;
+//!   `WASMPIPE_BENCH_REPEAT` (default 5) drains, wasm and pass-through
+//!   taking turns, with the median ratio of each turn's pair;
 //! - latency: at a steady 10,000 records/s for 10 s, once every process
 //!   owns its partition (as its /metrics shows), from the input record's
 //!   create time to its output being read back (p50, p99), leaving out the
@@ -17,6 +18,11 @@
 //!   the pipeline's own cost;
 //! - peak RSS of each process (plugins loaded from a warm compile cache).
 //!
+//! `WASMPIPE_BENCH_ONLY` (a substring of "pipeline delivery", e.g.
+//! "identity (wasm) at-least-once") runs only the contenders it matches;
+//! `WASMPIPE_BENCH_PERF` (a directory) profiles the three processes with
+//! `perf record -g` during each drain, wasm functions named.
+//!
 //! `WASMPIPE_KAFKA_GROUP_DELAY_MS=3000 tests/kafka/broker start` (the
 //! processes join one group together, as a Deployment's pods mostly do),
 //! then `cargo bench -p wasmpipe --bench pipeline` prints a Markdown table.
@@ -25,8 +31,8 @@
 mod kafka;
 
 use kafka::{
-    broker_pids, brokers, cpu_seconds, create, delete, free_port, peak_rss_mib, percentile, read,
-    stop, wait_stable,
+    Profile, broker_pids, brokers, cpu_seconds, create, delete, free_port, peak_rss_mib,
+    percentile, read, stop, wait_stable,
 };
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -97,6 +103,7 @@ fn spawn(name: &str, input: &str, output: &str, args: &[&str], port: u16) -> Chi
         .args(args)
         .args(["--ops-addr", &format!("127.0.0.1:{port}")])
         .args(["--kafka", "consumer.statistics.interval.ms=500"])
+        .args(Profile::wanted().then_some("--perf-map"))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -112,7 +119,7 @@ struct Drained {
     rss: f64,
 }
 
-fn drain(args: &[&str], backlog: &str, output: &str, records: usize) -> Drained {
+fn drain(args: &[&str], backlog: &str, output: &str, records: usize, slug: &str) -> Drained {
     create(output);
     let brokers = broker_pids();
     let broker_cpu = move || brokers.iter().map(|&p| cpu_seconds(p)).sum::<f64>();
@@ -120,22 +127,27 @@ fn drain(args: &[&str], backlog: &str, output: &str, records: usize) -> Drained 
         .map(|p| spawn(&format!("t{p}"), backlog, output, args, free_port()))
         .collect();
     let pids: Vec<u32> = procs.iter().map(|p| p.id()).collect();
-    let pipeline_cpu = move || pids.iter().map(|&p| cpu_seconds(p)).sum::<f64>();
+    let pipeline_cpu = {
+        let pids = pids.clone();
+        move || pids.iter().map(|&p| cpu_seconds(p)).sum::<f64>()
+    };
     // Measured once the group has formed: starting up (loading
     // plugins, joining one after the other, each join pausing the
     // group) is not the cost of a record.
     let arrived = Arc::new(AtomicUsize::new(0));
     let formed = {
-        let (group, arrived, pipeline_cpu, broker_cpu) = (
+        let (group, arrived, pipeline_cpu, broker_cpu, slug) = (
             format!("bench-{output}"),
             arrived.clone(),
             pipeline_cpu.clone(),
             broker_cpu.clone(),
+            slug.to_owned(),
         );
         std::thread::spawn(move || {
             let at = wait_stable(&group, 3);
+            let perf = Profile::start(&slug, &pids);
             let counted = arrived.load(Ordering::SeqCst);
-            (at, counted, (pipeline_cpu(), broker_cpu()))
+            (at, counted, (pipeline_cpu(), broker_cpu()), perf)
         })
     };
     let (_, last, _) = read(
@@ -147,7 +159,8 @@ fn drain(args: &[&str], backlog: &str, output: &str, records: usize) -> Drained 
             false
         },
     );
-    let (stable, counted, before) = formed.join().unwrap();
+    let (stable, counted, before, perf) = formed.join().unwrap();
+    perf.finish();
     assert!(
         counted * 2 < records,
         "the group formed after {counted} of {records} records were drained: start the broker with WASMPIPE_KAFKA_GROUP_DELAY_MS=3000 (as tests/bench/run does) so the three processes join together, or load more records"
@@ -179,7 +192,7 @@ fn main() {
     let repeat: usize = std::env::var("WASMPIPE_BENCH_REPEAT")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+        .unwrap_or(5);
     let stamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -211,80 +224,138 @@ fn main() {
         .output()
         .unwrap();
     assert!(warmed.status.success());
-    let contenders: [(&str, &str, Vec<&str>); 4] = [
-        ("passthrough", "at-least-once", vec!["--passthrough"]),
-        (
-            "identity (wasm)",
-            "at-least-once",
-            vec!["--plugin-dir", &dir, "--cache-dir", &cache_dir],
-        ),
-        ("passthrough", "exactly-once", vec!["--passthrough"]),
-        (
-            "identity (wasm)",
-            "exactly-once",
-            vec!["--plugin-dir", &dir, "--cache-dir", &cache_dir],
-        ),
+    let wasm = vec![
+        "--plugin-dir",
+        dir.as_str(),
+        "--cache-dir",
+        cache_dir.as_str(),
     ];
-
+    let only = std::env::var("WASMPIPE_BENCH_ONLY").unwrap_or_default();
+    let mut rows = Vec::new();
+    let mut ratios: Vec<(&str, Vec<f64>)> = Vec::new();
+    for delivery in ["at-least-once", "exactly-once"] {
+        let pair: Vec<(&str, Vec<&str>)> = [
+            ("passthrough", vec!["--passthrough"]),
+            ("identity (wasm)", wasm.clone()),
+        ]
+        .into_iter()
+        .filter(|(name, _)| format!("{name} {delivery}").contains(&only))
+        .map(|(name, extra)| {
+            let mut args = vec!["--delivery", delivery];
+            args.extend(extra);
+            (name, args)
+        })
+        .collect();
+        // The machine's two cores are shared with the broker and the
+        // reader: one drain swings by tens of percent. The contenders drain
+        // the backlog in turns, `repeat` times each, the order alternating,
+        // so that what drifts on the machine falls on both alike; medians
+        // are reported, and the ratio of each turn's pair.
+        let mut runs: Vec<Vec<Drained>> = pair.iter().map(|_| Vec::new()).collect();
+        for r in 0..repeat {
+            let mut order: Vec<usize> = (0..pair.len()).collect();
+            if r % 2 == 1 {
+                order.reverse();
+            }
+            for i in order {
+                let (name, args) = &pair[i];
+                let slug = format!("{}-{delivery}-{r}", name.split(' ').next().unwrap());
+                let d = drain(
+                    args,
+                    &backlog,
+                    &format!("bench-out-{stamp}-{slug}"),
+                    records,
+                    &slug,
+                );
+                eprintln!(
+                    "{name} {delivery} #{r}: {:.0} records/s, {:.2} µs CPU/record, broker {:.2} µs, RSS {:.1} MiB",
+                    d.throughput, d.cpu_us, d.broker_us, d.rss
+                );
+                runs[i].push(d);
+            }
+        }
+        if runs.len() == 2 {
+            let paired = runs[1]
+                .iter()
+                .zip(&runs[0])
+                .map(|(w, p)| w.throughput / p.throughput)
+                .collect();
+            ratios.push((delivery, paired));
+        }
+        for ((name, args), runs) in pair.iter().zip(runs) {
+            let (throughput, cpu_us, broker_us, rss) = medians(runs);
+            let (p50, p99) = latency(args, &format!("{stamp}-{delivery}-{}", rows.len()));
+            rows.push(format!(
+                "| {name} | {delivery} | {throughput:.0} | {cpu_us:.2} µs | {broker_us:.2} µs | {:.0} | {p50} ms | {p99} ms | {rss:.1} MiB |",
+                1e6 / cpu_us
+            ));
+        }
+    }
+    delete(&[&backlog]);
     println!(
         "| pipeline | delivery | records/s (3 processes) | wasmpipe CPU per record | broker CPU per record | records/s per wasmpipe core | p50 latency | p99 latency | peak RSS per process |"
     );
     println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
-    for (i, (name, delivery, extra)) in contenders.iter().enumerate() {
-        let mut args = vec!["--delivery", delivery];
-        args.extend(extra.iter().copied());
-
-        // The machine's two cores are shared with the broker and the
-        // reader: one drain swings by tens of percent, so each contender
-        // drains the backlog `repeat` times and the median is reported.
-        let mut runs: Vec<Drained> = (0..repeat)
-            .map(|r| {
-                drain(
-                    &args,
-                    &backlog,
-                    &format!("bench-out-{stamp}-{i}-{r}"),
-                    records,
-                )
-            })
-            .collect();
-        let rss = runs.iter().map(|d| d.rss).fold(0.0, f64::max);
-        runs.sort_by(|a, b| a.throughput.total_cmp(&b.throughput));
-        let throughput = runs[runs.len() / 2].throughput;
-        runs.sort_by(|a, b| a.cpu_us.total_cmp(&b.cpu_us));
-        let (cpu_us, broker_us) = (runs[runs.len() / 2].cpu_us, runs[runs.len() / 2].broker_us);
-
-        let (input, output) = (
-            format!("bench-lat-in-{stamp}-{i}"),
-            format!("bench-lat-out-{stamp}-{i}"),
-        );
-        create(&input);
-        create(&output);
-        let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-        let procs: Vec<Child> = ports
+    for row in rows {
+        println!("{row}");
+    }
+    println!();
+    println!("| wasm / pass-through throughput | median of the turns | each turn |");
+    println!("|---|---:|---|");
+    for (delivery, mut paired) in ratios {
+        let each: Vec<String> = paired
             .iter()
-            .enumerate()
-            .map(|(p, &port)| spawn(&format!("l{p}"), &input, &output, &args, port))
+            .map(|r| format!("{:.0}%", r * 100.0))
             .collect();
-        wait_assigned(&ports);
-        let steady = 100_000;
-        let feeder = {
-            let input = input.clone();
-            std::thread::spawn(move || produce(&input, steady, 10_000))
-        };
-        let (_, _, arrivals) = read(&output, steady, || {}, |_| false);
-        // The first second warms the connections up.
-        let mut latencies: Vec<i64> = arrivals[steady / 10..]
-            .iter()
-            .map(|a| a.latency_ms)
-            .collect();
-        feeder.join().unwrap();
-        stop(procs);
-        latencies.sort_unstable();
+        paired.sort_by(f64::total_cmp);
         println!(
-            "| {name} | {delivery} | {throughput:.0} | {cpu_us:.2} µs | {broker_us:.2} µs | {:.0} | {} ms | {} ms | {rss:.1} MiB |",
-            1e6 / cpu_us,
-            percentile(&latencies, 0.5),
-            percentile(&latencies, 0.99)
+            "| {delivery} | {:.0}% | {} |",
+            paired[paired.len() / 2] * 100.0,
+            each.join(" ")
         );
     }
+}
+
+/// Median throughput, CPU per record (with the broker's of the same drain)
+/// and the highest peak RSS of `runs`.
+fn medians(mut runs: Vec<Drained>) -> (f64, f64, f64, f64) {
+    let rss = runs.iter().map(|d| d.rss).fold(0.0, f64::max);
+    runs.sort_by(|a, b| a.throughput.total_cmp(&b.throughput));
+    let throughput = runs[runs.len() / 2].throughput;
+    runs.sort_by(|a, b| a.cpu_us.total_cmp(&b.cpu_us));
+    let mid = &runs[runs.len() / 2];
+    (throughput, mid.cpu_us, mid.broker_us, rss)
+}
+
+/// p50 and p99 latency in ms at a steady 10,000 records/s.
+fn latency(args: &[&str], slug: &str) -> (i64, i64) {
+    let (input, output) = (
+        format!("bench-lat-in-{slug}"),
+        format!("bench-lat-out-{slug}"),
+    );
+    create(&input);
+    create(&output);
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let procs: Vec<Child> = ports
+        .iter()
+        .enumerate()
+        .map(|(p, &port)| spawn(&format!("l{p}"), &input, &output, args, port))
+        .collect();
+    wait_assigned(&ports);
+    let steady = 100_000;
+    let feeder = {
+        let input = input.clone();
+        std::thread::spawn(move || produce(&input, steady, 10_000))
+    };
+    let (_, _, arrivals) = read(&output, steady, || {}, |_| false);
+    // The first second warms the connections up.
+    let mut latencies: Vec<i64> = arrivals[steady / 10..]
+        .iter()
+        .map(|a| a.latency_ms)
+        .collect();
+    feeder.join().unwrap();
+    stop(procs);
+    delete(&[&input, &output]);
+    latencies.sort_unstable();
+    (percentile(&latencies, 0.5), percentile(&latencies, 0.99))
 }

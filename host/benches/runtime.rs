@@ -8,8 +8,8 @@
 //!   guest, the SDK decoding it and encoding the outputs, lifting and
 //!   validating them — against `native`, the SDK's `run_batch` over the same
 //!   batch plus the same validation: the price of the sandbox alone.
-//! - `chain/*`: `ChainInstance::run`, which also copies the outputs into the
-//!   next batch, as the pipeline does before producing.
+//! - `chain/*`: `ChainInstance::run` and reading every output's key, value
+//!   and headers, as the pipeline does when it produces them.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
@@ -84,7 +84,17 @@ fn bench(c: &mut Criterion) {
                     group.bench_with_input(
                         BenchmarkId::new(format!("chain/{world}"), size),
                         &input,
-                        |b, input| b.iter(|| chain.run(black_box(input))),
+                        |b, input| {
+                            b.iter(|| {
+                                let out = chain.run(black_box(input));
+                                out.records()
+                                    .map(|r| {
+                                        r.value.map_or(0, <[u8]>::len)
+                                            + r.headers.iter().map(|(n, _)| n.len()).sum::<usize>()
+                                    })
+                                    .sum::<usize>()
+                            })
+                        },
                     );
                 }
             }

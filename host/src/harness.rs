@@ -353,16 +353,8 @@ fn run_batch(
             lines[f.index as usize], f.plugin, f.failure
         )?;
     }
-    for (i, r) in result.records.iter().enumerate() {
-        let r = r?;
-        let topic = result.route[i].map(|t| result.routes[t as usize].as_str());
-        let line = jsonl::output_line(
-            r.key(),
-            r.value(),
-            r.headers().iter(),
-            r.known_timestamp(),
-            topic,
-        );
+    for r in result.records() {
+        let line = jsonl::output_line(r.key, r.value, r.headers.iter(), r.timestamp, r.topic);
         writeln!(out, "{line}")?;
         if let Some(p) = produced.as_deref_mut() {
             p.push(line);

@@ -348,22 +348,19 @@ impl Shared {
         let mut dead: Vec<DeadLetter> = out.failures.iter().map(DeadLetter::from).collect();
         let mut refused = BTreeSet::new();
         let mut produced = 0;
-        for (i, r) in out.records.iter().enumerate() {
-            let r = r?;
-            let origin = out.origin[i];
+        for r in out.records() {
+            let origin = r.origin;
             if refused.contains(&origin) {
                 continue;
             }
-            let topic = out.route[i].map_or(self.config.output_topic.as_str(), |t| {
-                out.routes[t as usize].as_str()
-            });
+            let topic = r.topic.unwrap_or(self.config.output_topic.as_str());
             let sent = sink.send(
                 OutRecord {
                     topic,
-                    key: r.key(),
-                    value: r.value(),
-                    headers: r.headers().iter(),
-                    timestamp: r.known_timestamp(),
+                    key: r.key,
+                    value: r.value,
+                    headers: r.headers.iter(),
+                    timestamp: r.timestamp,
                 },
                 &ack,
             );

@@ -281,3 +281,45 @@ pub fn wait_stable(group: &str, members: usize) -> Instant {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// A `perf record -g` running while a contender drains, when
+/// `WASMPIPE_BENCH_PERF` names a directory: `pids` only, or the whole
+/// machine when empty, into `DIR/SLUG.perf.data`.
+pub struct Profile(Option<Child>);
+
+impl Profile {
+    pub fn start(slug: &str, pids: &[u32]) -> Profile {
+        let Ok(dir) = std::env::var("WASMPIPE_BENCH_PERF") else {
+            return Profile(None);
+        };
+        let mut perf = Command::new("perf");
+        perf.args(["record", "-g", "-F", "499", "-o"])
+            .arg(format!("{dir}/{slug}.perf.data"));
+        if pids.is_empty() {
+            perf.arg("-a");
+        } else {
+            let pids: Vec<String> = pids.iter().map(u32::to_string).collect();
+            perf.args(["-p", &pids.join(",")]);
+        }
+        let child = perf
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("perf (Debian: linux-perf)");
+        Profile(Some(child))
+    }
+
+    /// Whether processes are to name their wasm functions for `perf`.
+    pub fn wanted() -> bool {
+        std::env::var_os("WASMPIPE_BENCH_PERF").is_some()
+    }
+
+    pub fn finish(self) {
+        if let Some(perf) = self.0 {
+            let _ = Command::new("kill")
+                .args(["-INT", &perf.id().to_string()])
+                .status();
+            let _ = perf.wait_with_output();
+        }
+    }
+}

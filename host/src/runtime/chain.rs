@@ -7,7 +7,8 @@ use super::instance::PluginInstance;
 use super::load::Plugin;
 use std::borrow::Cow;
 use std::sync::Arc;
-use wasmpipe_sdk::flat::{Batch, OutputBatch, RecordParts, TimestampType};
+use wasmpipe_sdk::Headers;
+use wasmpipe_sdk::flat::{Batch, OutHeaders, OutputBatch, RecordParts, TimestampType};
 
 /// The loaded plugins of a pipeline, in order. Shared by all workers.
 #[derive(Clone, Debug)]
@@ -25,20 +26,101 @@ pub struct RecordFailure {
     pub failure: Failure,
 }
 
-/// What a batch became.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ChainOutput {
-    /// The records to produce. Each carries the topic, partition and
-    /// offset of the input record it came from.
-    pub records: Batch,
-    /// For each output record, the index of its input record.
-    pub origin: Vec<u32>,
-    /// For each output record, its destination: an index into `routes`,
-    /// or `None` for the pipeline's output topic.
-    pub route: Vec<Option<u32>>,
-    pub routes: Vec<String>,
+/// What a batch became. The last plugin's outputs are read in place, from
+/// its output batch and the records it was given: nothing is copied between
+/// the last plugin and the producer.
+pub struct ChainOutput<'a> {
+    /// The records the last plugin was given; or the chain's result itself
+    /// when no plugin ran or the last one ran record by record.
+    stage: Stage<'a>,
+    /// The last plugin's outputs for the whole of `stage`.
+    last: Option<OutputBatch>,
     /// The input records that failed, in input order, one entry each.
     pub failures: Vec<RecordFailure>,
+}
+
+/// One record to produce.
+#[derive(Clone, Copy, Debug)]
+pub struct ChainRecord<'a> {
+    /// Index of the input record it came from.
+    pub origin: u32,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    pub headers: ChainHeaders<'a>,
+    /// As a plugin set it, else its source's (`None` if that had none).
+    pub timestamp: Option<i64>,
+    /// A topic a plugin routed it to, or `None` for the pipeline's output topic.
+    pub topic: Option<&'a str>,
+    /// The source record's topic, partition and offset.
+    pub source_topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// A [`ChainRecord`]'s headers, wherever they live.
+#[derive(Clone, Copy, Debug)]
+pub enum ChainHeaders<'a> {
+    Input(Headers<'a>),
+    Plugin(OutHeaders<'a>),
+}
+
+impl<'a> ChainHeaders<'a> {
+    /// Every header as `(name, value)`, in order.
+    pub fn iter(self) -> impl Iterator<Item = (&'a str, Option<&'a [u8]>)> + 'a {
+        let (input, plugin) = match self {
+            ChainHeaders::Input(h) => (Some(h.iter()), None),
+            ChainHeaders::Plugin(h) => (None, Some(h.iter())),
+        };
+        input
+            .into_iter()
+            .flatten()
+            .chain(plugin.into_iter().flatten())
+    }
+}
+
+impl<'a> ChainOutput<'a> {
+    /// The same output, holding its own copy of the records it reads from.
+    pub fn into_owned(self) -> ChainOutput<'static> {
+        let Stage {
+            records,
+            origin,
+            route,
+            routes,
+        } = self.stage;
+        ChainOutput {
+            stage: Stage {
+                records: Cow::Owned(records.into_owned()),
+                origin,
+                route,
+                routes,
+            },
+            last: self.last,
+            failures: self.failures,
+        }
+    }
+
+    /// The records to produce, in order; none of a record that failed.
+    pub fn records(&self) -> impl Iterator<Item = ChainRecord<'_>> + '_ {
+        let stage = &self.stage;
+        let own = self
+            .last
+            .is_none()
+            .then(|| (0..stage.records.len()).map(|i| stage.record(i)));
+        let outputs = self
+            .last
+            .as_ref()
+            .map(|out| (0..out.len()).map(|i| stage.output(out, i)));
+        let failures = &self.failures;
+        own.into_iter()
+            .flatten()
+            .chain(outputs.into_iter().flatten())
+            .filter(move |r| {
+                failures.is_empty()
+                    || failures
+                        .binary_search_by_key(&r.origin, |f| f.index)
+                        .is_err()
+            })
+    }
 }
 
 impl Chain {
@@ -67,7 +149,7 @@ impl ChainInstance {
     /// Runs `input` through every plugin. Never fails as a whole: a trap or
     /// a limit hit by the batch is narrowed down to the records that cause
     /// it by running them one at a time on a fresh instance.
-    pub fn run(&mut self, input: &Batch) -> ChainOutput {
+    pub fn run<'a>(&mut self, input: &'a Batch) -> ChainOutput<'a> {
         let mut failures: Vec<RecordFailure> = Vec::new();
         let mut current = Stage {
             records: Cow::Borrowed(input),
@@ -75,23 +157,40 @@ impl ChainInstance {
             route: vec![None; input.len()],
             routes: Vec::new(),
         };
-        for instance in &mut self.stages {
+        let mut last = None;
+        let stages = self.stages.len();
+        for (n, instance) in self.stages.iter_mut().enumerate() {
             if current.records.is_empty() {
                 break;
             }
             // Route indexes keep their meaning from stage to stage.
             let mut next = Stage::with_routes(current.routes.clone());
             match instance.transform(&current.records) {
-                Ok(out) => next.append(&current, &out, &mut |source, f| {
-                    failures.push(failure(instance, current.origin[source as usize], f))
-                }),
+                Ok(out) => {
+                    for e in &out.errors {
+                        let f = Failure::Guest(e.message.clone());
+                        failures.push(failure(instance, current.origin[e.source as usize], f));
+                    }
+                    if n + 1 == stages {
+                        // Read in place by `ChainOutput::records`.
+                        last = Some(out);
+                        break;
+                    }
+                    next.append(&current, &out, &mut |source, f| {
+                        failures.push(failure(instance, current.origin[source as usize], f))
+                    })
+                }
                 Err(_) => isolate(instance, &current, &mut next, &mut failures),
             }
             current = next;
         }
         failures.sort_by_key(|f| f.index);
         failures.dedup_by_key(|f| f.index);
-        current.into_output(failures)
+        ChainOutput {
+            stage: current,
+            last,
+            failures,
+        }
     }
 }
 
@@ -162,6 +261,10 @@ fn isolate(
         }
         match instance.transform(&one.records) {
             Ok(out) => {
+                if let Some(e) = out.errors.first() {
+                    let f = Failure::Guest(e.message.clone());
+                    failures.push(failure(instance, stage.origin[i], f));
+                }
                 next.append(&one, &out, &mut |_, f| {
                     failures.push(failure(instance, stage.origin[i], f))
                 });
@@ -209,9 +312,6 @@ impl Stage<'_> {
         out: &OutputBatch,
         failed: &mut dyn FnMut(u32, Failure),
     ) {
-        for e in &out.errors {
-            failed(e.source, Failure::Guest(e.message.clone()));
-        }
         // Sized once: most plugins emit about as much as they read.
         let records = self.records.to_mut();
         records
@@ -259,36 +359,45 @@ impl Stage<'_> {
         }
     }
 
-    fn into_output(self, failures: Vec<RecordFailure>) -> ChainOutput {
-        let failed = |origin: u32| failures.binary_search_by_key(&origin, |f| f.index).is_ok();
-        if !self.origin.iter().any(|&o| failed(o)) {
-            return ChainOutput {
-                records: self.records.into_owned(),
-                origin: self.origin,
-                route: self.route,
-                routes: self.routes,
-                failures,
-            };
+    /// Record `i` of the stage itself, to produce.
+    fn record(&self, i: usize) -> ChainRecord<'_> {
+        let r = self
+            .records
+            .get(i)
+            .expect("host-built batches follow the flat layout");
+        ChainRecord {
+            origin: self.origin[i],
+            key: r.key(),
+            value: r.value(),
+            headers: ChainHeaders::Input(r.headers()),
+            timestamp: r.known_timestamp(),
+            topic: self.route[i].map(|t| self.routes[t as usize].as_str()),
+            source_topic: r.topic(),
+            partition: r.partition(),
+            offset: r.offset(),
         }
-        // Drop every output of a record that failed in a later plugin.
-        let (mut records, mut origin, mut route) = (Batch::default(), Vec::new(), Vec::new());
-        for (i, record) in self.records.iter().enumerate() {
-            if failed(self.origin[i]) {
-                continue;
-            }
-            let record = record.expect("host-built batches follow the flat layout");
-            records
-                .push(&record)
-                .expect("a subset of a valid batch fits a batch");
-            origin.push(self.origin[i]);
-            route.push(self.route[i]);
-        }
-        ChainOutput {
-            records,
-            origin,
-            route,
-            routes: self.routes,
-            failures,
+    }
+
+    /// Output `i` a plugin made from this stage, to produce.
+    fn output<'o>(&'o self, out: &'o OutputBatch, i: usize) -> ChainRecord<'o> {
+        // `PluginInstance::transform` validated the output batch.
+        let o = out.get(i, &self.records).expect("validated output batch");
+        let source = o.source as usize;
+        let src = &self.records.records[source];
+        ChainRecord {
+            origin: self.origin[source],
+            key: o.key,
+            value: o.value,
+            headers: ChainHeaders::Plugin(o.headers),
+            timestamp: o
+                .timestamp
+                .or((src.timestamp_type != TimestampType::NotAvailable).then_some(src.timestamp)),
+            topic: o
+                .topic
+                .or_else(|| self.route[source].map(|t| self.routes[t as usize].as_str())),
+            source_topic: &self.records.topics[src.topic as usize],
+            partition: src.partition,
+            offset: src.offset,
         }
     }
 }

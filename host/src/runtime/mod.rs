@@ -11,7 +11,7 @@ mod load;
 mod state;
 
 pub use bindings::{FLAT_EXPORT, TYPED_EXPORT, WIT_VERSION};
-pub use chain::{Chain, ChainInstance, ChainOutput, RecordFailure};
+pub use chain::{Chain, ChainHeaders, ChainInstance, ChainOutput, ChainRecord, RecordFailure};
 pub use error::{Failure, FailureKind, LoadError};
 pub use instance::PluginInstance;
 pub use load::{Inspection, Plugin, PluginSource, Script, World, read_plugin_file};

@@ -2,7 +2,7 @@
 //! world, and does what its docs say. Chains pass outputs on and fail a
 //! record whole.
 
-use crate::{batch, lines, load, run, values, values_batch};
+use crate::{batch, lines, load, origins, run, values, values_batch};
 use wasmpipe::runtime::{Failure, Limits};
 use wasmpipe_test_guests::plugin;
 
@@ -61,9 +61,9 @@ fn identity_keeps_source_metadata_for_the_next_stage() {
     let plugin = load(plugin("flat", "identity"), &[], Limits::default());
     let input = batch(&[r#"{"value":"a","topic":"orders","partition":7,"offset":42}"#]);
     let out = run(vec![plugin], &input);
-    let r = out.records.get(0).unwrap();
-    assert_eq!((r.topic(), r.partition(), r.offset()), ("orders", 7, 42));
-    assert_eq!(out.origin, [0]);
+    let r = out.records().next().unwrap();
+    assert_eq!((r.source_topic, r.partition, r.offset), ("orders", 7, 42));
+    assert_eq!(origins(&out), [0]);
 }
 
 #[test]
@@ -195,7 +195,7 @@ fn a_record_failing_late_in_the_chain_loses_all_its_outputs() {
     );
     let out = run(vec![twice, fail], &values_batch(&["a", "poison", "b"]));
     assert_eq!(values(&out), ["a", "a", "b", "b"]);
-    assert_eq!(out.origin, [0, 0, 2, 2]);
+    assert_eq!(origins(&out), [0, 0, 2, 2]);
     let failures: Vec<_> = out
         .failures
         .iter()
@@ -219,6 +219,6 @@ fn routes_survive_later_plugins_that_do_not_route() {
         vec![route, identity],
         &batch(&[r#"{"value":"{\"r\":\"x\"}"}"#, r#"{"value":"{}"}"#]),
     );
-    assert_eq!(out.route, [Some(0), None]);
-    assert_eq!(out.routes, ["tx"]);
+    let routed: Vec<Option<&str>> = out.records().map(|r| r.topic).collect();
+    assert_eq!(routed, [Some("tx"), None]);
 }

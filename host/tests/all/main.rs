@@ -78,32 +78,28 @@ pub fn values_batch(values: &[&str]) -> Batch {
 
 /// Output records as JSON lines (with `topic` where routed).
 pub fn lines(out: &ChainOutput) -> Vec<String> {
-    out.records
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let r = r.unwrap();
-            let topic = out.route[i].map(|t| out.routes[t as usize].as_str());
-            jsonl::output_line(
-                r.key(),
-                r.value(),
-                r.headers().iter(),
-                r.known_timestamp(),
-                topic,
-            )
-        })
+    out.records()
+        .map(|r| jsonl::output_line(r.key, r.value, r.headers.iter(), r.timestamp, r.topic))
         .collect()
 }
 
 /// Output values as text.
 pub fn values(out: &ChainOutput) -> Vec<String> {
-    out.records
-        .iter()
-        .map(|r| String::from_utf8_lossy(r.unwrap().value().unwrap_or(b"<null>")).into_owned())
+    out.records()
+        .map(|r| String::from_utf8_lossy(r.value.unwrap_or(b"<null>")).into_owned())
         .collect()
 }
 
+/// The input record each output came from.
+pub fn origins(out: &ChainOutput) -> Vec<u32> {
+    out.records().map(|r| r.origin).collect()
+}
+
 /// Runs `input` through a chain of `plugins` once.
-pub fn run(plugins: Vec<Arc<Plugin>>, input: &Batch) -> ChainOutput {
-    Chain { plugins }.instantiate().unwrap().run(input)
+pub fn run(plugins: Vec<Arc<Plugin>>, input: &Batch) -> ChainOutput<'static> {
+    Chain { plugins }
+        .instantiate()
+        .unwrap()
+        .run(input)
+        .into_owned()
 }

@@ -2,7 +2,7 @@
 //! failure kind, every other record of its batch goes through, and the next
 //! batch runs normally on a fresh instance. Checked in both worlds.
 
-use crate::{load, values, values_batch};
+use crate::{load, origins, values, values_batch};
 use std::time::Duration;
 use wasmpipe::runtime::{Chain, Failure, FailureKind, Limits, LoadError};
 use wasmpipe_test_guests::plugin;
@@ -28,19 +28,21 @@ fn contain(world: &str, mode: &str, extra: &[(&str, &str)], limits: Limits) -> F
     .instantiate()
     .unwrap();
 
-    let out = chain.run(&values_batch(&["a", "poison", "c"]));
+    let input = values_batch(&["a", "poison", "c"]);
+    let out = chain.run(&input);
     assert_eq!(
         values(&out),
         ["a", "c"],
         "{world}/{mode}: the other records go through, in order"
     );
-    assert_eq!(out.origin, [0, 2]);
+    assert_eq!(origins(&out), [0, 2]);
     assert_eq!(out.failures.len(), 1, "{world}/{mode}: exactly one failure");
     let f = out.failures[0].clone();
     assert_eq!((f.index, f.plugin.as_str()), (1, "misbehave"));
     assert_eq!(f.plugin_sha256.len(), 64);
 
-    let next = chain.run(&values_batch(&["d", "e"]));
+    let input = values_batch(&["d", "e"]);
+    let next = chain.run(&input);
     assert_eq!(
         values(&next),
         ["d", "e"],

@@ -81,11 +81,7 @@ fn script_plugins_run_their_source_and_reload_by_rerunning_init() {
     let chain = load_snapshot(&runtime(), &second, Limits::default()).unwrap();
     let out = run(chain.plugins.clone(), &input);
     assert_eq!(values(&out), ["A", "a", "B", "b"]);
-    let routed: Vec<Option<&str>> = out
-        .route
-        .iter()
-        .map(|r| r.map(|t| out.routes[t as usize].as_str()))
-        .collect();
+    let routed: Vec<Option<&str>> = out.records().map(|r| r.topic).collect();
     assert_eq!(routed, [None, Some("copies"), None, Some("copies")]);
 }
 

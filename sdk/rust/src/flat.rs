@@ -335,7 +335,7 @@ impl<'a> OutHeaders<'a> {
         self.entries.is_empty()
     }
 
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&'a str, Option<&'a [u8]>)> + 'a {
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&'a str, Option<&'a [u8]>)> + use<'a> {
         let (input, output) = (self.input, self.output);
         self.entries.iter().map(move |h| {
             // Checked by `OutputBatch::get`; an unchecked entry reads as empty.

@@ -90,7 +90,7 @@ impl<'a> Headers<'a> {
     }
 
     /// Every header as `(name, value)`, in order.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&'a str, Option<&'a [u8]>)> + 'a {
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&'a str, Option<&'a [u8]>)> + use<'a> {
         let data = self.data;
         self.entries.iter().map(move |h| {
             // Spans and names were checked when the record was read.
