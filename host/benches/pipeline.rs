@@ -20,6 +20,10 @@
 //!
 //! `WASMPIPE_BENCH_ONLY` (a substring of "pipeline delivery", e.g.
 //! "identity (wasm) at-least-once") runs only the contenders it matches;
+//! `WASMPIPE_BENCH_PROCESSES` drains with fewer processes (1 or 2: some
+//! own several partitions; latency is always measured with three);
+//! `WASMPIPE_BENCH_ARGS` adds arguments to every `wasmpipe run` (e.g.
+//! "--batch-records 128");
 //! `WASMPIPE_BENCH_PERF` (a directory) profiles the three processes with
 //! `perf record -g` during each drain, wasm functions named.
 //!
@@ -104,6 +108,11 @@ fn spawn(name: &str, input: &str, output: &str, args: &[&str], port: u16) -> Chi
         .args(["--ops-addr", &format!("127.0.0.1:{port}")])
         .args(["--kafka", "consumer.statistics.interval.ms=500"])
         .args(Profile::wanted().then_some("--perf-map"))
+        .args(
+            std::env::var("WASMPIPE_BENCH_ARGS")
+                .unwrap_or_default()
+                .split_whitespace(),
+        )
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -111,7 +120,16 @@ fn spawn(name: &str, input: &str, output: &str, args: &[&str], port: u16) -> Chi
         .unwrap()
 }
 
-/// One drain of the backlog by three processes.
+/// How many `wasmpipe run` processes share the 3 partitions
+/// (`WASMPIPE_BENCH_PROCESSES`, default 3: one each, as on Kubernetes).
+fn processes() -> usize {
+    std::env::var("WASMPIPE_BENCH_PROCESSES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3)
+}
+
+/// One drain of the backlog by the processes.
 struct Drained {
     throughput: f64,
     cpu_us: f64,
@@ -123,7 +141,7 @@ fn drain(args: &[&str], backlog: &str, output: &str, records: usize, slug: &str)
     create(output);
     let brokers = broker_pids();
     let broker_cpu = move || brokers.iter().map(|&p| cpu_seconds(p)).sum::<f64>();
-    let procs: Vec<Child> = (0..3)
+    let procs: Vec<Child> = (0..processes())
         .map(|p| spawn(&format!("t{p}"), backlog, output, args, free_port()))
         .collect();
     let pids: Vec<u32> = procs.iter().map(|p| p.id()).collect();
@@ -144,7 +162,7 @@ fn drain(args: &[&str], backlog: &str, output: &str, records: usize, slug: &str)
             slug.to_owned(),
         );
         std::thread::spawn(move || {
-            let at = wait_stable(&group, 3);
+            let at = wait_stable(&group, processes());
             let perf = Profile::start(&slug, &pids);
             let counted = arrived.load(Ordering::SeqCst);
             (at, counted, (pipeline_cpu(), broker_cpu()), perf)
@@ -293,7 +311,8 @@ fn main() {
     }
     delete(&[&backlog]);
     println!(
-        "| pipeline | delivery | records/s (3 processes) | wasmpipe CPU per record | broker CPU per record | records/s per wasmpipe core | p50 latency | p99 latency | peak RSS per process |"
+        "| pipeline | delivery | records/s ({} processes) | wasmpipe CPU per record | broker CPU per record | records/s per wasmpipe core | p50 latency | p99 latency | peak RSS per process |",
+        processes()
     );
     println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
     for row in rows {

@@ -364,17 +364,22 @@ impl OutputBatch {
     /// input batch it answered: spans in bounds, header names UTF-8, sources
     /// existing and in input order, topics present.
     pub fn validate(&self, input: &Batch) -> Result<(), LayoutError> {
+        let (in_data, out_data) = (input.data.as_slice(), self.data.as_slice());
         for h in &self.headers {
-            let name = h.name.resolve(&input.data, &self.data)?.unwrap_or_default();
+            let name = h.name.resolve(in_data, out_data)?.unwrap_or_default();
             std::str::from_utf8(name).map_err(|_| LayoutError::HeaderNameNotUtf8)?;
+            h.value.resolve(in_data, out_data)?;
         }
         let mut last = 0;
-        for i in 0..self.records.len() {
-            let record = self.get(i, input)?;
-            if record.source < last || record.source as usize >= input.len() {
+        for entry in &self.records {
+            if entry.source < last || entry.source as usize >= input.len() {
                 return Err(LayoutError::SourceOutOfOrder);
             }
-            last = record.source;
+            last = entry.source;
+            entry.key.resolve(in_data, out_data)?;
+            entry.value.resolve(in_data, out_data)?;
+            self.header_entries(entry)?;
+            self.topic(entry)?;
         }
         if self.errors.iter().any(|e| e.source as usize >= input.len()) {
             return Err(LayoutError::SourceOutOfOrder);
@@ -382,45 +387,46 @@ impl OutputBatch {
         Ok(())
     }
 
-    /// The output record at `index`, its spans checked (header names are
-    /// checked by [`OutputBatch::validate`]).
+    /// The output record at `index`, its key and value spans checked. Its
+    /// headers are checked by [`OutputBatch::validate`]; read from a batch
+    /// that was not, a header whose span is out of bounds or whose name is
+    /// not UTF-8 reads as empty.
     pub fn get<'a>(&'a self, index: usize, input: &'a Batch) -> Result<OutRecord<'a>, LayoutError> {
         let entry = self
             .records
             .get(index)
             .ok_or(LayoutError::SourceOutOfOrder)?;
         let (in_data, out_data) = (input.data.as_slice(), self.data.as_slice());
-        let start = entry.headers_start as usize;
-        let headers = self
-            .headers
-            .get(start..start + entry.headers_len as usize)
-            .ok_or(LayoutError::HeadersOutOfBounds)?;
-        for h in headers {
-            h.name.resolve(in_data, out_data)?;
-            h.value.resolve(in_data, out_data)?;
-        }
-        let topic = match entry.topic {
-            -1 => None,
-            t => Some(
-                usize::try_from(t)
-                    .ok()
-                    .and_then(|t| self.topics.get(t))
-                    .ok_or(LayoutError::TopicOutOfBounds)?
-                    .as_str(),
-            ),
-        };
         Ok(OutRecord {
             source: entry.source,
             key: entry.key.resolve(in_data, out_data)?,
             value: entry.value.resolve(in_data, out_data)?,
             headers: OutHeaders {
-                entries: headers,
+                entries: self.header_entries(entry)?,
                 input: in_data,
                 output: out_data,
             },
             timestamp: entry.timestamp,
-            topic,
+            topic: self.topic(entry)?,
         })
+    }
+
+    fn header_entries(&self, entry: &OutEntry) -> Result<&[OutHeader], LayoutError> {
+        let start = entry.headers_start as usize;
+        self.headers
+            .get(start..start + entry.headers_len as usize)
+            .ok_or(LayoutError::HeadersOutOfBounds)
+    }
+
+    fn topic(&self, entry: &OutEntry) -> Result<Option<&str>, LayoutError> {
+        match entry.topic {
+            -1 => Ok(None),
+            t => usize::try_from(t)
+                .ok()
+                .and_then(|t| self.topics.get(t))
+                .map(|t| Some(t.as_str()))
+                .ok_or(LayoutError::TopicOutOfBounds),
+        }
     }
 }
 
@@ -961,5 +967,36 @@ mod tests {
             ..entry
         };
         assert_eq!(o.validate(&b), Err(LayoutError::HeadersOutOfBounds));
+        let ok = OutEntry {
+            key: OutSpan::NONE,
+            ..entry
+        };
+        o.records[0] = OutEntry { source: 1, ..ok };
+        o.records.push(ok);
+        assert_eq!(o.validate(&b), Err(LayoutError::SourceOutOfOrder));
+        o.records = vec![OutEntry {
+            headers_len: 1,
+            ..ok
+        }];
+        o.data = vec![0xff, b'v'];
+        let byte = |start| OutSpan {
+            input: false,
+            start,
+            len: 1,
+        };
+        o.headers = vec![OutHeader {
+            name: byte(0),
+            value: byte(1),
+        }];
+        assert_eq!(o.validate(&b), Err(LayoutError::HeaderNameNotUtf8));
+        o.headers[0] = OutHeader {
+            name: byte(1),
+            value: byte(2),
+        };
+        assert_eq!(o.validate(&b), Err(LayoutError::SpanOutOfBounds));
+        o.headers[0].value = byte(1);
+        assert_eq!(o.validate(&b), Ok(()));
+        let h: Vec<_> = o.get(0, &b).unwrap().headers.iter().collect();
+        assert_eq!(h, [("v", Some(&b"v"[..]))]);
     }
 }
