@@ -3,7 +3,7 @@
 //! and with `--passthrough` (no wasm), in both delivery modes.
 //!
 //! - throughput: draining a backlog of `WASMPIPE_BENCH_RECORDS` (default
-//!   1,000,000) records of 100 B with three headers, from the moment the
+//!   3,000,000) records of 100 B with three headers, from the moment the
 //!   three processes' group has formed (each owning a partition) to the
 //!   last output (read back `read_committed`); the median of
 //!   `WASMPIPE_BENCH_REPEAT` (default 5) drains, wasm and pass-through
@@ -206,7 +206,7 @@ fn main() {
     let records: usize = std::env::var("WASMPIPE_BENCH_RECORDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
+        .unwrap_or(3_000_000);
     let repeat: usize = std::env::var("WASMPIPE_BENCH_REPEAT")
         .ok()
         .and_then(|v| v.parse().ok())
