@@ -11,7 +11,8 @@
 //! - [`k8s`]: the Kubernetes API (`kube` lives only there);
 //! - [`aws`]: Amazon MSK IAM tokens for the Kafka clients;
 //! - [`config`], [`kafka`], [`pipeline`]: `wasmpipe run`, the Kafka
-//!   pipeline (rdkafka lives only in [`kafka`]).
+//!   pipeline (rdkafka lives only in [`kafka`]);
+//! - [`text`]: plugin- and record-chosen text cut to what the host keeps.
 
 pub mod aws;
 pub mod config;
@@ -25,3 +26,4 @@ pub mod record;
 pub mod reload;
 pub mod runtime;
 pub mod scaffold;
+pub mod text;

@@ -85,7 +85,7 @@ fn read_from(dir: &Path, root: &Path, pipeline: Option<&Path>) -> anyhow::Result
     let mut hash = Sha256::new();
     let mut plugins = Vec::new();
     for spec in file.plugins {
-        let mut source = read_plugin_file(&plugin_path(root, &spec.file))?;
+        let mut source = read_plugin_file(&plugin_path(root, &spec.file)?)?;
         if let Some(name) = &spec.name {
             source.name = name.clone();
         }
@@ -105,17 +105,41 @@ fn read_from(dir: &Path, root: &Path, pipeline: Option<&Path>) -> anyhow::Result
 
 /// Where a pipeline entry's file is: `file` itself, or, when only a
 /// compressed copy exists (`wasmpipe deploy` compresses what would not fit
-/// a ConfigMap), `file.zst` or `file.gz`.
-fn plugin_path(root: &Path, file: &str) -> PathBuf {
-    let plain = root.join(file);
-    if plain.exists() || !file.ends_with(".wasm") {
-        return plain;
+/// a ConfigMap), `file.zst` or `file.gz`. A pipeline file names only files
+/// inside the plugin directory: a relative path without `..`, resolving
+/// (through any symbolic link) to a place inside it.
+fn plugin_path(root: &Path, file: &str) -> anyhow::Result<PathBuf> {
+    let relative = Path::new(file);
+    let plain_components = relative
+        .components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)));
+    if file.is_empty() || !plain_components {
+        anyhow::bail!(
+            "pipeline entry '{file}': a plugin file is named relative to the plugin directory {} (no absolute path, no '..'); put the file in that directory",
+            root.display()
+        );
     }
-    [".zst", ".gz"]
-        .iter()
-        .map(|ext| root.join(format!("{file}{ext}")))
-        .find(|p| p.exists())
-        .unwrap_or(plain)
+    let plain = root.join(relative);
+    let path = if plain.exists() || !file.ends_with(".wasm") {
+        plain
+    } else {
+        [".zst", ".gz"]
+            .iter()
+            .map(|ext| root.join(format!("{file}{ext}")))
+            .find(|p| p.exists())
+            .unwrap_or(plain)
+    };
+    if let (Ok(real), Ok(real_root)) = (std::fs::canonicalize(&path), std::fs::canonicalize(root))
+        && !real.starts_with(&real_root)
+    {
+        anyhow::bail!(
+            "pipeline entry '{file}': {} leads outside the plugin directory {} (to {}); a pipeline names only files inside it",
+            path.display(),
+            root.display(),
+            real.display()
+        );
+    }
+    Ok(path)
 }
 
 /// Writes `files` into `dir` the way the kubelet updates a ConfigMap
@@ -324,6 +348,44 @@ mod tests {
         let s = read_snapshot(dir.path(), None).unwrap();
         assert_eq!(s.plugins[0].1.wasm, wasm);
         assert_eq!(s.plugins[0].1.name, "a");
+    }
+
+    /// A pipeline file names only files inside the plugin directory, and
+    /// only regular files: not a path out of it, not a device or a FIFO
+    /// (reading one would hang the reload).
+    #[test]
+    fn a_pipeline_names_only_regular_files_inside_the_directory() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("x.wasm"), module(1)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path().join("x.wasm"), dir.path().join("link.wasm"))
+            .unwrap();
+        let fifo = dir.path().join("fifo.wasm");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path; mkfifo has no other inputs.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        let absolute = outside.path().join("x.wasm");
+        let cases = [
+            (absolute.to_str().unwrap(), "no absolute path, no '..'"),
+            ("../x.wasm", "no absolute path, no '..'"),
+            ("sub/../../x.wasm", "no absolute path, no '..'"),
+            ("link.wasm", "leads outside the plugin directory"),
+            ("/dev/zero", "no absolute path, no '..'"),
+            (
+                "fifo.wasm",
+                "not a regular file (a directory, device, FIFO or socket)",
+            ),
+        ];
+        for (file, expected) in cases {
+            std::fs::write(
+                dir.path().join("pipeline.yaml"),
+                format!("plugins:\n  - file: '{file}'\n"),
+            )
+            .unwrap();
+            let err = format!("{:#}", read_snapshot(dir.path(), None).unwrap_err());
+            assert!(err.contains(expected), "{file}: {err}");
+            assert!(err.contains(file.trim_start_matches("/")), "{file}: {err}");
+        }
     }
 
     #[test]

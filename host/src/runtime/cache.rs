@@ -3,8 +3,12 @@
 //! engine's compatibility hash (wasmtime version, settings, CPU features).
 //!
 //! Deserializing a compiled artifact runs native code it describes, so the
-//! cache only ever loads files this process wrote, from a directory that no
-//! other user (and no ConfigMap or plugin) can write.
+//! cache only ever loads files this process's user wrote, from a directory
+//! that no other user (and no ConfigMap or plugin) can write: a
+//! subdirectory `wasmpipe-<uid>` of the directory given, created `0700` by
+//! this process and checked to be its own before each load. The directory
+//! given may belong to anyone — the kubelet makes an `emptyDir` root's,
+//! mode `0777` (`2777` with an `fsGroup`).
 
 use anyhow::{Context as _, bail};
 use sha2::{Digest, Sha256};
@@ -18,16 +22,19 @@ pub struct ArtifactCache {
 }
 
 impl ArtifactCache {
-    /// Opens (creating it `0700`) the cache directory `dir`.
+    /// Opens the cache in `dir`: its private subdirectory, created `0700`
+    /// if absent.
     pub fn open(dir: &Path, engine: &wasmtime::Engine) -> anyhow::Result<ArtifactCache> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating the compile cache {}", dir.display()))?;
-        check_private(dir)?;
+        let dir = dir.join(private_name());
+        create_private(&dir)?;
+        check_private(&dir)?;
         let mut hasher = Sha256Hasher(Sha256::new());
         engine.precompile_compatibility_hash().hash(&mut hasher);
         env!("CARGO_PKG_VERSION").hash(&mut hasher);
         Ok(ArtifactCache {
-            dir: dir.to_owned(),
+            dir,
             engine_key: hex::encode(&hasher.0.finalize()[..8]),
         })
     }
@@ -44,7 +51,9 @@ impl ArtifactCache {
         wasm: &[u8],
     ) -> wasmtime::Result<Component> {
         let path = self.path(sha256);
-        if path.exists() {
+        // Checked again at each load: the directory holding ours may be
+        // writable by others, who could move ours away and put theirs.
+        if path.exists() && self.still_private(&path) {
             // SAFETY: the file is in a directory only this user can write
             // (checked at open), named by the source's sha256 and this
             // engine's compatibility hash, and written by `store` below.
@@ -62,6 +71,16 @@ impl ArtifactCache {
         Ok(component)
     }
 
+    /// Whether the cache directory and the entry `path` are still this
+    /// user's alone; logs why not.
+    fn still_private(&self, path: &Path) -> bool {
+        let checked = check_private(&self.dir).and_then(|()| check_own_file(path));
+        if let Err(e) = &checked {
+            tracing::warn!(error = %format!("{e:#}"), "compile cache entry not loaded; compiling again");
+        }
+        checked.is_ok()
+    }
+
     fn store(&self, path: &Path, component: &Component) -> anyhow::Result<()> {
         let bytes = component
             .serialize()
@@ -73,15 +92,48 @@ impl ArtifactCache {
     }
 }
 
+/// The private subdirectory's name: one per user sharing the directory.
+fn private_name() -> String {
+    #[cfg(unix)]
+    return format!("wasmpipe-{}", geteuid());
+    #[cfg(not(unix))]
+    return "wasmpipe".into();
+}
+
+fn create_private(dir: &Path) -> anyhow::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    match builder.create(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e).with_context(|| {
+            format!(
+                "creating the compile cache {}: give this process a writable directory (--cache-dir, WASMPIPE_CACHE_DIR), e.g. an emptyDir",
+                dir.display()
+            )
+        }),
+    }
+}
+
 #[cfg(unix)]
 fn check_private(dir: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let meta = std::fs::metadata(dir)?;
+    // Not followed: a link another user put there is not ours.
+    let meta = std::fs::symlink_metadata(dir)
+        .with_context(|| format!("reading the compile cache {}", dir.display()))?;
     let uid = geteuid();
-    if meta.uid() != uid {
+    if !meta.is_dir() || meta.uid() != uid {
         bail!(
-            "compile cache {} belongs to uid {}, not to this process (uid {uid}): use a directory of its own, e.g. an emptyDir",
+            "compile cache {} is not a directory of this process's user (uid {uid}; it is {} of uid {}): remove it, or give this process a directory of its own (--cache-dir, WASMPIPE_CACHE_DIR)",
             dir.display(),
+            if meta.is_symlink() {
+                "a symbolic link"
+            } else if meta.is_dir() {
+                "a directory"
+            } else {
+                "a file"
+            },
             meta.uid()
         );
     }
@@ -104,8 +156,24 @@ unsafe extern "C" {
     safe fn geteuid() -> u32;
 }
 
+/// A cache entry is a regular file of this process's user.
+#[cfg(unix)]
+fn check_own_file(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::symlink_metadata(path)?;
+    if !meta.is_file() || meta.uid() != geteuid() {
+        bail!("{} is not a file this process's user wrote", path.display());
+    }
+    Ok(())
+}
+
 #[cfg(not(unix))]
 fn check_private(_dir: &Path) -> anyhow::Result<()> {
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_own_file(_path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 

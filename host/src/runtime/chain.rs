@@ -344,7 +344,6 @@ impl Stage<'_> {
                 failed(
                     o.source,
                     Failure::OutputLimit {
-                        size: usize::MAX,
                         limit: u32::MAX as usize,
                     },
                 );

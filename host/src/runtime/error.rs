@@ -13,6 +13,18 @@ pub enum LoadError {
     },
     #[error("plugin {path}: {reason}")]
     Decompress { path: PathBuf, reason: String },
+    #[error(
+        "plugin {path}: not a regular file (a directory, device, FIFO or socket); a plugin is a .wasm, .wasm.gz, .wasm.zst, .py or .js file"
+    )]
+    NotAFile { path: PathBuf },
+    #[error(
+        "plugin {path}: larger than {limit} bytes {what}; a plugin this large is refused (strip debug info, build with opt-level \"s\", or split it)"
+    )]
+    TooLarge {
+        path: PathBuf,
+        what: &'static str,
+        limit: u64,
+    },
     #[error("plugin {path}: the script is not UTF-8 text: {reason}")]
     ScriptText { path: PathBuf, reason: String },
     #[error(
@@ -82,8 +94,10 @@ pub enum Failure {
     Deadline(Duration),
     #[error("memory limit of {0} bytes exceeded")]
     Memory(usize),
-    #[error("output of {size} bytes exceeds the limit of {limit} bytes")]
-    OutputLimit { size: usize, limit: usize },
+    /// The plugin returned (or logged) more bytes in one call than the
+    /// host copies out of it.
+    #[error("output exceeds the limit of {limit} bytes copied out of a plugin per call")]
+    OutputLimit { limit: usize },
     /// The guest returned an error for this record.
     #[error("{0}")]
     Guest(String),

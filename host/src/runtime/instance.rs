@@ -40,6 +40,10 @@ impl Plugin {
             HostState::new(&self.name, self.limits.memory_bytes),
         );
         store.limiter(|s| &mut s.limiter);
+        // Every list and string a call copies out of the plugin (outputs,
+        // topics, errors, log lines) is counted against this before it is
+        // copied: aliased spans cannot make the host allocate more.
+        store.set_hostcall_fuel(self.limits.output_bytes);
         store.epoch_deadline_trap();
         store.set_epoch_deadline(deadline_ticks(self.limits.deadline));
         let instance: Instance = self.pre.instantiate(&mut store).map_err(link)?;
@@ -95,13 +99,6 @@ impl PluginInstance {
             World::Flat => self.transform_flat(batch)?,
             World::Typed => self.transform_typed(batch)?,
         };
-        let limit = self.plugin.limits.output_bytes;
-        if out.data.len() > limit {
-            return Err(Failure::OutputLimit {
-                size: out.data.len(),
-                limit,
-            });
-        }
         out.validate(batch).map_err(|e| {
             Failure::Trap(format!("the plugin returned a malformed output batch: {e}"))
         })?;
@@ -141,23 +138,41 @@ impl PluginInstance {
         f: impl FnOnce(&Guest, &mut Store<HostState>) -> wasmtime::Result<R>,
     ) -> Result<R, Failure> {
         let limits = self.plugin.limits;
-        self.store.data().log.reset();
-        self.store.data_mut().limiter.hit = false;
+        let state = self.store.data_mut();
+        state.log.reset();
+        state.limiter.hit = false;
+        state.deadline_hit = false;
+        state.deadline = Some(std::time::Instant::now() + limits.deadline);
         self.store
             .set_epoch_deadline(deadline_ticks(limits.deadline));
         f(&self.guest, &mut self.store).map_err(|e| {
-            if self.store.data().limiter.hit {
+            let state = self.store.data();
+            if state.limiter.hit {
                 Failure::Memory(limits.memory_bytes)
-            } else if matches!(
-                e.downcast_ref::<wasmtime::Trap>(),
-                Some(wasmtime::Trap::Interrupt)
-            ) {
+            } else if state.deadline_hit
+                || matches!(
+                    e.downcast_ref::<wasmtime::Trap>(),
+                    Some(wasmtime::Trap::Interrupt)
+                )
+            {
                 Failure::Deadline(limits.deadline)
+            } else if is_fuel_exhausted(&e) {
+                Failure::OutputLimit {
+                    limit: limits.output_bytes,
+                }
             } else {
-                Failure::Trap(trap_message(&e, self.store.data().log.panic_message()))
+                Failure::Trap(trap_message(&e, state.log.panic_message()))
             }
         })
     }
+}
+
+/// wasmtime refused to copy more out of the plugin than its hostcall fuel
+/// (the output limit) allows. Its error type is private; its message is
+/// the stable part.
+fn is_fuel_exhausted(e: &wasmtime::Error) -> bool {
+    e.chain()
+        .any(|c| c.to_string().starts_with("too much data is being copied"))
 }
 
 fn empty_batch() -> flat::Batch {
@@ -219,7 +234,7 @@ fn lift_flat(out: flat::Output) -> Result<OutputBatch, Failure> {
         .into_iter()
         .map(|e| RecordError {
             source: e.source,
-            message: e.message,
+            message: crate::text::capped(&e.message).into_owned(),
         })
         .collect();
     OutputBatch::from_wire(
@@ -277,7 +292,10 @@ fn lift_typed(results: Vec<Result<Vec<types::OutputRecord>, String>>) -> OutputB
     for (source, result) in results.into_iter().enumerate() {
         let source = source as u32;
         match result {
-            Err(message) => out.errors.push(RecordError { source, message }),
+            Err(message) => out.errors.push(RecordError {
+                source,
+                message: crate::text::capped(&message).into_owned(),
+            }),
             Ok(records) => {
                 for r in records {
                     let key = put(&mut out.data, r.key);

@@ -11,8 +11,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use wasmtime::component::{Component, InstancePre};
 
+/// The largest plugin file accepted, as stored (compressed or not).
+pub const MAX_PLUGIN_FILE_BYTES: u64 = 128 << 20;
 /// The largest plugin accepted, after decompression.
-const MAX_PLUGIN_BYTES: u64 = 256 << 20;
+pub const MAX_PLUGIN_BYTES: u64 = 256 << 20;
 
 /// Which world a plugin implements.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -156,7 +158,7 @@ pub fn read_plugin_file(path: &Path) -> Result<PluginSource, LoadError> {
         path: path.to_owned(),
         error,
     };
-    let raw = std::fs::read(path).map_err(read)?;
+    let raw = read_regular_file(path, MAX_PLUGIN_FILE_BYTES)?;
     let file_bytes = raw.len();
     let file_name = path
         .file_name()
@@ -175,9 +177,10 @@ pub fn read_plugin_file(path: &Path) -> Result<PluginSource, LoadError> {
                 reason: format!("not valid {codec}: {e}"),
             })?;
         if out.len() as u64 > MAX_PLUGIN_BYTES {
-            return Err(LoadError::Decompress {
+            return Err(LoadError::TooLarge {
                 path: path.to_owned(),
-                reason: format!("decompresses to more than {MAX_PLUGIN_BYTES} bytes"),
+                what: "decompressed",
+                limit: MAX_PLUGIN_BYTES,
             });
         }
         Ok(out)
@@ -204,6 +207,45 @@ pub fn read_plugin_file(path: &Path) -> Result<PluginSource, LoadError> {
         wasm,
         script: None,
     })
+}
+
+/// Reads `path` if it is a regular file of at most `limit` bytes. Opened
+/// without blocking, so a FIFO or a device named as a plugin is refused
+/// instead of hanging the reader.
+fn read_regular_file(path: &Path, limit: u64) -> Result<Vec<u8>, LoadError> {
+    let read = |error| LoadError::Read {
+        path: path.to_owned(),
+        error,
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    let file = options.open(path).map_err(read)?;
+    let meta = file.metadata().map_err(read)?;
+    if !meta.is_file() {
+        return Err(LoadError::NotAFile {
+            path: path.to_owned(),
+        });
+    }
+    if meta.len() > limit {
+        return Err(LoadError::TooLarge {
+            path: path.to_owned(),
+            what: "as stored",
+            limit,
+        });
+    }
+    let mut raw = Vec::with_capacity(meta.len() as usize);
+    // The file may grow between the check and the read.
+    file.take(limit + 1).read_to_end(&mut raw).map_err(read)?;
+    if raw.len() as u64 > limit {
+        return Err(LoadError::TooLarge {
+            path: path.to_owned(),
+            what: "as stored",
+            limit,
+        });
+    }
+    Ok(raw)
 }
 
 /// A compiled, checked plugin. Cheap to instantiate many times.

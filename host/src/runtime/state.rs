@@ -1,26 +1,44 @@
 //! What a plugin's store holds: its WASI context (no files, sockets,
-//! environment or arguments), the memory limiter, and the log the guest
-//! writes to through the `host` interface, stdout and stderr.
+//! environment or arguments), the memory limiter, the deadline of the call
+//! under way, and the log the guest writes to through the `host`
+//! interface, stdout and stderr.
 
 use super::bindings;
+use crate::text::{FIELD_BYTES, capped};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use wasmtime::component::{HasSelf, Linker, ResourceTable};
+use std::time::Instant;
+use wasmtime::component::{HasData, HasSelf, Linker, Resource, ResourceTable};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
-use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
+use wasmtime_wasi::p2::bindings::sync::io::poll as sync_poll;
+use wasmtime_wasi::p2::{DynPollable, OutputStream, Pollable, StreamError};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_io::bindings::wasi::io::poll as async_poll;
 
 /// Log lines a plugin may write per call before the rest are dropped.
 const LOG_LINES_PER_CALL: u32 = 256;
-/// Longest log line kept; longer ones are cut.
-const LOG_LINE_BYTES: usize = 4096;
+/// Fields of one log line kept; the rest are dropped.
+const LOG_FIELDS: usize = 32;
+
+/// Core instances, memories and tables one plugin instance may create (a
+/// component holds several core modules; each counts).
+const MAX_INSTANCES: usize = 256;
+const MAX_MEMORIES: usize = 64;
+const MAX_TABLES: usize = 256;
+/// Table elements of one plugin instance, all tables together.
+const MAX_TABLE_ELEMENTS: usize = 1 << 20;
 
 pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
     pub limiter: MemoryLimiter,
     pub log: Arc<PluginLog>,
+    /// When the call under way must end: blocking WASI calls (a sleep, a
+    /// poll on a clock) wait no longer than this.
+    pub deadline: Option<Instant>,
+    /// A blocking WASI call was cut short at the deadline.
+    pub deadline_hit: bool,
 }
 
 impl HostState {
@@ -43,11 +61,10 @@ impl HostState {
         HostState {
             wasi,
             table: ResourceTable::new(),
-            limiter: MemoryLimiter {
-                limit: memory_bytes,
-                hit: false,
-            },
+            limiter: MemoryLimiter::new(memory_bytes),
             log,
+            deadline: None,
+            deadline_hit: false,
         }
     }
 }
@@ -62,11 +79,95 @@ impl WasiView for HostState {
 }
 
 /// The linker every plugin is instantiated with: WASI p2 and `host`.
+/// `wasi:io/poll` — the one place a WASI call blocks (a sleep, a wait on a
+/// clock) — is replaced by one that waits no longer than the call's
+/// deadline: epoch interruption only stops wasm code, not a host call.
 pub fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+    linker.allow_shadowing(true);
+    sync_poll::add_to_linker::<HostState, BoundedPoll>(&mut linker, |s| BoundedIo {
+        table: &mut s.table,
+        deadline: s.deadline,
+        hit: &mut s.deadline_hit,
+    })?;
+    linker.allow_shadowing(false);
     bindings::Runtime::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
     Ok(linker)
+}
+
+/// The error a blocking WASI call ends with at the deadline; the call
+/// turns it into [`super::Failure::Deadline`].
+#[derive(Debug, thiserror::Error)]
+#[error("the plugin's deadline passed while it waited in a WASI call")]
+pub struct DeadlineInHostCall;
+
+struct BoundedPoll;
+
+impl HasData for BoundedPoll {
+    type Data<'a> = BoundedIo<'a>;
+}
+
+/// `wasi:io/poll` over the store's resource table, bounded by the deadline.
+struct BoundedIo<'a> {
+    table: &'a mut ResourceTable,
+    deadline: Option<Instant>,
+    hit: &'a mut bool,
+}
+
+impl BoundedIo<'_> {
+    fn bounded<R>(
+        deadline: Option<Instant>,
+        hit: &mut bool,
+        wait: impl Future<Output = wasmtime::Result<R>>,
+    ) -> wasmtime::Result<R> {
+        let Some(deadline) = deadline else {
+            return wasmtime_wasi::runtime::in_tokio(wait);
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        match wasmtime_wasi::runtime::in_tokio(async { tokio::time::timeout(left, wait).await }) {
+            Ok(result) => result,
+            Err(_elapsed) => {
+                *hit = true;
+                Err(wasmtime::Error::new(DeadlineInHostCall))
+            }
+        }
+    }
+}
+
+impl sync_poll::Host for BoundedIo<'_> {
+    fn poll(&mut self, pollables: Vec<Resource<DynPollable>>) -> wasmtime::Result<Vec<u32>> {
+        let table = &mut *self.table;
+        Self::bounded(
+            self.deadline,
+            self.hit,
+            async_poll::Host::poll(table, pollables),
+        )
+    }
+}
+
+impl sync_poll::HostPollable for BoundedIo<'_> {
+    fn ready(&mut self, pollable: Resource<DynPollable>) -> wasmtime::Result<bool> {
+        let table = &mut *self.table;
+        Self::bounded(
+            self.deadline,
+            self.hit,
+            async_poll::HostPollable::ready(table, pollable),
+        )
+    }
+
+    fn block(&mut self, pollable: Resource<DynPollable>) -> wasmtime::Result<()> {
+        let table = &mut *self.table;
+        Self::bounded(
+            self.deadline,
+            self.hit,
+            async_poll::HostPollable::block(table, pollable),
+        )
+    }
+
+    fn drop(&mut self, pollable: Resource<DynPollable>) -> wasmtime::Result<()> {
+        async_poll::HostPollable::drop(self.table, pollable)
+    }
 }
 
 impl bindings::types::Host for HostState {}
@@ -79,7 +180,13 @@ impl bindings::host::Host for HostState {
         fields: Vec<(String, String)>,
     ) {
         use bindings::host::Level;
-        let fields: Vec<_> = fields.into_iter().take(32).collect();
+        // Bytes were counted (hostcall fuel) before they were copied; each
+        // field is cut to what a log line holds.
+        let fields: Vec<(String, String)> = fields
+            .into_iter()
+            .take(LOG_FIELDS)
+            .map(|(k, v)| (capped(&k).into_owned(), capped(&v).into_owned()))
+            .collect();
         self.log.line(
             match level {
                 Level::Trace => tracing::Level::TRACE,
@@ -95,33 +202,75 @@ impl bindings::host::Host for HostState {
     }
 }
 
-/// Caps linear memory and remembers whether the cap was what failed.
+/// Caps the memory of one plugin instance — every linear memory of every
+/// core instance in the component, together — and remembers whether the
+/// cap was what failed.
 pub struct MemoryLimiter {
     pub limit: usize,
     pub hit: bool,
+    /// Bytes of every memory created or grown so far.
+    memory: usize,
+    /// Elements of every table.
+    table_elements: usize,
+}
+
+impl MemoryLimiter {
+    pub fn new(limit: usize) -> MemoryLimiter {
+        MemoryLimiter {
+            limit,
+            hit: false,
+            memory: 0,
+            table_elements: 0,
+        }
+    }
+}
+
+/// `total` with one part grown from `current` to `desired`.
+fn regrown(total: usize, current: usize, desired: usize) -> usize {
+    total.saturating_sub(current).saturating_add(desired)
 }
 
 impl wasmtime::ResourceLimiter for MemoryLimiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _max: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.limit {
+        // Called when a memory is created (from 0) and each time one grows.
+        let total = regrown(self.memory, current, desired);
+        if total > self.limit {
             self.hit = true;
             return Ok(false);
         }
+        self.memory = total;
         Ok(true)
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _max: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= 1 << 20)
+        let total = regrown(self.table_elements, current, desired);
+        if total > MAX_TABLE_ELEMENTS {
+            return Ok(false);
+        }
+        self.table_elements = total;
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        MAX_INSTANCES
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES
     }
 }
 
@@ -185,11 +334,8 @@ impl PluginLog {
             self.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let mut end = message.len().min(LOG_LINE_BYTES);
-        while !message.is_char_boundary(end) {
-            end -= 1;
-        }
-        let message = &message[..end];
+        let message = capped(message);
+        let message = message.as_ref();
         let plugin = self.plugin.as_str();
         let fields = FieldList(fields);
         match level {
@@ -281,7 +427,7 @@ impl OutputStream for LogStream {
                 &[],
             );
         }
-        if partial.len() > LOG_LINE_BYTES {
+        if partial.len() > FIELD_BYTES {
             let text = String::from_utf8_lossy(&partial).into_owned();
             partial.clear();
             self.log.line(tracing::Level::INFO, self.name, &text, &[]);

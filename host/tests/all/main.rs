@@ -5,6 +5,7 @@ mod chaos;
 mod cli;
 mod conformance;
 mod failover;
+mod hostile;
 mod k8s;
 mod kafka;
 mod load;
@@ -13,6 +14,7 @@ mod ops;
 mod reload;
 mod sandbox;
 mod script;
+mod startup;
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};

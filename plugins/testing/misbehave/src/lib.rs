@@ -5,7 +5,10 @@
 //! Modes: `loop`, `memory` (allocates until the limit), `recurse` (stack
 //! overflow), `panic`, `huge` (emits one output of `huge_bytes`), `error`
 //! (returns an error), `twice` (every record is emitted twice), `log` (logs and prints, then passes through),
-//! `panic-init`, `error-init`.
+//! `sleep` (sleeps an hour through WASI, as `std::thread::sleep` does),
+//! `long-error` (returns an error of `huge_bytes`), `route` (emits the
+//! record to the topic in config `topic`), `panic-init`, `error-init`,
+//! `sleep-init`.
 
 use std::hint::black_box;
 use wasmpipe_sdk::{Config, Error, Outputs, Record, Transform};
@@ -13,6 +16,7 @@ use wasmpipe_sdk::{Config, Error, Outputs, Record, Transform};
 pub struct Misbehave {
     mode: String,
     trigger: Vec<u8>,
+    topic: String,
     huge_bytes: usize,
 }
 
@@ -30,6 +34,7 @@ impl Transform for Misbehave {
         match mode.as_str() {
             "panic-init" => panic!("misbehave: panic in init, as asked"),
             "error-init" => return Err(Error::msg("misbehave: init refused, as asked")),
+            "sleep-init" => std::thread::sleep(std::time::Duration::from_secs(3600)),
             _ => {}
         }
         Ok(Misbehave {
@@ -39,6 +44,7 @@ impl Transform for Misbehave {
                 .unwrap_or("poison")
                 .as_bytes()
                 .to_vec(),
+            topic: config.get("topic").unwrap_or_default().to_owned(),
             huge_bytes: config
                 .get("huge_bytes")
                 .and_then(|s| s.parse().ok())
@@ -77,6 +83,12 @@ impl Transform for Misbehave {
             "huge" => {
                 let value = vec![b'x'; self.huge_bytes];
                 out.emit(&record.to_output().value(Some(&value)));
+                return Ok(());
+            }
+            "sleep" => std::thread::sleep(std::time::Duration::from_secs(3600)),
+            "long-error" => return Err(Error::msg("e".repeat(self.huge_bytes))),
+            "route" => {
+                out.emit(&record.to_output().topic(&self.topic));
                 return Ok(());
             }
             "error" => {
