@@ -9,6 +9,7 @@ use crate::kafka::{
     BatchAck, Committer, Delivery, OutRecord, RebalanceHandler, SendError, Sink, Source,
     TopicPartition, TransactionError,
 };
+use crate::text::capped;
 use crate::ops::{Health, Metrics};
 use crate::record::Batch;
 use crate::reload::{Loaded, Updates};
@@ -18,6 +19,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+/// A record's headers as they came from Kafka (names are bytes).
+type RawHeaders = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 
 /// Exactly-once: aborted transactions in a row before the pipeline stops
 /// (a record the broker always refuses, say, one larger than the topic's
@@ -52,7 +56,12 @@ struct Worker {
     chain: ChainInstance,
     batch: Batch,
     opened: Option<Instant>,
-    in_flight: VecDeque<(i64, Arc<BatchAck>)>,
+    /// Records of `batch` whose header names are not UTF-8, with their
+    /// headers as they came: dead-lettered, not transformed.
+    malformed: Vec<(u32, RawHeaders)>,
+    /// At-least-once: (first offset, next offset, acknowledgements) of
+    /// each batch produced and not yet acknowledged.
+    in_flight: VecDeque<(i64, i64, Arc<BatchAck>)>,
     /// Next offset to read that is safe to commit, and whether it changed.
     committable: Option<(i64, bool)>,
     /// The first offset read whose outputs are not final yet (not
@@ -111,6 +120,7 @@ impl RebalanceHandler for Shared {
                             chain,
                             batch: Batch::default(),
                             opened: None,
+                            malformed: Vec::new(),
                             in_flight: VecDeque::new(),
                             committable: None,
                             rewind_to: None,
@@ -171,7 +181,8 @@ impl Shared {
         let mut offsets = Vec::new();
         for tp in partitions {
             if let Some(w) = state.workers.get_mut(tp) {
-                settle(w)?;
+                // A batch Kafka refused is read again by the next owner.
+                let _ = settle(w);
                 if let Some((next, _)) = w.committable {
                     offsets.push((tp.clone(), next));
                 }
@@ -238,7 +249,10 @@ impl Shared {
         }
         // Back off: a broker that refuses now may accept soon.
         let pause = Duration::from_millis(250 << state.aborts_in_row.min(7));
-        let mut replace = !matches!(e, TransactionError::Abortable(_));
+        let mut replace = !matches!(
+            e,
+            TransactionError::Abortable(_) | TransactionError::RecordRefused { .. }
+        );
         tracing::warn!(error = %e, replace_producer = replace, in_a_row = state.aborts_in_row, "transaction aborted; the records since the last commit are processed again in {pause:?}");
         let _slow = self.counters.health.waiting();
         std::thread::sleep(pause);
@@ -304,6 +318,7 @@ impl Shared {
         }
         for (tp, w) in state.workers.iter_mut() {
             w.batch.clear();
+            w.malformed.clear();
             w.opened = None;
             w.in_flight.clear();
             if let Some(next) = w.rewind_to {
@@ -342,76 +357,104 @@ impl Shared {
         for f in &out.failures {
             metrics.transform_error(&f.plugin, f.failure.kind().as_str(), f.failure.label());
         }
+        let last_plugin = worker.chain.plugins().last();
         // Outputs per destination topic; a batch has one or a few.
         let mut per_topic: Vec<(&str, u64)> = Vec::new();
         let ack = Arc::new(BatchAck::default());
         let mut dead: Vec<DeadLetter> = out.failures.iter().map(DeadLetter::from).collect();
-        let mut refused = BTreeSet::new();
+        let mut refused: BTreeSet<u32> = BTreeSet::new();
+        for (index, _) in &worker.malformed {
+            refused.insert(*index);
+            dead.push(DeadLetter::malformed(*index));
+        }
         let mut produced = 0;
-        for r in out.records() {
-            let origin = r.origin;
+        // The outputs of one input record, all admitted before any is
+        // queued: a record Kafka refuses loses every output it had.
+        let mut group: Vec<crate::runtime::ChainRecord<'_>> = Vec::new();
+        let mut records = out.records().peekable();
+        while let Some(first) = records.next() {
+            let origin = first.origin;
+            group.clear();
+            group.push(first);
+            while let Some(r) = records.next_if(|r| r.origin == origin) {
+                group.push(r);
+            }
             if refused.contains(&origin) {
                 continue;
             }
-            let topic = r.topic.unwrap_or(self.config.output_topic.as_str());
-            let sent = sink.send(
-                OutRecord {
-                    topic,
-                    key: r.key,
-                    value: r.value,
-                    headers: r.headers.iter(),
-                    timestamp: r.timestamp,
-                },
-                &ack,
-            );
-            match sent {
-                Ok(()) => {
-                    produced += 1;
-                    match per_topic.iter_mut().find(|(t, _)| *t == topic) {
-                        Some((_, n)) => *n += 1,
-                        None => per_topic.push((topic, 1)),
+            let admitted = group.iter().try_for_each(|r| {
+                let topic = r.topic.unwrap_or(self.config.output_topic.as_str());
+                sink.admit(topic, record_bytes(r))
+                    .map_err(|refusal| (topic.to_owned(), refusal))
+            });
+            let mut refusal = admitted.err();
+            if refusal.is_none() {
+                for r in &group {
+                    let topic = r.topic.unwrap_or(self.config.output_topic.as_str());
+                    let sent = sink.send(
+                        OutRecord {
+                            topic,
+                            key: r.key,
+                            value: r.value,
+                            headers: r.headers.iter().map(|(n, v)| (n.as_bytes(), v)),
+                            timestamp: r.timestamp,
+                        },
+                        &ack,
+                    );
+                    match sent {
+                        Ok(()) => {
+                            produced += 1;
+                            match per_topic.iter_mut().find(|(t, _)| *t == topic) {
+                                Some((_, n)) => *n += 1,
+                                None => per_topic.push((topic, 1)),
+                            }
+                        }
+                        Err(SendError::Refused { topic, refusal: r }) => {
+                            if self.config.delivery == Delivery::ExactlyOnce && produced > 0 {
+                                // Outputs of this record are queued in the
+                                // transaction: abort it; processed again,
+                                // the record is refused before any is.
+                                *must_abort = Some(TransactionError::RecordRefused {
+                                    topic,
+                                    reason: r.reason,
+                                });
+                                return Ok(());
+                            }
+                            refusal = Some((topic, r));
+                            break;
+                        }
+                        Err(SendError::Transaction(e)) => {
+                            // Rewinding reads this batch again.
+                            *must_abort = Some(e);
+                            return Ok(());
+                        }
+                        Err(e) => return Err(e.into()),
                     }
                 }
-                // The record is at fault (routed to a topic that does not
-                // exist, too large): it fails like a record a plugin failed
-                // on; outputs of it already queued stay queued.
-                Err(SendError::Refused {
-                    topic,
-                    reason,
-                    error,
-                }) => {
-                    refused.insert(origin);
-                    let fix = match reason {
-                        "too_large" => {
-                            "raise the topic's max.message.bytes and the producer's message.max.bytes, or make the output smaller"
-                        }
-                        _ => "create the topic, or fix the plugin's routing",
-                    };
-                    let last = worker.chain.plugins().last();
-                    metrics.transform_error(
-                        last.map_or("", |p| p.name.as_str()),
-                        "produce",
-                        reason,
-                    );
-                    dead.push(DeadLetter {
-                        index: origin,
-                        kind: "produce",
-                        reason,
-                        message: format!(
-                            "kafka refused the output for topic '{topic}': {error}; {fix}"
-                        ),
-                        plugin: last.map(|p| p.name.clone()).unwrap_or_default(),
-                        plugin_sha256: last.map(|p| p.sha256.clone()).unwrap_or_default(),
-                    });
-                }
-                Err(SendError::Transaction(e)) => {
-                    // Rewinding reads this batch again.
-                    *must_abort = Some(e);
-                    return Ok(());
-                }
-                Err(e) => return Err(e.into()),
+            }
+            if let Some((topic, refusal)) = refusal {
+                refused.insert(origin);
+                metrics.transform_error(
+                    last_plugin.map_or("", |p| p.name.as_str()),
+                    "produce",
+                    refusal.reason,
+                );
+                dead.push(DeadLetter {
+                    index: origin,
+                    kind: "produce",
+                    reason: refusal.reason,
+                    message: format!(
+                        "kafka refuses the output for topic '{}': {}; {}",
+                        capped(&topic),
+                        refusal.message,
+                        refusal.fix()
+                    ),
+                    plugin: last_plugin.map(|p| p.name.clone()).unwrap_or_default(),
+                    plugin_sha256: last_plugin.map(|p| p.sha256.clone()).unwrap_or_default(),
+                });
             }
         }
+        drop(records);
         self.counters
             .produced
             .fetch_add(produced, Ordering::Relaxed);
@@ -420,19 +463,26 @@ impl Shared {
         }
         dead.sort_by_key(|d| d.index);
         for d in &dead {
-            self.fail(sink, batch, d, &ack, must_abort)?;
+            let raw = worker
+                .malformed
+                .iter()
+                .find(|(i, _)| *i == d.index)
+                .map(|(_, h)| h);
+            self.fail(sink, batch, d, raw, &ack, must_abort)?;
             if must_abort.is_some() {
                 return Ok(());
             }
         }
+        let first = batch.records.first().map_or(0, |r| r.offset);
         let last = batch.records.last().map_or(0, |r| r.offset);
         match self.config.delivery {
-            Delivery::AtLeastOnce => worker.in_flight.push_back((last + 1, ack)),
+            Delivery::AtLeastOnce => worker.in_flight.push_back((first, last + 1, ack)),
             Delivery::ExactlyOnce => {
                 txn_offsets.insert(tp.clone(), last + 1);
             }
         }
         worker.batch.clear();
+        worker.malformed.clear();
         worker.opened = None;
         Ok(())
     }
@@ -443,6 +493,7 @@ impl Shared {
         sink: &Sink,
         batch: &Batch,
         d: &DeadLetter,
+        raw_headers: Option<&RawHeaders>,
         ack: &Arc<BatchAck>,
         must_abort: &mut Option<TransactionError>,
     ) -> anyhow::Result<()> {
@@ -468,10 +519,11 @@ impl Shared {
                     r.offset().to_string(),
                     r.timestamp().to_string(),
                 );
+                let message = capped(&d.message);
                 let ours: [(&str, &[u8]); 9] = [
                     ("wasmpipe.error.kind", d.kind.as_bytes()),
                     ("wasmpipe.error.reason", d.reason.as_bytes()),
-                    ("wasmpipe.error.message", d.message.as_bytes()),
+                    ("wasmpipe.error.message", message.as_bytes()),
                     ("wasmpipe.plugin", d.plugin.as_bytes()),
                     ("wasmpipe.plugin.sha256", d.plugin_sha256.as_bytes()),
                     ("wasmpipe.source.topic", r.topic().as_bytes()),
@@ -479,20 +531,56 @@ impl Shared {
                     ("wasmpipe.source.offset", offset.as_bytes()),
                     ("wasmpipe.source.timestamp", timestamp.as_bytes()),
                 ];
-                let headers = r
-                    .headers()
-                    .iter()
-                    .chain(ours.iter().map(|(k, v)| (*k, Some(*v))));
-                let sent = sink.send(
-                    OutRecord {
-                        topic,
-                        key: r.key(),
-                        value: r.value(),
-                        headers,
-                        timestamp: r.known_timestamp(),
-                    },
-                    ack,
-                );
+                let input_headers: Vec<(&[u8], Option<&[u8]>)> = match raw_headers {
+                    Some(raw) => raw
+                        .iter()
+                        .map(|(n, v)| (n.as_slice(), v.as_deref()))
+                        .collect(),
+                    None => r.headers().iter().map(|(n, v)| (n.as_bytes(), v)).collect(),
+                };
+                // A dead letter too large for the dead-letter topic is still
+                // written: without the record's headers, then without its
+                // key and value, saying what it left out.
+                let mut trim = Trim::Nothing;
+                let sent = loop {
+                    let (key, value, input) = match trim {
+                        Trim::Nothing => (r.key(), r.value(), &input_headers[..]),
+                        Trim::Headers => (r.key(), r.value(), &[][..]),
+                        Trim::Record => (None, None, &[][..]),
+                    };
+                    let dropped = trim.dropped().map(|d| ("wasmpipe.dropped", d.as_bytes()));
+                    let headers = input
+                        .iter()
+                        .copied()
+                        .chain(ours.iter().chain(&dropped).map(|(k, v)| (k.as_bytes(), Some(*v))));
+                    let bytes = key.map_or(0, <[u8]>::len)
+                        + value.map_or(0, <[u8]>::len)
+                        + headers.clone().map(|(k, v)| k.len() + v.map_or(0, <[u8]>::len)).sum::<usize>();
+                    let sent = match sink.admit(topic, bytes) {
+                        Err(refusal) => Err(SendError::Refused {
+                            topic: topic.to_owned(),
+                            refusal,
+                        }),
+                        Ok(()) => sink.send(
+                            OutRecord {
+                                topic,
+                                key,
+                                value,
+                                headers,
+                                timestamp: r.known_timestamp(),
+                            },
+                            ack,
+                        ),
+                    };
+                    match (sent, trim.next()) {
+                        (Err(SendError::Refused { refusal, .. }), Some(next))
+                            if refusal.reason == "too_large" =>
+                        {
+                            trim = next
+                        }
+                        (sent, _) => break sent,
+                    }
+                };
                 match sent {
                     Err(SendError::Transaction(e)) => {
                         *must_abort = Some(e);
@@ -502,7 +590,7 @@ impl Shared {
                         other.with_context(|| format!("dead-lettering {place} to '{topic}'"))?
                     }
                 }
-                tracing::warn!(record = %place, plugin = %d.plugin, kind = d.reason, error = %d.message, dlq = topic, "record dead-lettered");
+                tracing::warn!(record = %place, plugin = %d.plugin, kind = d.reason, error = %message, dlq = topic, dropped = trim.dropped(), "record dead-lettered");
                 self.counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
                 self.counters
                     .metrics
@@ -511,6 +599,44 @@ impl Shared {
             }
         }
     }
+}
+
+/// What a dead letter leaves out of its record to fit the dead-letter
+/// topic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Trim {
+    Nothing,
+    Headers,
+    Record,
+}
+
+impl Trim {
+    fn next(self) -> Option<Trim> {
+        match self {
+            Trim::Nothing => Some(Trim::Headers),
+            Trim::Headers => Some(Trim::Record),
+            Trim::Record => None,
+        }
+    }
+
+    /// The `wasmpipe.dropped` header's value.
+    fn dropped(self) -> Option<&'static str> {
+        match self {
+            Trim::Nothing => None,
+            Trim::Headers => Some("headers"),
+            Trim::Record => Some("headers,key,value"),
+        }
+    }
+}
+
+/// The bytes Kafka counts of a record: key, value and headers.
+fn record_bytes(r: &crate::runtime::ChainRecord<'_>) -> usize {
+    r.key.map_or(0, <[u8]>::len)
+        + r.value.map_or(0, <[u8]>::len)
+        + r.headers
+            .iter()
+            .map(|(n, v)| n.len() + v.map_or(0, <[u8]>::len))
+            .sum::<usize>()
 }
 
 /// A failed record and why, as its dead letter's headers say.
@@ -522,6 +648,20 @@ struct DeadLetter {
     message: String,
     plugin: String,
     plugin_sha256: String,
+}
+
+impl DeadLetter {
+    /// A record whose header names are not UTF-8: no plugin saw it as it is.
+    fn malformed(index: u32) -> DeadLetter {
+        DeadLetter {
+            index,
+            kind: "record",
+            reason: "header_name_not_utf8",
+            message: "a header name of the record is not UTF-8, which plugins cannot be given; it is dead-lettered with its headers as they came".into(),
+            plugin: String::new(),
+            plugin_sha256: String::new(),
+        }
+    }
 }
 
 impl From<&RecordFailure> for DeadLetter {
@@ -547,21 +687,45 @@ fn plugin_labels(chain: &Chain) -> Vec<(String, String)> {
 }
 
 /// Moves acknowledged batches of `w` to its committable offset.
-fn settle(w: &mut Worker) -> anyhow::Result<()> {
-    while let Some((next, ack)) = w.in_flight.front() {
+/// On a batch Kafka did not take whole, returns where reading starts
+/// again and why: nothing after it may be committed.
+fn settle(w: &mut Worker) -> Result<(), (i64, String)> {
+    while let Some((first, next, ack)) = w.in_flight.front() {
         if !ack.is_done() {
             break;
         }
         if let Some(e) = ack.failure() {
-            // Nothing after this batch may be committed; restarting resumes
-            // from the last committed offset, so nothing is lost.
-            return Err(anyhow!("delivery failed and was not retried further: {e}"));
+            return Err((*first, e));
         }
         w.committable = Some((*next, true));
         w.rewind_to = Some(*next);
         w.in_flight.pop_front();
     }
     Ok(())
+}
+
+/// At-least-once: Kafka did not take every output of a batch. Its records
+/// are read and processed again: a refusal that is the record's doing
+/// (learned from the delivery report) now dead-letters that record before
+/// any of its outputs is queued; a passing failure is simply retried.
+/// Outputs Kafka already acknowledged stay (at-least-once cannot take
+/// them back).
+fn redo(
+    tp: &TopicPartition,
+    w: &mut Worker,
+    consumer: &dyn Committer,
+    from: i64,
+    error: &str,
+) -> anyhow::Result<()> {
+    tracing::warn!(partition = %tp, from, %error, "kafka did not take every output of a batch; its records are processed again");
+    w.batch.clear();
+    w.malformed.clear();
+    w.opened = None;
+    w.in_flight.clear();
+    w.rewind_to = Some(from);
+    consumer
+        .seek(tp, from)
+        .with_context(|| format!("rewinding {tp} to offset {from}"))
 }
 
 /// Runs the pipeline until `shutdown` is set (then drains, commits and
@@ -666,7 +830,7 @@ fn run_loop(shared: &Shared, source: &Source, shutdown: &AtomicBool) -> anyhow::
                 None => Ok(false),
             }
         });
-        let polled = match polled {
+        let mut polled = match polled {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(error = %e, "kafka consumer error; retrying");
@@ -676,10 +840,13 @@ fn run_loop(shared: &Shared, source: &Source, shutdown: &AtomicBool) -> anyhow::
         };
         now = Instant::now();
         let mut state = shared.state();
-        if let Some((tp, offset)) = &polled {
+        if let Some(p) = polled.as_mut() {
             shared.counters.consumed.fetch_add(1, Ordering::Relaxed);
-            if let Some(w) = state.workers.get_mut(tp) {
-                w.rewind_to.get_or_insert(*offset);
+            if let Some(w) = state.workers.get_mut(&p.tp) {
+                w.rewind_to.get_or_insert(p.offset);
+                if let Some(raw) = p.raw_headers.take() {
+                    w.malformed.push((w.batch.len() as u32 - 1, raw));
+                }
             }
         }
         if let Some(e) = state.error.take() {
@@ -767,7 +934,11 @@ fn commit(shared: &Shared, state: &mut State, source: &Source) -> anyhow::Result
         Delivery::AtLeastOnce => {
             let mut offsets = Vec::new();
             for (tp, w) in state.workers.iter_mut() {
-                settle(w)?;
+                if let Err((from, error)) = settle(w) {
+                    shared.counters.recoveries.fetch_add(1, Ordering::Relaxed);
+                    shared.counters.metrics.recovery();
+                    redo(tp, w, source, from, &error)?;
+                }
                 if let Some((next, changed)) = &mut w.committable
                     && *changed
                 {

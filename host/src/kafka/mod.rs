@@ -4,9 +4,11 @@
 
 mod sink;
 mod source;
+mod topics;
 
 pub use sink::{BatchAck, OutRecord, SendError, Sink, TransactionError};
-pub use source::{Committer, GroupMetadata, RebalanceHandler, Source};
+pub use topics::{Refusal, Refusals};
+pub use source::{Committer, GroupMetadata, Polled, RebalanceHandler, Source};
 
 use rdkafka::ClientConfig;
 use rdkafka::client::OAuthToken as RdOAuthToken;

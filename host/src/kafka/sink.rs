@@ -3,9 +3,10 @@
 //! (at-least-once) or Kafka transactions (exactly-once).
 
 use super::source::GroupMetadata;
+use super::topics::{Refusal, Refusals, check_name};
 use super::{Delivery, KafkaConfig, TopicPartition};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::{BorrowedHeaders, Message, OwnedHeaders};
 use rdkafka::producer::{
     BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig,
 };
@@ -54,6 +55,13 @@ pub enum TransactionError {
         call: &'static str,
         waited: Duration,
     },
+    /// A record was refused after outputs of it were queued in the open
+    /// transaction: aborted, the record's outputs go with it, and when it
+    /// is processed again it is refused before any of them is queued.
+    #[error(
+        "kafka refused an output for topic '{topic}' ({reason}) after other outputs of its record were queued"
+    )]
+    RecordRefused { topic: String, reason: &'static str },
     /// No thread could be started to make a transactional call on.
     #[error("kafka: no thread could be started for {call}: {error}")]
     Thread {
@@ -76,15 +84,11 @@ impl From<KafkaError> for TransactionError {
 /// Why a record could not be queued for producing.
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
-    /// Kafka refuses this record for good (its topic does not exist, it is
-    /// larger than `message.max.bytes`): the record is at fault, not the
-    /// pipeline.
-    #[error("kafka refuses the record for topic '{topic}': {error}")]
-    Refused {
-        topic: String,
-        reason: &'static str,
-        error: KafkaError,
-    },
+    /// Kafka refuses this record (its topic's name is invalid or the topic
+    /// does not exist, it is larger than `message.max.bytes`): the record
+    /// is at fault, not the pipeline.
+    #[error("kafka refuses the record for topic '{topic}': {}", refusal.message)]
+    Refused { topic: String, refusal: Refusal },
     /// Exactly-once: the open transaction has failed (an earlier record
     /// was not delivered) and takes no more records until it is aborted.
     #[error(transparent)]
@@ -127,6 +131,7 @@ pub struct OutRecord<'a, H> {
 pub struct SinkContext {
     fatal: AtomicBool,
     token_source: Option<Arc<dyn super::TokenSource>>,
+    refusals: Arc<Refusals>,
 }
 
 impl ClientContext for SinkContext {
@@ -151,7 +156,15 @@ impl ProducerContext for SinkContext {
     type DeliveryOpaque = Arc<BatchAck>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, ack: Arc<BatchAck>) {
-        if let Err((e, _)) = result {
+        if let Err((e, message)) = result {
+            // A refusal that is the record's doing is refused up front when
+            // the record is processed again.
+            self.refusals.learn(
+                message.topic(),
+                e.rdkafka_error_code(),
+                message.payload_len() + message.key_len(),
+                &e.to_string(),
+            );
             let mut failed = ack.failed.lock().unwrap_or_else(|e| e.into_inner());
             failed.get_or_insert_with(|| e.to_string());
         }
@@ -167,6 +180,8 @@ pub struct Sink {
     delivery: Delivery,
     /// How long one transactional call may block.
     txn_timeout: Duration,
+    /// The producer's `message.max.bytes`: larger records are refused.
+    max_message_bytes: usize,
 }
 
 impl Sink {
@@ -177,6 +192,17 @@ impl Sink {
         config: &KafkaConfig,
         delivery: Delivery,
         transactional_id: &str,
+    ) -> Result<Sink, TransactionError> {
+        Sink::with_refusals(config, delivery, transactional_id, Arc::default())
+    }
+
+    /// [`Sink::new`] that starts from what an earlier producer learned of
+    /// the topics' refusals.
+    pub fn with_refusals(
+        config: &KafkaConfig,
+        delivery: Delivery,
+        transactional_id: &str,
+        refusals: Arc<Refusals>,
     ) -> Result<Sink, TransactionError> {
         let mut own = vec![
             ("enable.idempotence", "true"),
@@ -195,12 +221,16 @@ impl Sink {
             own.push(("transactional.id", transactional_id));
             own.push(("transaction.timeout.ms", "60000"));
         }
-        let producer: BaseProducer<SinkContext> = config
-            .client_config(super::Client::Producer, &own)
-            .create_with_context(SinkContext {
-                fatal: AtomicBool::new(false),
-                token_source: config.token_source.clone(),
-            })?;
+        let client = config.client_config(super::Client::Producer, &own);
+        let max_message_bytes = client
+            .get("message.max.bytes")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1_000_000);
+        let producer: BaseProducer<SinkContext> = client.create_with_context(SinkContext {
+            fatal: AtomicBool::new(false),
+            token_source: config.token_source.clone(),
+            refusals,
+        })?;
         // Serves the first token request before anything waits on a
         // connection (init_transactions would otherwise time out).
         producer.poll(Duration::ZERO);
@@ -208,6 +238,7 @@ impl Sink {
             producer: Arc::new(producer),
             delivery,
             txn_timeout: TXN_TIMEOUT,
+            max_message_bytes,
         };
         if delivery == Delivery::ExactlyOnce {
             sink.retry("initialising transactions", |p, timeout| {
@@ -222,16 +253,45 @@ impl Sink {
         Ok(sink)
     }
 
+    /// What this producer learned of the topics' refusals.
+    pub fn refusals(&self) -> Arc<Refusals> {
+        self.producer.context().refusals.clone()
+    }
+
+    /// Whether Kafka would take a record of `bytes` for `topic`, as far as
+    /// is known before queueing it: a valid name, not larger than
+    /// `message.max.bytes`, not refused before.
+    pub fn admit(&self, topic: &str, bytes: usize) -> Result<(), Refusal> {
+        check_name(topic)?;
+        if bytes > self.max_message_bytes {
+            return Err(Refusal {
+                reason: "too_large",
+                message: format!(
+                    "the record's {bytes} bytes exceed the producer's message.max.bytes ({})",
+                    self.max_message_bytes
+                ),
+            });
+        }
+        self.producer.context().refusals.check(topic, bytes)
+    }
+
     /// Queues `record`, waiting while the producer's queue is full
-    /// (backpressure: the caller stops consuming meanwhile).
+    /// (backpressure: the caller stops consuming meanwhile). Header names
+    /// are bytes, as Kafka carries them.
     pub fn send<'h>(
         &self,
-        record: OutRecord<'_, impl Iterator<Item = (&'h str, Option<&'h [u8]>)>>,
+        record: OutRecord<'_, impl Iterator<Item = (&'h [u8], Option<&'h [u8]>)>>,
         ack: &Arc<BatchAck>,
     ) -> Result<(), SendError> {
-        let mut headers = OwnedHeaders::new();
-        for (key, value) in record.headers {
-            headers = headers.insert(Header { key, value });
+        if let Err(refusal) = check_name(record.topic) {
+            return Err(SendError::Refused {
+                topic: record.topic.to_owned(),
+                refusal,
+            });
+        }
+        let headers = OwnedHeaders::new();
+        for (name, value) in record.headers {
+            add_header(&headers, name, value);
         }
         let mut message: BaseRecord<'_, [u8], [u8], Arc<BatchAck>> =
             BaseRecord::with_opaque_to(record.topic, ack.clone()).headers(headers);
@@ -253,26 +313,27 @@ impl Sink {
                     // rdkafka's poll runs to its deadline: keep it short.
                     self.producer.poll(Duration::from_millis(1));
                 }
-                Err((e, _)) => {
+                Err((e, m)) => {
                     ack.pending.fetch_sub(1, Ordering::AcqRel);
-                    let reason = match e.rdkafka_error_code() {
-                        Some(RDKafkaErrorCode::UnknownTopic)
-                        | Some(RDKafkaErrorCode::UnknownTopicOrPartition) => "unknown_topic",
-                        Some(RDKafkaErrorCode::UnknownPartition) => "unknown_partition",
-                        Some(RDKafkaErrorCode::MessageSizeTooLarge) => "too_large",
+                    match e.rdkafka_error_code() {
                         Some(RDKafkaErrorCode::State) if self.delivery == Delivery::ExactlyOnce => {
                             return Err(SendError::Transaction(TransactionError::Abortable(e)));
                         }
                         Some(RDKafkaErrorCode::Fatal) if self.delivery == Delivery::ExactlyOnce => {
                             return Err(SendError::Transaction(TransactionError::Fatal(e)));
                         }
-                        _ => return Err(SendError::Kafka(e)),
+                        _ => {}
+                    }
+                    let bytes = m.payload.map_or(0, <[u8]>::len) + m.key.map_or(0, <[u8]>::len);
+                    let refusals = &self.producer.context().refusals;
+                    refusals.learn(record.topic, e.rdkafka_error_code(), bytes, &e.to_string());
+                    return match refusals.check(record.topic, bytes) {
+                        Err(refusal) => Err(SendError::Refused {
+                            topic: record.topic.to_owned(),
+                            refusal,
+                        }),
+                        Ok(()) => Err(SendError::Kafka(e)),
                     };
-                    return Err(SendError::Refused {
-                        topic: record.topic.to_owned(),
-                        reason,
-                        error: e,
-                    });
                 }
             }
         }
@@ -412,6 +473,32 @@ impl Sink {
         result
             .recv_timeout(waited)
             .map_err(|_| TransactionError::Stuck { call: what, waited })
+    }
+}
+
+/// Adds a header whose name is bytes. rdkafka's `OwnedHeaders::insert`
+/// takes a `&str` name, but Kafka carries names as bytes, and a dead letter
+/// keeps the names its record came with.
+fn add_header(headers: &OwnedHeaders, name: &[u8], value: Option<&[u8]>) {
+    // `as_borrowed` is the native headers pointer cast to a reference;
+    // rdkafka's own `BorrowedHeaders::as_native_ptr` casts it back so.
+    let native = headers.as_borrowed() as *const BorrowedHeaders
+        as *mut rdkafka::bindings::rd_kafka_headers_t;
+    let (value_ptr, value_len) = match value {
+        Some(v) => (v.as_ptr().cast(), v.len() as isize),
+        None => (std::ptr::null(), 0),
+    };
+    // SAFETY: `native` is the live, writable headers object `headers`
+    // owns; librdkafka copies the name and value (lengths given, so no NUL
+    // is needed). It fails only for read-only headers, which these are not.
+    unsafe {
+        rdkafka::bindings::rd_kafka_header_add(
+            native,
+            name.as_ptr().cast(),
+            name.len() as isize,
+            value_ptr,
+            value_len,
+        );
     }
 }
 

@@ -8,7 +8,7 @@ use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, ConsumerGroupMetadata, Rebalance,
 };
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Headers, Message, Timestamp};
+use rdkafka::message::{BorrowedMessage, Message, Timestamp};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::sync::Arc;
 use std::time::Duration;
@@ -326,7 +326,7 @@ impl Source {
             &TopicPartition,
             &mut dyn FnMut(&mut Batch) -> Result<bool, LayoutError>,
         ) -> Result<bool, LayoutError>,
-    ) -> Result<Option<(TopicPartition, i64)>, KafkaError> {
+    ) -> Result<Option<Polled>, KafkaError> {
         let message = match self.consumer.poll(timeout) {
             None => return Ok(None),
             Some(m) => m?,
@@ -349,17 +349,35 @@ impl Source {
             partition: message.partition(),
             offset: message.offset(),
         };
-        let headers = message.headers();
+        let headers = RawHeaders::of(&message);
+        // A header name another client wrote that is not UTF-8 cannot be
+        // given to a plugin as it is: the record goes into the batch with
+        // the name made readable, and the pipeline dead-letters it with its
+        // headers as they came.
+        let malformed = !headers.names_are_utf8();
         let mut fill = |batch: &mut Batch| {
             let all = headers
-                .map(|h| h.iter())
-                .into_iter()
-                .flatten()
-                .map(|h| (h.key, h.value));
+                .iter()
+                .map(|(name, value)| (String::from_utf8_lossy(name), value));
+            let all: Vec<_> = all.collect::<Vec<_>>();
+            batch
+                .push_parts(parts, all.iter().map(|(n, v)| (n.as_ref(), *v)))
+                .map(|()| true)
+        };
+        let mut fast = |batch: &mut Batch| {
+            let all = headers
+                .iter()
+                .map(|(name, value)| (std::str::from_utf8(name).unwrap_or_default(), value));
             batch.push_parts(parts, all).map(|()| true)
         };
-        match route(&tp, &mut fill) {
-            Ok(true) => Ok(Some((tp, message.offset()))),
+        let fill: &mut dyn FnMut(&mut Batch) -> Result<bool, LayoutError> =
+            if malformed { &mut fill } else { &mut fast };
+        match route(&tp, fill) {
+            Ok(true) => Ok(Some(Polled {
+                offset: message.offset(),
+                tp,
+                raw_headers: malformed.then(|| headers.to_owned()),
+            })),
             // A record of a partition no longer ours: its next owner reads it.
             Ok(false) => Ok(None),
             Err(e) => {
@@ -369,6 +387,88 @@ impl Source {
                 ))
             }
         }
+    }
+}
+
+/// A record read into its partition's batch.
+pub struct Polled {
+    pub tp: TopicPartition,
+    pub offset: i64,
+    /// The record's headers as they came, when one of their names is not
+    /// UTF-8: the record must be dead-lettered with them.
+    pub raw_headers: Option<Vec<(Vec<u8>, Option<Vec<u8>>)>>,
+}
+
+/// A consumed record's headers as librdkafka holds them: names are bytes.
+/// (rdkafka's `Headers::get` panics on a name that is not UTF-8.)
+struct RawHeaders<'m> {
+    native: *const rdkafka::bindings::rd_kafka_headers_t,
+    count: usize,
+    _message: std::marker::PhantomData<&'m BorrowedMessage<'m>>,
+}
+
+impl<'m> RawHeaders<'m> {
+    fn of(message: &'m BorrowedMessage<'m>) -> RawHeaders<'m> {
+        let mut native = std::ptr::null_mut();
+        // SAFETY: the message is live; librdkafka writes the message's
+        // headers object (owned by the message) or returns an error.
+        let err = unsafe { rdkafka::bindings::rd_kafka_message_headers(message.ptr(), &mut native) };
+        let count = if err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+            && !native.is_null()
+        {
+            // SAFETY: a headers object librdkafka just returned.
+            unsafe { rdkafka::bindings::rd_kafka_header_cnt(native) }
+        } else {
+            0
+        };
+        RawHeaders {
+            native,
+            count,
+            _message: std::marker::PhantomData,
+        }
+    }
+
+    fn get(&self, index: usize) -> Option<(&'m [u8], Option<&'m [u8]>)> {
+        let mut name = std::ptr::null();
+        let mut value = std::ptr::null();
+        let mut size = 0;
+        // SAFETY: `native` belongs to the message, which outlives 'm;
+        // librdkafka checks the index.
+        let err = unsafe {
+            rdkafka::bindings::rd_kafka_header_get_all(
+                self.native,
+                index,
+                &mut name,
+                &mut value,
+                &mut size,
+            )
+        };
+        if err != rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+            || name.is_null()
+        {
+            return None;
+        }
+        // SAFETY: librdkafka returns a NUL-terminated name and a value of
+        // `size` bytes (or null), both owned by the message.
+        unsafe {
+            let name = std::ffi::CStr::from_ptr(name).to_bytes();
+            let value = (!value.is_null()).then(|| std::slice::from_raw_parts(value.cast(), size));
+            Some((name, value))
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&'m [u8], Option<&'m [u8]>)> + '_ {
+        (0..self.count).filter_map(|i| self.get(i))
+    }
+
+    fn names_are_utf8(&self) -> bool {
+        self.iter().all(|(name, _)| std::str::from_utf8(name).is_ok())
+    }
+
+    fn to_owned(&self) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        self.iter()
+            .map(|(n, v)| (n.to_vec(), v.map(<[u8]>::to_vec)))
+            .collect()
     }
 }
 

@@ -657,7 +657,7 @@ fn a_plugin_that_loops_is_dead_lettered_as_a_deadline() {
 }
 
 /// Sets a topic's config (replacing its other overrides).
-fn set_topic_config(topic: &str, key: &str, value: &str) {
+pub fn set_topic_config(topic: &str, key: &str, value: &str) {
     use rdkafka::admin::{AlterConfig, ResourceSpecifier};
     let admin: AdminClient<DefaultClientContext> = client_at(&bootstrap(), &[]).create().unwrap();
     let change = AlterConfig::new(ResourceSpecifier::Topic(topic)).set(key, value);

@@ -6,6 +6,7 @@ mod cli;
 mod conformance;
 mod failover;
 mod hostile;
+mod hostile_records;
 mod k8s;
 mod kafka;
 mod load;

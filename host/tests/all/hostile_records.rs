@@ -1,0 +1,209 @@
+//! Records and routes that Kafka or the client library can refuse, on the
+//! real broker, in both delivery modes: each costs its record (dead-lettered
+//! with why), never the stream.
+
+use crate::kafka::{
+    Rec, bootstrap, consume, create_topics, numbered, plugin_dir, produce, run_config,
+    set_topic_config, start, topic,
+};
+use rdkafka::ClientConfig;
+use rdkafka::message::{BorrowedHeaders, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use wasmpipe::kafka::Delivery;
+
+type Raw = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
+fn native(headers: &OwnedHeaders) -> *mut rdkafka::bindings::rd_kafka_headers_t {
+    headers.as_borrowed() as *const BorrowedHeaders as *mut _
+}
+
+/// Produces one record with headers whose names are any bytes, as a
+/// client in another language may write them.
+fn produce_raw(topic: &str, value: &[u8], headers: &Raw) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .create()
+        .unwrap();
+    let owned = OwnedHeaders::new();
+    for (name, value) in headers {
+        let (v, len) = value
+            .as_ref()
+            .map_or((std::ptr::null(), 0), |v| (v.as_ptr().cast(), v.len() as isize));
+        // SAFETY: live, writable headers; librdkafka copies name and value.
+        unsafe {
+            rdkafka::bindings::rd_kafka_header_add(
+                native(&owned),
+                name.as_ptr().cast(),
+                name.len() as isize,
+                v,
+                len,
+            );
+        }
+    }
+    let record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic)
+        .partition(0)
+        .payload(value)
+        .headers(owned);
+    producer.send(record).map_err(|(e, _)| e).unwrap();
+    producer.flush(Duration::from_secs(30)).unwrap();
+}
+
+/// A message's headers as bytes (rdkafka's own reader panics on a name
+/// that is not UTF-8).
+fn raw_headers(m: &OwnedMessage) -> Raw {
+    let Some(h) = m.headers() else {
+        return Vec::new();
+    };
+    let native = native(h);
+    let mut out = Vec::new();
+    for i in 0.. {
+        let (mut name, mut value, mut size) = (std::ptr::null(), std::ptr::null(), 0);
+        // SAFETY: `native` is live for `m`; librdkafka checks the index.
+        let err = unsafe {
+            rdkafka::bindings::rd_kafka_header_get_all(native, i, &mut name, &mut value, &mut size)
+        };
+        if err != rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+            break;
+        }
+        // SAFETY: a NUL-terminated name and `size` bytes owned by `m`.
+        let (name, value) = unsafe {
+            (
+                std::ffi::CStr::from_ptr(name).to_bytes().to_vec(),
+                (!value.is_null())
+                    .then(|| std::slice::from_raw_parts(value.cast::<u8>(), size).to_vec()),
+            )
+        };
+        out.push((name, value));
+    }
+    out
+}
+
+fn header(m: &OwnedMessage, name: &str) -> Option<String> {
+    raw_headers(m)
+        .into_iter()
+        .find(|(n, _)| n == name.as_bytes())
+        .and_then(|(_, v)| v)
+        .map(|v| String::from_utf8_lossy(&v).into_owned())
+}
+
+const MODES: [Delivery; 2] = [Delivery::AtLeastOnce, Delivery::ExactlyOnce];
+
+#[test]
+fn a_header_name_that_is_not_utf8_is_dead_lettered_with_its_headers_as_they_came() {
+    for delivery in MODES {
+        let (input, output, dlq) = (topic("nu-in"), topic("nu-out"), topic("nu-dlq"));
+        create_topics(&[(&input, 1), (&output, 1), (&dlq, 1)]);
+        let plain = |v: &str| Rec {
+            key: None,
+            value: Some(v.as_bytes().to_vec()),
+            headers: vec![("h".into(), Some(b"1".to_vec()))],
+        };
+        produce(&input, &[(0, plain("a"))]);
+        let odd: Raw = vec![
+            (b"ok".to_vec(), Some(b"v".to_vec())),
+            (b"\xff\xfe-name".to_vec(), Some(b"\x00\x01".to_vec())),
+            (b"wasmpipe.error.kind".to_vec(), None),
+        ];
+        produce_raw(&input, b"odd", &odd);
+        produce(&input, &[(0, plain("c"))]);
+        let (_dir, plugins) = plugin_dir(wasmpipe_test_guests::FLAT_IDENTITY, None);
+        let running = start(run_config(&input, &output, Some(&dlq), &plugins, delivery));
+        let kept = consume(&output, 2, true, Duration::from_secs(60));
+        let dead = consume(&dlq, 1, true, Duration::from_secs(60));
+        let counters = running.stop();
+        let values: Vec<_> = kept.iter().map(|m| m.payload().unwrap().to_vec()).collect();
+        assert_eq!(values, [b"a".to_vec(), b"c".to_vec()], "{delivery:?}");
+        assert_eq!(dead.len(), 1, "{delivery:?}");
+        let d = &dead[0];
+        assert_eq!(d.payload(), Some(&b"odd"[..]));
+        let headers = raw_headers(d);
+        assert_eq!(headers[..2], odd[..2], "the record's headers, byte for byte");
+        assert_eq!(header(d, "wasmpipe.error.kind").unwrap(), "record");
+        assert_eq!(
+            header(d, "wasmpipe.error.reason").unwrap(),
+            "header_name_not_utf8"
+        );
+        assert_eq!(header(d, "wasmpipe.source.offset").unwrap(), "1");
+        assert_eq!(counters.dead_lettered.load(Ordering::Relaxed), 1);
+    }
+}
+
+/// A plugin routes records to topic names Kafka refuses (empty, a space,
+/// a NUL, 300 characters): each is dead-lettered as `invalid_topic` before
+/// anything of it is queued, in both modes; the others flow.
+#[test]
+fn outputs_to_a_topic_name_kafka_refuses_are_dead_lettered() {
+    let long = "x".repeat(300);
+    for delivery in MODES {
+        for bad in ["", "has space", "nul\\u0000byte", long.as_str()] {
+            let (input, output, dlq) = (topic("it-in"), topic("it-out"), topic("it-dlq"));
+            create_topics(&[(&input, 1), (&output, 1), (&dlq, 1)]);
+            let mut records = numbered(1, 20);
+            for (i, (_, r)) in records.iter_mut().enumerate() {
+                if i % 5 == 2 {
+                    r.value = Some(b"poison".to_vec());
+                }
+            }
+            produce(&input, &records);
+            let yaml = format!(
+                "plugins:\n  - file: misbehave.wasm\n    config: {{ mode: route, topic: \"{bad}\" }}\n"
+            );
+            let (_dir, plugins) = plugin_dir(wasmpipe_test_guests::FLAT_MISBEHAVE, Some(&yaml));
+            let running = start(run_config(&input, &output, Some(&dlq), &plugins, delivery));
+            let kept = consume(&output, 16, true, Duration::from_secs(60));
+            let dead = consume(&dlq, 4, true, Duration::from_secs(60));
+            let counters = running.stop();
+            assert_eq!(kept.len(), 16, "{delivery:?} {bad:?}");
+            assert!(kept.iter().all(|m| m.payload() != Some(b"poison")));
+            assert_eq!(dead.len(), 4, "{delivery:?} {bad:?}");
+            for m in &dead {
+                assert_eq!(m.payload(), Some(&b"poison"[..]));
+                assert_eq!(header(m, "wasmpipe.error.kind").unwrap(), "produce");
+                assert_eq!(header(m, "wasmpipe.error.reason").unwrap(), "invalid_topic");
+            }
+            assert_eq!(counters.dead_lettered.load(Ordering::Relaxed), 4);
+        }
+    }
+}
+
+/// A dead letter larger than the dead-letter topic takes (its
+/// `max.message.bytes`) is still written: without the record's headers,
+/// then without its key and value, with `wasmpipe.dropped` saying so. The
+/// pipeline does not halt on it, in either mode.
+#[test]
+fn a_dead_letter_too_large_for_its_topic_is_written_trimmed() {
+    for delivery in MODES {
+        let (input, output, dlq) = (topic("tl-in"), topic("tl-out"), topic("tl-dlq"));
+        create_topics(&[(&input, 1), (&output, 1), (&dlq, 1)]);
+        set_topic_config(&dlq, "max.message.bytes", "4000");
+        let big = vec![b'p'; 50_000];
+        let mut records = numbered(1, 10);
+        records[3].1.value = Some(big.clone());
+        produce(&input, &records);
+        let yaml = format!(
+            "plugins:\n  - file: misbehave.wasm\n    config: {{ mode: error, trigger: \"{}\" }}\n",
+            String::from_utf8(big.clone()).unwrap()
+        );
+        let (_dir, plugins) = plugin_dir(wasmpipe_test_guests::FLAT_MISBEHAVE, Some(&yaml));
+        let running = start(run_config(&input, &output, Some(&dlq), &plugins, delivery));
+        let dead = consume(&dlq, 1, true, Duration::from_secs(90));
+        let kept = consume(&output, 9, true, Duration::from_secs(60));
+        let counters = running.stop();
+        assert_eq!(dead.len(), 1, "{delivery:?}");
+        let d = &dead[0];
+        assert_eq!(header(d, "wasmpipe.dropped").unwrap(), "headers,key,value");
+        assert_eq!(d.payload(), None);
+        assert_eq!(header(d, "wasmpipe.source.offset").unwrap(), "3");
+        assert_eq!(header(d, "wasmpipe.error.reason").unwrap(), "guest_error");
+        let mut seqs: Vec<_> = kept
+            .iter()
+            .map(|m| crate::kafka::sequence(m).unwrap().1)
+            .collect();
+        seqs.sort();
+        seqs.dedup();
+        assert_eq!(seqs, [0, 1, 2, 4, 5, 6, 7, 8, 9], "{delivery:?}");
+        assert_eq!(counters.dead_lettered.load(Ordering::Relaxed), 1);
+    }
+}
