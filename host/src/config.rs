@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod checks;
+pub use checks::{default_name, topic_name_error};
+
 /// What happens to a record a plugin fails on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum OnError {
@@ -47,36 +50,6 @@ pub struct RunConfig {
     pub transactional_id: String,
 }
 
-impl RunConfig {
-    /// Checks what flags alone cannot: names the setting and the fix.
-    pub fn validate(&self) -> anyhow::Result<()> {
-        if self.input_topics.is_empty() {
-            bail!("no input topic: set --input-topic (WASMPIPE_INPUT_TOPIC)");
-        }
-        if self.on_error == OnError::Dlq && self.dlq_topic.as_deref().is_none_or(str::is_empty) {
-            bail!(
-                "--on-error dlq needs a dead-letter topic: set --dlq-topic (WASMPIPE_DLQ_TOPIC), or choose --on-error skip|halt"
-            );
-        }
-        if self.input_topics.contains(&self.output_topic) {
-            bail!(
-                "the output topic {} is also an input topic: records would loop",
-                self.output_topic
-            );
-        }
-        if self.batch_records == 0 || self.batch_bytes == 0 {
-            bail!("--batch-records and --batch-bytes must be above zero");
-        }
-        if !self.plugin_dir.is_dir() {
-            bail!(
-                "--plugin-dir {} is not a directory",
-                self.plugin_dir.display()
-            );
-        }
-        Ok(())
-    }
-}
-
 /// The pipeline file: the plugin chain, in order, with each plugin's config.
 ///
 /// ```yaml
@@ -89,6 +62,8 @@ impl RunConfig {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineFile {
+    /// Never empty: a file reading `plugins:` alone is refused by name.
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub plugins: Vec<PluginSpec>,
 }
 
@@ -102,6 +77,12 @@ pub struct PluginSpec {
     pub name: Option<String>,
     #[serde(default)]
     pub config: BTreeMap<String, Scalar>,
+}
+
+/// `plugins:` with nothing after it reads as an empty list, refused with
+/// the fix by [`PipelineFile::check`] rather than as a type error.
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PluginSpec>, D::Error> {
+    Ok(Option::<Vec<PluginSpec>>::deserialize(d)?.unwrap_or_default())
 }
 
 /// A config value: written as a string, number or boolean.
@@ -136,7 +117,10 @@ impl PipelineFile {
                 path.display()
             ),
         };
-        parsed.with_context(|| format!("pipeline file {}", path.display()))
+        let file: PipelineFile =
+            parsed.with_context(|| format!("pipeline file {}", path.display()))?;
+        file.check(path)?;
+        Ok(file)
     }
 
     /// The default chain: every plugin file in `dir`, by name, no config.

@@ -487,9 +487,10 @@ struct LimitArgs {
 impl From<LimitArgs> for Limits {
     fn from(a: LimitArgs) -> Limits {
         Limits {
-            memory_bytes: a.plugin_memory_mib << 20,
+            // Saturating: a huge value is refused by name, not wrapped.
+            memory_bytes: a.plugin_memory_mib.saturating_mul(1 << 20),
             deadline: a.plugin_deadline,
-            output_bytes: a.plugin_output_mib << 20,
+            output_bytes: a.plugin_output_mib.saturating_mul(1 << 20),
         }
     }
 }

@@ -361,3 +361,24 @@ fn a_script_plugin_without_its_runtime_is_named_with_the_fix() {
         "{stderr}"
     );
 }
+
+#[test]
+fn run_refuses_a_dead_letter_topic_that_is_the_output_before_connecting() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_wasmpipe"))
+        .args(["run", "--brokers", "127.0.0.1:1", "--group", "g"])
+        .args(["--input-topic", "orders", "--output-topic", "orders-clean"])
+        .args(["--dlq-topic", "orders-clean", "--ops-addr", "off"])
+        .arg("--plugin-dir")
+        .arg(dir.path())
+        .env_remove("WASMPIPE_DLQ_TOPIC")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.trim(),
+        "wasmpipe: --dlq-topic (WASMPIPE_DLQ_TOPIC) 'orders-clean' is also the output topic (--output-topic, WASMPIPE_OUTPUT_TOPIC): dead letters would mix with good records; give dead letters a topic of their own"
+    );
+}
