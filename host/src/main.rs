@@ -118,8 +118,9 @@ struct KafkaArgs {
     /// prefix it with consumer. or producer. to set it on one client only.
     /// Also read from WASMPIPE_KAFKA_<NAME> variables: WASMPIPE_KAFKA_SASL_MECHANISM=PLAIN
     /// sets sasl.mechanism.
-    #[arg(long = "kafka", value_name = "KEY=VALUE", value_parser = parse_pair)]
-    kafka: Vec<(String, String)>,
+    /// Split in `config`, not by clap: clap's error would print the value.
+    #[arg(long = "kafka", value_name = "KEY=VALUE")]
+    kafka: Vec<String>,
     /// Authenticate to Amazon MSK with IAM (its port 9098): SASL/OAUTHBEARER
     /// tokens signed with the AWS credentials of the pod's service account
     /// (IRSA or EKS Pod Identity) or of the environment. Sets
@@ -134,7 +135,16 @@ struct KafkaArgs {
 impl KafkaArgs {
     fn config(self) -> anyhow::Result<KafkaConfig> {
         let mut properties = kafka_env();
-        properties.extend(self.kafka);
+        for (i, arg) in self.kafka.iter().enumerate() {
+            // Not shown: a mistyped property may be a password.
+            let pair = parse_pair(arg).map_err(|_| {
+                anyhow::anyhow!(
+                    "--kafka argument {} is not KEY=VALUE (not shown, it may hold a secret): write each property as --kafka name=value",
+                    i + 1
+                )
+            })?;
+            properties.push(pair);
+        }
         let token_source = if self.aws_msk_iam {
             let iam = wasmpipe::aws::MskIam::new(self.aws_region)?;
             tracing::info!(

@@ -2,10 +2,12 @@
 //! sends outputs, dead letters and transactions. The only module that
 //! knows rdkafka; it never sees wasm.
 
+mod secrets;
 mod sink;
 mod source;
 mod topics;
 
+pub use secrets::is_secret;
 pub use sink::{BatchAck, OutRecord, SendError, Sink, TransactionError};
 pub use topics::{Refusal, Refusals};
 pub use source::{Committer, GroupMetadata, Polled, RebalanceHandler, Source};
@@ -133,6 +135,7 @@ pub fn partition_count(
     let client: BaseConsumer<MetadataContext> = config
         .client_config(Client::Consumer, &[])
         .create_with_context(MetadataContext(config.token_source.clone()))
+        .map_err(secrets::redact_error)
         .context("creating a Kafka client")?;
     // Serves the first token request, if SASL/OAUTHBEARER asks for one.
     let _ = client.poll(std::time::Duration::ZERO);
@@ -173,66 +176,3 @@ impl rdkafka::ClientContext for MetadataContext {
 }
 
 impl rdkafka::consumer::ConsumerContext for MetadataContext {}
-
-/// Whether a librdkafka property holds a secret that must not be logged.
-pub fn is_secret(key: &str) -> bool {
-    let key = key.to_ascii_lowercase();
-    [
-        "password",
-        "secret",
-        "jaas",
-        "token",
-        "key.pem",
-        "keystore",
-        "credentials",
-        "sasl.oauthbearer.config",
-    ]
-    .iter()
-    .any(|s| key.contains(s))
-}
-
-impl fmt::Debug for KafkaConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let props: Vec<String> = self
-            .properties
-            .iter()
-            .map(|(k, v)| {
-                if is_secret(k) {
-                    format!("{k}=<redacted>")
-                } else {
-                    format!("{k}={v}")
-                }
-            })
-            .collect();
-        f.debug_struct("KafkaConfig")
-            .field("brokers", &self.brokers)
-            .field("properties", &props)
-            .field("token_source", &self.token_source.is_some())
-            .finish()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn secrets_never_reach_the_debug_output() {
-        let config = KafkaConfig {
-            brokers: "b:9092".into(),
-            properties: vec![
-                ("sasl.password".into(), "hunter2".into()),
-                ("sasl.jaas.config".into(), "x password=y".into()),
-                ("ssl.key.password".into(), "k".into()),
-                ("security.protocol".into(), "SASL_SSL".into()),
-            ],
-            token_source: None,
-        };
-        let shown = format!("{config:?}");
-        assert!(
-            !shown.contains("hunter2") && !shown.contains("password=y") && !shown.contains("=k\""),
-            "{shown}"
-        );
-        assert!(shown.contains("security.protocol=SASL_SSL"));
-    }
-}

@@ -226,11 +226,13 @@ impl Sink {
             .get("message.max.bytes")
             .and_then(|v| v.parse().ok())
             .unwrap_or(1_000_000);
-        let producer: BaseProducer<SinkContext> = client.create_with_context(SinkContext {
-            fatal: AtomicBool::new(false),
-            token_source: config.token_source.clone(),
-            refusals,
-        })?;
+        let producer: BaseProducer<SinkContext> = client
+            .create_with_context(SinkContext {
+                fatal: AtomicBool::new(false),
+                token_source: config.token_source.clone(),
+                refusals,
+            })
+            .map_err(super::secrets::redact_error)?;
         // Serves the first token request before anything waits on a
         // connection (init_transactions would otherwise time out).
         producer.poll(Duration::ZERO);

@@ -306,10 +306,12 @@ impl Source {
         {
             client.set("fetch.max.bytes", record.to_string());
         }
-        let consumer: BaseConsumer<SourceContext> = client.create_with_context(SourceContext {
-            handler,
-            token_source: config.token_source.clone(),
-        })?;
+        let consumer: BaseConsumer<SourceContext> = client
+            .create_with_context(SourceContext {
+                handler,
+                token_source: config.token_source.clone(),
+            })
+            .map_err(super::secrets::redact_error)?;
         let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
         Ok(Source { consumer })

@@ -382,3 +382,21 @@ fn run_refuses_a_dead_letter_topic_that_is_the_output_before_connecting() {
         "wasmpipe: --dlq-topic (WASMPIPE_DLQ_TOPIC) 'orders-clean' is also the output topic (--output-topic, WASMPIPE_OUTPUT_TOPIC): dead letters would mix with good records; give dead letters a topic of their own"
     );
 }
+
+#[test]
+fn a_malformed_kafka_property_is_refused_without_showing_its_value() {
+    let out = Command::new(env!("CARGO_BIN_EXE_wasmpipe"))
+        .args(["run", "--brokers", "127.0.0.1:1", "--group", "g"])
+        .args(["--input-topic", "orders", "--output-topic", "orders-clean"])
+        .args(["--kafka", "security.protocol=SASL_SSL"])
+        .args(["--kafka", "sasl.password:hunter2", "--passthrough"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.trim(),
+        "wasmpipe: --kafka argument 2 is not KEY=VALUE (not shown, it may hold a secret): write each property as --kafka name=value"
+    );
+}
