@@ -12,10 +12,12 @@
 //! - [`aws`]: Amazon MSK IAM tokens for the Kafka clients;
 //! - [`config`], [`kafka`], [`pipeline`]: `wasmpipe run`, the Kafka
 //!   pipeline (rdkafka lives only in [`kafka`]);
-//! - [`text`]: plugin- and record-chosen text cut to what the host keeps.
+//! - [`text`]: plugin- and record-chosen text cut to what the host keeps;
+//! - [`dead_letter`]: the headers of a dead letter.
 
 pub mod aws;
 pub mod config;
+pub mod dead_letter;
 pub mod harness;
 pub mod jsonl;
 pub mod k8s;

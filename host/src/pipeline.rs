@@ -5,16 +5,18 @@
 //! only when that is safe for the delivery mode.
 
 use crate::config::{OnError, RunConfig};
+use crate::dead_letter;
 use crate::kafka::{
     BatchAck, Committer, Delivery, OutRecord, RebalanceHandler, SendError, Sink, Source,
     TopicPartition, TransactionError,
 };
-use crate::text::capped;
 use crate::ops::{Health, Metrics};
 use crate::record::Batch;
 use crate::reload::{Loaded, Updates};
 use crate::runtime::{Chain, ChainInstance, RecordFailure};
+use crate::text::capped;
 use anyhow::{Context as _, anyhow};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -531,12 +533,18 @@ impl Shared {
                     ("wasmpipe.source.offset", offset.as_bytes()),
                     ("wasmpipe.source.timestamp", timestamp.as_bytes()),
                 ];
-                let input_headers: Vec<(&[u8], Option<&[u8]>)> = match raw_headers {
+                // The record's own headers, as they came; its `wasmpipe.*`
+                // ones renamed so they cannot pass for the host's.
+                let input_headers: Vec<(Cow<'_, [u8]>, Option<&[u8]>)> = match raw_headers {
                     Some(raw) => raw
                         .iter()
-                        .map(|(n, v)| (n.as_slice(), v.as_deref()))
+                        .map(|(n, v)| (dead_letter::kept_name(n), v.as_deref()))
                         .collect(),
-                    None => r.headers().iter().map(|(n, v)| (n.as_bytes(), v)).collect(),
+                    None => r
+                        .headers()
+                        .iter()
+                        .map(|(n, v)| (dead_letter::kept_name(n.as_bytes()), v))
+                        .collect(),
                 };
                 // A dead letter too large for the dead-letter topic is still
                 // written: without the record's headers, then without its
@@ -549,13 +557,17 @@ impl Shared {
                         Trim::Record => (None, None, &[][..]),
                     };
                     let dropped = trim.dropped().map(|d| ("wasmpipe.dropped", d.as_bytes()));
-                    let headers = input
-                        .iter()
-                        .copied()
-                        .chain(ours.iter().chain(&dropped).map(|(k, v)| (k.as_bytes(), Some(*v))));
+                    let headers = input.iter().map(|(n, v)| (n.as_ref(), *v)).chain(
+                        ours.iter()
+                            .chain(&dropped)
+                            .map(|(k, v)| (k.as_bytes(), Some(*v))),
+                    );
                     let bytes = key.map_or(0, <[u8]>::len)
                         + value.map_or(0, <[u8]>::len)
-                        + headers.clone().map(|(k, v)| k.len() + v.map_or(0, <[u8]>::len)).sum::<usize>();
+                        + headers
+                            .clone()
+                            .map(|(k, v)| k.len() + v.map_or(0, <[u8]>::len))
+                            .sum::<usize>();
                     let sent = match sink.admit(topic, bytes) {
                         Err(refusal) => Err(SendError::Refused {
                             topic: topic.to_owned(),

@@ -9,8 +9,8 @@ mod topics;
 
 pub use secrets::is_secret;
 pub use sink::{BatchAck, OutRecord, SendError, Sink, TransactionError};
-pub use topics::{Refusal, Refusals};
 pub use source::{Committer, GroupMetadata, Polled, RebalanceHandler, Source};
+pub use topics::{Refusal, Refusals};
 
 use rdkafka::ClientConfig;
 use rdkafka::client::OAuthToken as RdOAuthToken;

@@ -414,7 +414,8 @@ impl<'m> RawHeaders<'m> {
         let mut native = std::ptr::null_mut();
         // SAFETY: the message is live; librdkafka writes the message's
         // headers object (owned by the message) or returns an error.
-        let err = unsafe { rdkafka::bindings::rd_kafka_message_headers(message.ptr(), &mut native) };
+        let err =
+            unsafe { rdkafka::bindings::rd_kafka_message_headers(message.ptr(), &mut native) };
         let count = if err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
             && !native.is_null()
         {
@@ -464,7 +465,8 @@ impl<'m> RawHeaders<'m> {
     }
 
     fn names_are_utf8(&self) -> bool {
-        self.iter().all(|(name, _)| std::str::from_utf8(name).is_ok())
+        self.iter()
+            .all(|(name, _)| std::str::from_utf8(name).is_ok())
     }
 
     fn to_owned(&self) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {

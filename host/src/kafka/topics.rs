@@ -38,7 +38,9 @@ impl Refusal {
             "too_large" => {
                 "raise the topic's max.message.bytes and the producer's message.max.bytes, or make the output smaller"
             }
-            "not_authorized" => "grant this client write access to the topic, or fix the plugin's routing",
+            "not_authorized" => {
+                "grant this client write access to the topic, or fix the plugin's routing"
+            }
             _ => "create the topic, or fix the plugin's routing",
         }
     }
@@ -147,7 +149,11 @@ mod tests {
     #[test]
     fn names_kafka_refuses_are_refused() {
         for bad in ["", ".", "..", "a b", "a\0b", "ü", "a/b", &"x".repeat(250)] {
-            assert_eq!(check_name(bad).unwrap_err().reason, "invalid_topic", "{bad:?}");
+            assert_eq!(
+                check_name(bad).unwrap_err().reason,
+                "invalid_topic",
+                "{bad:?}"
+            );
         }
         for good in ["orders", "a.b_c-D9", &"x".repeat(249)] {
             assert!(check_name(good).is_ok(), "{good}");
@@ -158,14 +164,29 @@ mod tests {
     fn a_refusal_is_remembered_by_topic_and_size() {
         let r = Refusals::default();
         assert!(r.check("t", 10).is_ok());
-        r.learn("t", Some(RDKafkaErrorCode::MessageSizeTooLarge), 1000, "too big");
+        r.learn(
+            "t",
+            Some(RDKafkaErrorCode::MessageSizeTooLarge),
+            1000,
+            "too big",
+        );
         assert!(r.check("t", 999).is_ok());
         assert_eq!(r.check("t", 1000).unwrap_err().reason, "too_large");
         assert!(r.check("other", 5000).is_ok());
-        r.learn("gone", Some(RDKafkaErrorCode::UnknownTopicOrPartition), 1, "no topic");
+        r.learn(
+            "gone",
+            Some(RDKafkaErrorCode::UnknownTopicOrPartition),
+            1,
+            "no topic",
+        );
         assert_eq!(r.check("gone", 0).unwrap_err().reason, "unknown_topic");
         // A broker restarting is no record's fault.
-        r.learn("busy", Some(RDKafkaErrorCode::NotLeaderForPartition), 1, "moving");
+        r.learn(
+            "busy",
+            Some(RDKafkaErrorCode::NotLeaderForPartition),
+            1,
+            "moving",
+        );
         assert!(r.check("busy", 1).is_ok());
     }
 }

@@ -28,9 +28,9 @@ fn produce_raw(topic: &str, value: &[u8], headers: &Raw) {
         .unwrap();
     let owned = OwnedHeaders::new();
     for (name, value) in headers {
-        let (v, len) = value
-            .as_ref()
-            .map_or((std::ptr::null(), 0), |v| (v.as_ptr().cast(), v.len() as isize));
+        let (v, len) = value.as_ref().map_or((std::ptr::null(), 0), |v| {
+            (v.as_ptr().cast(), v.len() as isize)
+        });
         // SAFETY: live, writable headers; librdkafka copies name and value.
         unsafe {
             rdkafka::bindings::rd_kafka_header_add(
@@ -119,7 +119,11 @@ fn a_header_name_that_is_not_utf8_is_dead_lettered_with_its_headers_as_they_came
         let d = &dead[0];
         assert_eq!(d.payload(), Some(&b"odd"[..]));
         let headers = raw_headers(d);
-        assert_eq!(headers[..2], odd[..2], "the record's headers, byte for byte");
+        assert_eq!(
+            headers[..2],
+            odd[..2],
+            "the record's headers, byte for byte"
+        );
         assert_eq!(header(d, "wasmpipe.error.kind").unwrap(), "record");
         assert_eq!(
             header(d, "wasmpipe.error.reason").unwrap(),
