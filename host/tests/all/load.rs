@@ -132,7 +132,22 @@ fn the_compile_cache_is_reused_and_a_corrupt_entry_is_rebuilt() {
     .unwrap();
     let source = read_plugin_file(Path::new(FLAT_IDENTITY)).unwrap();
     rt.load(&source, vec![], Limits::default()).unwrap();
-    let entries: Vec<_> = std::fs::read_dir(&cache)
+    // The cache lives in a subdirectory private to this user.
+    let private = std::fs::read_dir(&cache)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    assert!(
+        private
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("wasmpipe-")
+    );
+    let entries: Vec<_> = std::fs::read_dir(&private)
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
@@ -164,7 +179,7 @@ fn the_compile_cache_is_reused_and_a_corrupt_entry_is_rebuilt() {
     {
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(
-            std::fs::metadata(&cache).unwrap().permissions().mode() & 0o077,
+            std::fs::metadata(&private).unwrap().permissions().mode() & 0o077,
             0
         );
     }
