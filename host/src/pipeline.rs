@@ -7,8 +7,8 @@
 use crate::config::{OnError, RunConfig};
 use crate::dead_letter;
 use crate::kafka::{
-    BatchAck, Committer, Delivery, OutRecord, RebalanceHandler, SendError, Sink, Source,
-    TopicPartition, TransactionError,
+    BatchAck, Committer, Delivery, OutRecord, RawHeaders, RebalanceHandler, SendError, Sink,
+    Source, TopicPartition, TransactionError,
 };
 use crate::ops::{Health, Metrics};
 use crate::record::Batch;
@@ -22,8 +22,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// A record's headers as they came from Kafka (names are bytes).
-type RawHeaders = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+/// A dead letter's header taken from its record: the name as kept.
+type KeptHeader<'a> = (Cow<'a, [u8]>, Option<&'a [u8]>);
 
 /// Exactly-once: aborted transactions in a row before the pipeline stops
 /// (a record the broker always refuses, say, one larger than the topic's
@@ -535,7 +535,7 @@ impl Shared {
                 ];
                 // The record's own headers, as they came; its `wasmpipe.*`
                 // ones renamed so they cannot pass for the host's.
-                let input_headers: Vec<(Cow<'_, [u8]>, Option<&[u8]>)> = match raw_headers {
+                let input_headers: Vec<KeptHeader<'_>> = match raw_headers {
                     Some(raw) => raw
                         .iter()
                         .map(|(n, v)| (dead_letter::kept_name(n), v.as_deref()))

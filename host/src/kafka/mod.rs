@@ -9,7 +9,7 @@ mod topics;
 
 pub use secrets::is_secret;
 pub use sink::{BatchAck, OutRecord, SendError, Sink, TransactionError};
-pub use source::{Committer, GroupMetadata, Polled, RebalanceHandler, Source};
+pub use source::{Committer, GroupMetadata, Polled, RawHeaders, RebalanceHandler, Source};
 pub use topics::{Refusal, Refusals};
 
 use rdkafka::ClientConfig;

@@ -351,7 +351,7 @@ impl Source {
             partition: message.partition(),
             offset: message.offset(),
         };
-        let headers = RawHeaders::of(&message);
+        let headers = NativeHeaders::of(&message);
         // A header name another client wrote that is not UTF-8 cannot be
         // given to a plugin as it is: the record goes into the batch with
         // the name made readable, and the pipeline dead-letters it with its
@@ -392,25 +392,28 @@ impl Source {
     }
 }
 
+/// A record's headers as they came from Kafka (names are bytes).
+pub type RawHeaders = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
 /// A record read into its partition's batch.
 pub struct Polled {
     pub tp: TopicPartition,
     pub offset: i64,
     /// The record's headers as they came, when one of their names is not
     /// UTF-8: the record must be dead-lettered with them.
-    pub raw_headers: Option<Vec<(Vec<u8>, Option<Vec<u8>>)>>,
+    pub raw_headers: Option<RawHeaders>,
 }
 
 /// A consumed record's headers as librdkafka holds them: names are bytes.
 /// (rdkafka's `Headers::get` panics on a name that is not UTF-8.)
-struct RawHeaders<'m> {
+struct NativeHeaders<'m> {
     native: *const rdkafka::bindings::rd_kafka_headers_t,
     count: usize,
     _message: std::marker::PhantomData<&'m BorrowedMessage<'m>>,
 }
 
-impl<'m> RawHeaders<'m> {
-    fn of(message: &'m BorrowedMessage<'m>) -> RawHeaders<'m> {
+impl<'m> NativeHeaders<'m> {
+    fn of(message: &'m BorrowedMessage<'m>) -> NativeHeaders<'m> {
         let mut native = std::ptr::null_mut();
         // SAFETY: the message is live; librdkafka writes the message's
         // headers object (owned by the message) or returns an error.
@@ -424,7 +427,7 @@ impl<'m> RawHeaders<'m> {
         } else {
             0
         };
-        RawHeaders {
+        NativeHeaders {
             native,
             count,
             _message: std::marker::PhantomData,
@@ -469,7 +472,7 @@ impl<'m> RawHeaders<'m> {
             .all(|(name, _)| std::str::from_utf8(name).is_ok())
     }
 
-    fn to_owned(&self) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+    fn to_owned(&self) -> RawHeaders {
         self.iter()
             .map(|(n, v)| (n.to_vec(), v.map(<[u8]>::to_vec)))
             .collect()
