@@ -391,7 +391,7 @@ impl Shared {
             });
             let mut refusal = admitted.err();
             if refusal.is_none() {
-                for r in &group {
+                for (queued, r) in group.iter().enumerate() {
                     let topic = r.topic.unwrap_or(self.config.output_topic.as_str());
                     let sent = sink.send(
                         OutRecord {
@@ -412,7 +412,7 @@ impl Shared {
                             }
                         }
                         Err(SendError::Refused { topic, refusal: r }) => {
-                            if self.config.delivery == Delivery::ExactlyOnce && produced > 0 {
+                            if self.config.delivery == Delivery::ExactlyOnce && queued > 0 {
                                 // Outputs of this record are queued in the
                                 // transaction: abort it; processed again,
                                 // the record is refused before any is.

@@ -357,14 +357,16 @@ impl Source {
         // the name made readable, and the pipeline dead-letters it with its
         // headers as they came.
         let malformed = !headers.names_are_utf8();
-        let mut fill = |batch: &mut Batch| {
-            let all = headers
+        let mut lossy = |batch: &mut Batch| {
+            let names: Vec<_> = headers
                 .iter()
-                .map(|(name, value)| (String::from_utf8_lossy(name), value));
-            let all: Vec<_> = all.collect::<Vec<_>>();
-            batch
-                .push_parts(parts, all.iter().map(|(n, v)| (n.as_ref(), *v)))
-                .map(|()| true)
+                .map(|(name, _)| String::from_utf8_lossy(name))
+                .collect();
+            let all = names
+                .iter()
+                .zip(headers.iter())
+                .map(|(n, (_, v))| (n.as_ref(), v));
+            batch.push_parts(parts, all).map(|()| true)
         };
         let mut fast = |batch: &mut Batch| {
             let all = headers
@@ -373,7 +375,7 @@ impl Source {
             batch.push_parts(parts, all).map(|()| true)
         };
         let fill: &mut dyn FnMut(&mut Batch) -> Result<bool, LayoutError> =
-            if malformed { &mut fill } else { &mut fast };
+            if malformed { &mut lossy } else { &mut fast };
         match route(&tp, fill) {
             Ok(true) => Ok(Some(Polled {
                 offset: message.offset(),

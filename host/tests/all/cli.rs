@@ -400,3 +400,17 @@ fn a_malformed_kafka_property_is_refused_without_showing_its_value() {
         "wasmpipe: --kafka argument 2 is not KEY=VALUE (not shown, it may hold a secret): write each property as --kafka name=value"
     );
 }
+
+/// Logs piped to a file or a collector carry no colour codes: the plugin's
+/// warning, as the host logs it, with its level and fields.
+#[test]
+fn logs_to_a_pipe_carry_no_colour_codes() {
+    let out = wasmpipe(
+        &["plugin", "test", FLAT_MISBEHAVE, "--config", "mode=log"],
+        "{\"value\":\"a\"}\n",
+    );
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("misbehave saw a record"), "{stderr}");
+    assert!(stderr.contains("WARN"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "escape codes in: {stderr:?}");
+}
