@@ -58,6 +58,9 @@ struct Worker {
     chain: ChainInstance,
     batch: Batch,
     opened: Option<Instant>,
+    /// The last run left records of the batch to isolate: run them one at
+    /// a time from the start.
+    isolating: bool,
     /// Records of `batch` whose header names are not UTF-8, with their
     /// headers as they came: dead-lettered, not transformed.
     malformed: Vec<(u32, RawHeaders)>,
@@ -122,6 +125,7 @@ impl RebalanceHandler for Shared {
                             chain,
                             batch: Batch::default(),
                             opened: None,
+                            isolating: false,
                             malformed: Vec::new(),
                             in_flight: VecDeque::new(),
                             committable: None,
@@ -320,6 +324,7 @@ impl Shared {
         }
         for (tp, w) in state.workers.iter_mut() {
             w.batch.clear();
+            w.isolating = false;
             w.malformed.clear();
             w.opened = None;
             w.in_flight.clear();
@@ -353,9 +358,16 @@ impl Shared {
         let batch = &worker.batch;
         let metrics = &self.counters.metrics;
         let started = Instant::now();
-        let out = worker.chain.run(batch);
-        metrics.batch(batch.len(), started.elapsed().as_secs_f64());
-        metrics.consumed(&tp.topic, batch.len() as u64);
+        // Isolating failing records stops after about one deadline, so a
+        // burst of records that each hit it still lets the loop go round,
+        // produce and commit between them.
+        let until = started + self.config.limits.deadline;
+        let out = worker
+            .chain
+            .run_within(batch, Some(until), worker.isolating);
+        let done = out.done as usize;
+        metrics.batch(done, started.elapsed().as_secs_f64());
+        metrics.consumed(&tp.topic, done as u64);
         for f in &out.failures {
             metrics.transform_error(&f.plugin, f.failure.kind().as_str(), f.failure.label());
         }
@@ -365,7 +377,11 @@ impl Shared {
         let ack = Arc::new(BatchAck::default());
         let mut dead: Vec<DeadLetter> = out.failures.iter().map(DeadLetter::from).collect();
         let mut refused: BTreeSet<u32> = BTreeSet::new();
-        for (index, _) in &worker.malformed {
+        for (index, _) in worker
+            .malformed
+            .iter()
+            .filter(|(i, _)| (*i as usize) < done)
+        {
             refused.insert(*index);
             dead.push(DeadLetter::malformed(*index));
         }
@@ -476,16 +492,26 @@ impl Shared {
             }
         }
         let first = batch.records.first().map_or(0, |r| r.offset);
-        let last = batch.records.last().map_or(0, |r| r.offset);
+        let last = batch.records[done - 1].offset;
         match self.config.delivery {
             Delivery::AtLeastOnce => worker.in_flight.push_back((first, last + 1, ack)),
             Delivery::ExactlyOnce => {
                 txn_offsets.insert(tp.clone(), last + 1);
             }
         }
-        worker.batch.clear();
-        worker.malformed.clear();
-        worker.opened = None;
+        worker.isolating = done < batch.len();
+        if worker.isolating {
+            // The rest is run on the next round (the batch is still due).
+            worker.batch = remainder(batch, done)?;
+            worker.malformed.retain(|(i, _)| *i as usize >= done);
+            for (i, _) in &mut worker.malformed {
+                *i -= done as u32;
+            }
+        } else {
+            worker.batch.clear();
+            worker.malformed.clear();
+            worker.opened = None;
+        }
         Ok(())
     }
 
@@ -641,6 +667,15 @@ impl Trim {
     }
 }
 
+/// Records `from..` of `batch`, as a batch of their own.
+fn remainder(batch: &Batch, from: usize) -> anyhow::Result<Batch> {
+    let mut rest = Batch::default();
+    for i in from..batch.len() {
+        rest.push(&batch.get(i)?)?;
+    }
+    Ok(rest)
+}
+
 /// The bytes Kafka counts of a record: key, value and headers.
 fn record_bytes(r: &crate::runtime::ChainRecord<'_>) -> usize {
     r.key.map_or(0, <[u8]>::len)
@@ -731,6 +766,7 @@ fn redo(
 ) -> anyhow::Result<()> {
     tracing::warn!(partition = %tp, from, %error, "kafka did not take every output of a batch; its records are processed again");
     w.batch.clear();
+    w.isolating = false;
     w.malformed.clear();
     w.opened = None;
     w.in_flight.clear();

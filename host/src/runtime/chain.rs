@@ -7,6 +7,7 @@ use super::instance::PluginInstance;
 use super::load::Plugin;
 use std::borrow::Cow;
 use std::sync::Arc;
+use std::time::Instant;
 use wasmpipe_sdk::Headers;
 use wasmpipe_sdk::flat::{Batch, OutHeaders, OutputBatch, RecordParts, TimestampType};
 
@@ -37,6 +38,10 @@ pub struct ChainOutput<'a> {
     last: Option<OutputBatch>,
     /// The input records that failed, in input order, one entry each.
     pub failures: Vec<RecordFailure>,
+    /// Input records `0..done` were run through the whole chain; the rest
+    /// were left when isolating failing records used up the time allowed
+    /// (see [`ChainInstance::run_within`]) and are to be run again.
+    pub done: u32,
 }
 
 /// One record to produce.
@@ -96,6 +101,7 @@ impl<'a> ChainOutput<'a> {
             },
             last: self.last,
             failures: self.failures,
+            done: self.done,
         }
     }
 
@@ -150,6 +156,23 @@ impl ChainInstance {
     /// a limit hit by the batch is narrowed down to the records that cause
     /// it by running them one at a time on a fresh instance.
     pub fn run<'a>(&mut self, input: &'a Batch) -> ChainOutput<'a> {
+        self.run_within(input, None, false)
+    }
+
+    /// [`ChainInstance::run`], isolating failing records only until
+    /// `until`: a batch of many records that each hit the deadline would
+    /// otherwise cost a deadline per record before any of it is produced
+    /// or committed. Past `until` (at least one record is always isolated)
+    /// the records not yet run are left, and `done` says where they start.
+    /// With `isolate`, every record is run alone from the start: the
+    /// previous call was cut short, and its remainder likely fails again.
+    pub fn run_within<'a>(
+        &mut self,
+        input: &'a Batch,
+        until: Option<Instant>,
+        isolate: bool,
+    ) -> ChainOutput<'a> {
+        let mut done = input.len() as u32;
         let mut failures: Vec<RecordFailure> = Vec::new();
         let mut current = Stage {
             records: Cow::Borrowed(input),
@@ -165,6 +188,15 @@ impl ChainInstance {
             }
             // Route indexes keep their meaning from stage to stage.
             let mut next = Stage::with_routes(current.routes.clone());
+            if isolate || instance.is_poisoned() {
+                if let Some(cut) =
+                    isolate_records(instance, &current, &mut next, &mut failures, until)
+                {
+                    done = done.min(cut);
+                }
+                current = next;
+                continue;
+            }
             match instance.transform(&current.records) {
                 Ok(out) => {
                     for e in &out.errors {
@@ -180,16 +212,24 @@ impl ChainInstance {
                         failures.push(failure(instance, current.origin[source as usize], f))
                     })
                 }
-                Err(_) => isolate(instance, &current, &mut next, &mut failures),
+                Err(_) => {
+                    if let Some(cut) =
+                        isolate_records(instance, &current, &mut next, &mut failures, until)
+                    {
+                        done = done.min(cut);
+                    }
+                }
             }
             current = next;
         }
+        failures.retain(|f| f.index < done);
         failures.sort_by_key(|f| f.index);
         failures.dedup_by_key(|f| f.index);
         ChainOutput {
             stage: current,
             last,
             failures,
+            done,
         }
     }
 }
@@ -203,31 +243,39 @@ fn failure(instance: &PluginInstance, index: u32, failure: Failure) -> RecordFai
     }
 }
 
-/// The batch trapped or hit a limit: replace the instance and run each
-/// record alone, replacing the instance again after each record that fails.
-fn isolate(
+/// Runs each record of `stage` alone, on a fresh instance whenever the
+/// last call trapped or hit a limit. Past `until`, stops before the next
+/// record and returns the input index where the records not run start.
+fn isolate_records(
     instance: &mut PluginInstance,
     stage: &Stage<'_>,
     next: &mut Stage<'static>,
     failures: &mut Vec<RecordFailure>,
-) {
-    let mut fresh = true;
-    *instance = match respawn(instance) {
-        Some(i) => i,
-        None => {
-            // The plugin cannot even be instantiated again (its init now
-            // fails): every record of the batch fails with that reason.
-            for &index in &stage.origin {
-                failures.push(failure(
-                    instance,
-                    index,
-                    Failure::Trap("the plugin could not be re-instantiated after a trap".into()),
-                ));
-            }
-            return;
-        }
-    };
+    until: Option<Instant>,
+) -> Option<u32> {
     for i in 0..stage.records.len() {
+        if i > 0 && until.is_some_and(|t| Instant::now() >= t) {
+            return Some(stage.origin[i]);
+        }
+        if instance.is_poisoned() {
+            match respawn(instance) {
+                Some(fresh) => *instance = fresh,
+                None => {
+                    // The plugin cannot even be instantiated again (its
+                    // init now fails): the records left fail with that.
+                    for &index in &stage.origin[i..] {
+                        failures.push(failure(
+                            instance,
+                            index,
+                            Failure::Trap(
+                                "the plugin could not be re-instantiated after a trap".into(),
+                            ),
+                        ));
+                    }
+                    return None;
+                }
+            }
+        }
         let mut single = Batch::default();
         // Records of a host-built batch always read back.
         let record = stage
@@ -243,22 +291,6 @@ fn isolate(
             route: vec![stage.route[i]],
             routes: Vec::new(),
         };
-        if !fresh {
-            match respawn(instance) {
-                Some(i) => *instance = i,
-                None => {
-                    failures.push(failure(
-                        instance,
-                        stage.origin[i],
-                        Failure::Trap(
-                            "the plugin could not be re-instantiated after a trap".into(),
-                        ),
-                    ));
-                    continue;
-                }
-            }
-            fresh = true;
-        }
         match instance.transform(&one.records) {
             Ok(out) => {
                 if let Some(e) = out.errors.first() {
@@ -269,12 +301,10 @@ fn isolate(
                     failures.push(failure(instance, stage.origin[i], f))
                 });
             }
-            Err(f) => {
-                failures.push(failure(instance, stage.origin[i], f));
-                fresh = false;
-            }
+            Err(f) => failures.push(failure(instance, stage.origin[i], f)),
         }
     }
+    None
 }
 
 fn respawn(instance: &PluginInstance) -> Option<PluginInstance> {

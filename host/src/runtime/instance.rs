@@ -26,6 +26,9 @@ pub struct PluginInstance {
     guest: Guest,
     /// Reused between calls so a flat batch is lowered without allocating.
     scratch: flat::Batch,
+    /// A call trapped or hit a limit: the instance may be left mid-call
+    /// and must be replaced before it runs again.
+    poisoned: bool,
 }
 
 impl Plugin {
@@ -59,6 +62,7 @@ impl Plugin {
             store,
             guest,
             scratch: empty_batch(),
+            poisoned: false,
         };
         instance.init()?;
         Ok(instance)
@@ -68,6 +72,11 @@ impl Plugin {
 impl PluginInstance {
     pub fn plugin(&self) -> &Arc<Plugin> {
         &self.plugin
+    }
+
+    /// Whether a call failed as a whole (see [`PluginInstance::transform`]).
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned
     }
 
     fn init(&mut self) -> Result<(), LoadError> {
@@ -146,6 +155,7 @@ impl PluginInstance {
         self.store
             .set_epoch_deadline(deadline_ticks(limits.deadline));
         f(&self.guest, &mut self.store).map_err(|e| {
+            self.poisoned = true;
             let state = self.store.data();
             if state.limiter.hit {
                 Failure::Memory(limits.memory_bytes)

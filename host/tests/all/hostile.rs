@@ -243,3 +243,37 @@ fn a_long_guest_error_is_cut_and_marked() {
         &message[message.len() - 40..]
     );
 }
+
+/// Isolating a batch of records that each hit the deadline stops once its
+/// time is up (at least one record on), saying where the rest starts;
+/// running the rest goes on from there, one record at a time.
+#[test]
+fn isolating_stops_at_its_time_budget_and_the_rest_runs_next() {
+    let plugin = crate::load(plugin("flat", "misbehave"), &[("mode", "sleep")], limits());
+    let mut chain = Chain {
+        plugins: vec![plugin],
+    }
+    .instantiate()
+    .unwrap();
+    let input = values_batch(&["poison", "poison", "poison", "poison", "a"]);
+    let until = Instant::now() + Duration::from_millis(300);
+    let out = chain.run_within(&input, Some(until), false);
+    // The batch call (300 ms), then one record (300 ms): past the budget.
+    assert_eq!(out.done, 1);
+    assert_eq!(out.failures.len(), 1);
+    assert!(values(&out).is_empty());
+
+    let rest = values_batch(&["poison", "poison", "poison", "a"]);
+    let out = chain.run_within(&rest, None, true);
+    assert_eq!(out.done, 4);
+    assert_eq!(values(&out), ["a"]);
+    assert_eq!(
+        out.failures.iter().map(|f| f.index).collect::<Vec<_>>(),
+        [0, 1, 2]
+    );
+    assert!(
+        out.failures
+            .iter()
+            .all(|f| f.failure == Failure::Deadline(Duration::from_millis(300)))
+    );
+}

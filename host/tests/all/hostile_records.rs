@@ -224,3 +224,103 @@ fn a_dead_letter_too_large_for_its_topic_is_written_trimmed() {
         assert!(counters.recoveries.load(Ordering::Relaxed) >= 1);
     }
 }
+
+/// The group's committed offset of partition 0 of `topic`, if any.
+fn committed(group: &str, topic: &str) -> Option<i64> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap())
+        .set("group.id", group)
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition(topic, 0);
+    let got = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .ok()?;
+    got.elements()[0].offset().to_raw()
+}
+
+/// Forty records in a row that each sleep past the deadline: the pipeline
+/// stays live (liveness set well below the burst's length) and commits
+/// while the burst lasts, and every record ends up exactly once in the
+/// output or the dead-letter topic, in both modes.
+#[test]
+fn a_burst_of_poison_records_keeps_the_pipeline_live_and_committing() {
+    for delivery in MODES {
+        let (input, output, dlq) = (topic("pb-in"), topic("pb-out"), topic("pb-dlq"));
+        create_topics(&[(&input, 1), (&output, 1), (&dlq, 1)]);
+        let mut records = numbered(1, 50);
+        for (_, r) in &mut records[5..45] {
+            r.value = Some(b"poison".to_vec());
+        }
+        produce(&input, &records);
+        let (_dir, plugins) = plugin_dir(
+            wasmpipe_test_guests::FLAT_MISBEHAVE,
+            Some("plugins:\n  - file: misbehave.wasm\n    config: { mode: sleep }\n"),
+        );
+        let mut config = run_config(&input, &output, Some(&dlq), &plugins, delivery);
+        config.limits.deadline = Duration::from_millis(200);
+        let group = config.group.clone();
+        let running = start(config);
+        // 40 deadlines: 8 s at least. Liveness is checked against 1.5 s.
+        let started = std::time::Instant::now();
+        let mut commits_during_burst = std::collections::BTreeSet::new();
+        while running.counters.dead_lettered.load(Ordering::Relaxed) < 40 {
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "{delivery:?}: stuck"
+            );
+            assert!(
+                !running.handle.is_finished(),
+                "{delivery:?}: the pipeline stopped"
+            );
+            if let Err(e) = running
+                .counters
+                .health
+                .check_live(Duration::from_millis(1500))
+            {
+                panic!("{delivery:?}: not live during the burst: {e}");
+            }
+            if let Some(next) = committed(&group, &input)
+                && (6..45).contains(&next)
+            {
+                commits_during_burst.insert(next);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let kept = consume(&output, 10, true, Duration::from_secs(60));
+        let dead = consume(&dlq, 40, true, Duration::from_secs(60));
+        let counters = running.stop();
+        assert!(
+            commits_during_burst.len() >= 3,
+            "{delivery:?}: offsets committed during the burst: {commits_during_burst:?}"
+        );
+        let seq = |m: &OwnedMessage| crate::kafka::sequence(m);
+        let mut kept_seqs: Vec<_> = kept.iter().map(|m| seq(m).unwrap().1).collect();
+        kept_seqs.sort();
+        let want: Vec<i64> = (0..5).chain(45..50).collect();
+        if delivery == Delivery::ExactlyOnce {
+            assert_eq!(kept_seqs, want, "exactly once");
+        } else {
+            kept_seqs.dedup();
+            assert_eq!(kept_seqs, want);
+        }
+        let mut offsets: Vec<_> = dead
+            .iter()
+            .map(|m| {
+                header(m, "wasmpipe.source.offset")
+                    .unwrap()
+                    .parse::<i64>()
+                    .unwrap()
+            })
+            .collect();
+        offsets.sort();
+        assert_eq!(offsets, (5..45).collect::<Vec<_>>(), "{delivery:?}");
+        for m in &dead {
+            assert_eq!(header(m, "wasmpipe.error.kind").unwrap(), "limit");
+            assert_eq!(header(m, "wasmpipe.error.reason").unwrap(), "deadline");
+        }
+        assert_eq!(counters.dead_lettered.load(Ordering::Relaxed), 40);
+    }
+}
