@@ -94,6 +94,8 @@ struct State {
     error: Option<anyhow::Error>,
     /// The pipeline failed and is closing: nothing more is committed.
     failed: bool,
+    /// Exactly-once: after an abort, nothing is processed before this.
+    held_until: Option<Instant>,
 }
 
 struct Shared {
@@ -253,7 +255,10 @@ impl Shared {
                 "{MAX_ABORTS_IN_ROW} transactions in a row were aborted; stopping so the failure is seen"
             )));
         }
-        // Back off: a broker that refuses now may accept soon.
+        // Back off: a broker that refuses now may accept soon. The loop
+        // holds processing meanwhile but keeps polling the consumer (its
+        // partitions paused), so a long back-off never costs the group
+        // membership (max.poll.interval.ms).
         let pause = Duration::from_millis(250 << state.aborts_in_row.min(7));
         let mut replace = !matches!(
             e,
@@ -261,7 +266,6 @@ impl Shared {
         );
         tracing::warn!(error = %e, replace_producer = replace, in_a_row = state.aborts_in_row, "transaction aborted; the records since the last commit are processed again in {pause:?}");
         let _slow = self.counters.health.waiting();
-        std::thread::sleep(pause);
         if replace {
             self.replace_sink(state)?;
         } else if let Err(e) = state.sink.abort_and_begin() {
@@ -271,7 +275,9 @@ impl Shared {
         }
         // A new producer settled the last transaction, perhaps by
         // committing it: only the group knows where reading starts again.
-        self.rewind(state, consumer, replace)
+        self.rewind(state, consumer, replace)?;
+        state.held_until = Some(Instant::now() + pause);
+        Ok(())
     }
 
     /// Replaces the producer after a fatal error. A new transactional
@@ -798,6 +804,7 @@ pub fn run(
             txn_offsets: BTreeMap::new(),
             error: None,
             failed: false,
+            held_until: None,
         }),
         counters: counters.clone(),
         updates,
@@ -862,11 +869,17 @@ fn run_loop(shared: &Shared, source: &Source, shutdown: &AtomicBool) -> anyhow::
         let timeout = {
             let state = shared.state();
             let oldest = state.workers.values().filter_map(|w| w.opened).min();
-            oldest.map_or(Duration::from_millis(100), |t| {
-                config
-                    .linger
-                    .saturating_sub(now.saturating_duration_since(t))
-            })
+            match state.held_until {
+                // Nothing is processed before then: no batch is due.
+                Some(until) => until
+                    .saturating_duration_since(now)
+                    .min(Duration::from_millis(100)),
+                None => oldest.map_or(Duration::from_millis(100), |t| {
+                    config
+                        .linger
+                        .saturating_sub(now.saturating_duration_since(t))
+                }),
+            }
         };
         let polled = source.poll_into(timeout, |tp, fill| {
             let mut state = shared.state();
@@ -899,6 +912,15 @@ fn run_loop(shared: &Shared, source: &Source, shutdown: &AtomicBool) -> anyhow::
         }
         if let Some(e) = state.error.take() {
             return Err(e);
+        }
+        if let Some(until) = state.held_until {
+            if now < until {
+                // Paused again each round: partitions assigned meanwhile too.
+                source.hold(true);
+                continue;
+            }
+            state.held_until = None;
+            source.hold(false);
         }
         if let Some(new) = shared.updates.as_ref().and_then(|u| u.take()) {
             swap(shared, &mut state, source, new)?;

@@ -503,6 +503,27 @@ impl Committer for Source {
 }
 
 impl Source {
+    /// Pauses (or resumes) fetching for every assigned partition, while
+    /// polling goes on: the member stays in the group, serves rebalances,
+    /// and its fetch buffers do not grow.
+    pub fn hold(&self, paused: bool) {
+        let assigned = match self.consumer.assignment() {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the assignment to pause or resume it");
+                return;
+            }
+        };
+        let done = if paused {
+            self.consumer.pause(&assigned)
+        } else {
+            self.consumer.resume(&assigned)
+        };
+        if let Err(e) = done {
+            tracing::warn!(error = %e, paused, "pausing or resuming the assigned partitions");
+        }
+    }
+
     /// Leaves the group: revokes the assignment (through the handler) and
     /// stops fetching.
     pub fn leave(&self) {

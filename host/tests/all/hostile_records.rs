@@ -324,3 +324,85 @@ fn a_burst_of_poison_records_keeps_the_pipeline_live_and_committing() {
         assert_eq!(counters.dead_lettered.load(Ordering::Relaxed), 40);
     }
 }
+
+/// What the exactly-once back-off does instead of sleeping: the consumer's
+/// partitions are held (paused) while the loop goes on polling. Held for
+/// longer than `max.poll.interval.ms`, the member keeps its partitions,
+/// nothing is fetched meanwhile, and everything is read once released.
+#[test]
+fn holding_the_partitions_past_max_poll_interval_keeps_the_member_in_its_group() {
+    use std::sync::Mutex;
+    use wasmpipe::kafka::{Committer, KafkaConfig, RebalanceHandler, Source, TopicPartition};
+    use wasmpipe::record::Batch;
+
+    #[derive(Default)]
+    struct Seen {
+        assigned: Mutex<usize>,
+        revoked: Mutex<usize>,
+    }
+    impl RebalanceHandler for Seen {
+        fn assigned(&self, p: &[TopicPartition]) {
+            *self.assigned.lock().unwrap() += p.len();
+        }
+        fn revoking(&self, p: &[TopicPartition], _: &dyn Committer) {
+            *self.revoked.lock().unwrap() += p.len();
+        }
+    }
+
+    let input = topic("hold-in");
+    create_topics(&[(&input, 1)]);
+    let seen = std::sync::Arc::new(Seen::default());
+    let config = KafkaConfig {
+        brokers: bootstrap(),
+        properties: vec![
+            ("session.timeout.ms".into(), "6000".into()),
+            ("max.poll.interval.ms".into(), "7000".into()),
+        ],
+        token_source: None,
+    };
+    let source = Source::new(
+        &config,
+        &topic("hold-g"),
+        std::slice::from_ref(&input),
+        Delivery::ExactlyOnce,
+        seen.clone(),
+    )
+    .unwrap();
+    let mut batch = Batch::default();
+    let mut poll = |source: &Source, batch: &mut Batch| {
+        source
+            .poll_into(Duration::from_millis(100), |_, fill| fill(batch))
+            .unwrap()
+            .is_some()
+    };
+    let started = std::time::Instant::now();
+    while *seen.assigned.lock().unwrap() == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never assigned"
+        );
+        poll(&source, &mut batch);
+    }
+    source.hold(true);
+    produce(&input, &numbered(1, 50));
+    let held = std::time::Instant::now();
+    while held.elapsed() < Duration::from_secs(9) {
+        source.hold(true);
+        assert!(
+            !poll(&source, &mut batch),
+            "a record was fetched while held"
+        );
+    }
+    assert_eq!(
+        *seen.revoked.lock().unwrap(),
+        0,
+        "the member lost its partition"
+    );
+    source.hold(false);
+    let released = std::time::Instant::now();
+    while batch.len() < 50 && released.elapsed() < Duration::from_secs(30) {
+        poll(&source, &mut batch);
+    }
+    assert_eq!(batch.len(), 50, "every record read once released");
+    assert_eq!(*seen.revoked.lock().unwrap(), 0);
+}
