@@ -38,6 +38,18 @@ impl Drop for Proc {
 }
 
 fn spawn(name: &str, input: &str, output: &str, plugins: &std::path::Path, delivery: &str) -> Proc {
+    spawn_with(name, input, output, plugins, delivery, &[])
+}
+
+/// [`spawn`] with more arguments.
+pub fn spawn_with(
+    name: &str,
+    input: &str,
+    output: &str,
+    plugins: &std::path::Path,
+    delivery: &str,
+    extra: &[&str],
+) -> Proc {
     let child = Command::new(env!("CARGO_BIN_EXE_wasmpipe"))
         .args([
             "run",
@@ -70,6 +82,7 @@ fn spawn(name: &str, input: &str, output: &str, plugins: &std::path::Path, deliv
         ])
         // Several processes on one machine: any free port each.
         .args(["--ops-addr", "127.0.0.1:0"])
+        .args(extra)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(log_file(input, name))

@@ -369,7 +369,7 @@ fn holding_the_partitions_past_max_poll_interval_keeps_the_member_in_its_group()
     )
     .unwrap();
     let mut batch = Batch::default();
-    let mut poll = |source: &Source, batch: &mut Batch| {
+    let poll = |source: &Source, batch: &mut Batch| {
         source
             .poll_into(Duration::from_millis(100), |_, fill| fill(batch))
             .unwrap()

@@ -16,6 +16,7 @@ mod reload;
 mod sandbox;
 mod script;
 mod startup;
+mod zombies;
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
