@@ -15,7 +15,7 @@ use wasmpipe::kafka::{Delivery, KafkaConfig};
 use wasmpipe::ops::{Endpoints, OpsServer};
 use wasmpipe::pipeline::Counters;
 use wasmpipe::reload::{Reloader, Status, Updates, WatchOptions, read_snapshot};
-use wasmpipe::runtime::{Limits, Runtime, RuntimeOptions};
+use wasmpipe::runtime::{CompileBudget, Limits, Runtime, RuntimeOptions};
 use wasmpipe::scaffold::{self, Lang, SdkSource};
 
 #[derive(Parser)]
@@ -32,6 +32,18 @@ struct Cli {
     /// on Kubernetes). Without it plugins are compiled in memory.
     #[arg(long, global = true, env = "WASMPIPE_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
+    /// How long compiling one plugin may take (a compiler process, killed
+    /// past it): a hostile module cannot stall a load or a reload.
+    #[arg(long, global = true, env = "WASMPIPE_COMPILE_TIMEOUT", default_value = "10m", value_parser = humantime::parse_duration)]
+    compile_timeout: Duration,
+    /// Address space the compiler process of one plugin may use, in MiB.
+    #[arg(
+        long,
+        global = true,
+        env = "WASMPIPE_COMPILE_MEMORY_MIB",
+        default_value_t = 8192
+    )]
+    compile_memory_mib: u64,
     /// Write /tmp/perf-PID.map so `perf report` names the plugins' wasm
     /// functions (for profiling; off by default).
     #[arg(long, global = true, env = "WASMPIPE_PERF_MAP")]
@@ -42,6 +54,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The compiler process a runtime starts for each plugin it compiles.
+    #[command(name = "__compile-plugin", hide = true)]
+    CompilePlugin {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Run the pipeline: consume, transform with the plugin chain, produce,
     /// commit. Every flag has an environment variable behind it.
     Run(Box<RunArgs>),
@@ -559,14 +577,24 @@ fn init_logging(format: &str) {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let compile_budget = std::env::current_exe().ok().map(|exe| CompileBudget {
+        exe,
+        time: cli.compile_timeout,
+        memory_bytes: cli.compile_memory_mib.saturating_mul(1 << 20),
+    });
     let runtime = || {
         Runtime::new(RuntimeOptions {
             cache_dir: cli.cache_dir.clone(),
             perf_map: cli.perf_map,
+            compile_budget: compile_budget.clone(),
             ..RuntimeOptions::default()
         })
     };
     match cli.command {
+        Command::CompilePlugin { args } => {
+            wasmpipe::runtime::compile_child(&args)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Run(args) => {
             let args = *args;
             let host =

@@ -44,12 +44,12 @@ impl ArtifactCache {
     }
 
     /// The compiled component for `wasm`, from the cache or compiled now.
-    pub fn load_or_compile(
+    pub fn load_or_compile<E>(
         &self,
         engine: &wasmtime::Engine,
         sha256: &str,
-        wasm: &[u8],
-    ) -> wasmtime::Result<Component> {
+        compile: impl FnOnce(&Path) -> Result<Component, E>,
+    ) -> Result<Component, E> {
         let path = self.path(sha256);
         // Checked again at each load: the directory holding ours may be
         // writable by others, who could move ours away and put theirs.
@@ -64,7 +64,7 @@ impl ArtifactCache {
                 }
             }
         }
-        let component = Component::new(engine, wasm)?;
+        let component = compile(&self.dir)?;
         if let Err(e) = self.store(&path, &component) {
             tracing::warn!(path = %path.display(), error = %e, "cannot write the compile cache; compiling in memory");
         }

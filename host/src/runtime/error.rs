@@ -51,6 +51,14 @@ pub enum LoadError {
     #[error("plugin {path}: does not compile: {message}")]
     Compile { path: PathBuf, message: String },
     #[error(
+        "plugin {path}: compiling it took {spent}, over its budget; a plugin that needs more is refused (raise {flag} if it is trusted)"
+    )]
+    CompileBudget {
+        path: PathBuf,
+        spent: String,
+        flag: &'static str,
+    },
+    #[error(
         "plugin {path}: exports neither wasmpipe:transform/flat-transform nor typed-transform \
          (it exports: {exports}); build it against wit/ with the world flat-plugin or typed-plugin{hint}"
     )]

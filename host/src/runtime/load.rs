@@ -2,6 +2,7 @@
 //! compiled component of a known world, pre-linked, ready to instantiate.
 
 use super::bindings::{self, flat, typed};
+use super::compile::CompileError;
 use super::error::LoadError;
 use super::state::HostState;
 use super::{Limits, Runtime};
@@ -294,12 +295,26 @@ impl Runtime {
             _ => return Err(LoadError::NotWasm { path: path() }),
         }
         let compiled = match &self.cache {
-            Some(cache) => cache.load_or_compile(&self.engine, &source.wasm_sha256, &source.wasm),
-            None => Component::new(&self.engine, &source.wasm),
+            Some(cache) => cache.load_or_compile(&self.engine, &source.wasm_sha256, |dir| {
+                self.compile_wasm(&source.wasm, Some(dir))
+            }),
+            None => self.compile_wasm(&source.wasm, None),
         };
-        let component = compiled.map_err(|e| LoadError::Compile {
-            path: path(),
-            message: format!("{e:#}"),
+        let component = compiled.map_err(|e| match e {
+            CompileError::Time(limit) => LoadError::CompileBudget {
+                path: path(),
+                spent: format!("more than {limit:?}"),
+                flag: "--compile-timeout (WASMPIPE_COMPILE_TIMEOUT)",
+            },
+            CompileError::Memory(bytes) => LoadError::CompileBudget {
+                path: path(),
+                spent: format!("more than {} MiB of memory", bytes >> 20),
+                flag: "--compile-memory-mib (WASMPIPE_COMPILE_MEMORY_MIB)",
+            },
+            CompileError::Failed(message) => LoadError::Compile {
+                path: path(),
+                message,
+            },
         })?;
         let ty = component.component_type();
         let imports: Vec<String> = ty

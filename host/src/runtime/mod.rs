@@ -5,6 +5,7 @@
 mod bindings;
 mod cache;
 mod chain;
+mod compile;
 mod error;
 mod instance;
 mod load;
@@ -12,6 +13,7 @@ mod state;
 
 pub use bindings::{FLAT_EXPORT, TYPED_EXPORT, WIT_VERSION};
 pub use chain::{Chain, ChainHeaders, ChainInstance, ChainOutput, ChainRecord, RecordFailure};
+pub use compile::{CompileBudget, SUBCOMMAND as COMPILE_SUBCOMMAND};
 pub use error::{Failure, FailureKind, LoadError};
 pub use instance::PluginInstance;
 pub use load::{Inspection, Plugin, PluginSource, Script, World, read_plugin_file};
@@ -56,6 +58,9 @@ pub struct RuntimeOptions {
     pub max_stack_bytes: usize,
     /// Tell `perf` the names of compiled wasm functions (a perf map file).
     pub perf_map: bool,
+    /// Compile plugins in a child process under this budget; `None`
+    /// compiles in this process, unbounded.
+    pub compile_budget: Option<CompileBudget>,
 }
 
 impl Default for RuntimeOptions {
@@ -64,8 +69,65 @@ impl Default for RuntimeOptions {
             cache_dir: None,
             max_stack_bytes: 512 << 10,
             perf_map: false,
+            compile_budget: None,
         }
     }
+}
+
+impl RuntimeOptions {
+    /// The engine settings: every compiled artifact depends on them.
+    fn engine_config(&self) -> wasmtime::Config {
+        let mut config = wasmtime::Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .max_wasm_stack(self.max_stack_bytes)
+            .cranelift_opt_level(wasmtime::OptLevel::Speed);
+        if self.perf_map {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
+        config
+    }
+
+    /// The arguments that give a compiler process these engine settings
+    /// (see [`compile_child`]).
+    fn engine_args(&self) -> Vec<String> {
+        let mut args = vec![
+            "--max-stack-bytes".to_owned(),
+            self.max_stack_bytes.to_string(),
+        ];
+        if self.perf_map {
+            args.push("--perf-map".into());
+        }
+        args
+    }
+}
+
+/// The compiler process's side (`wasmpipe __compile-plugin INPUT OUTPUT
+/// [--max-stack-bytes N] [--perf-map]`): compiles the component in INPUT
+/// with the engine settings the runtime that started it has.
+pub fn compile_child(args: &[String]) -> anyhow::Result<()> {
+    let mut options = RuntimeOptions::default();
+    let mut files = Vec::new();
+    let mut args = args.iter();
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--max-stack-bytes" => {
+                options.max_stack_bytes = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .context("--max-stack-bytes needs a number")?;
+            }
+            "--perf-map" => options.perf_map = true,
+            file => files.push(PathBuf::from(file)),
+        }
+    }
+    let [input, output] = files.as_slice() else {
+        anyhow::bail!(
+            "usage: wasmpipe {COMPILE_SUBCOMMAND} INPUT OUTPUT [--max-stack-bytes N] [--perf-map]"
+        );
+    };
+    compile::run_child(&options.engine_config(), input, output)
 }
 
 /// One wasmtime engine, its linker, the epoch ticker and the artifact cache.
@@ -74,26 +136,19 @@ pub struct Runtime {
     engine: wasmtime::Engine,
     linker: wasmtime::component::Linker<state::HostState>,
     cache: Option<cache::ArtifactCache>,
+    compile_budget: Option<CompileBudget>,
+    engine_args: Vec<String>,
     stop_ticker: Arc<AtomicBool>,
 }
 
 impl Runtime {
     pub fn new(options: RuntimeOptions) -> anyhow::Result<Arc<Runtime>> {
-        let mut config = wasmtime::Config::new();
-        config
-            .wasm_component_model(true)
-            .epoch_interruption(true)
-            .max_wasm_stack(options.max_stack_bytes)
-            .cranelift_opt_level(wasmtime::OptLevel::Speed);
-        if options.perf_map {
-            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
-        }
-        let engine = wasmtime::Engine::new(&config)
+        let engine = wasmtime::Engine::new(&options.engine_config())
             .map_err(|e| anyhow::anyhow!("{e:#}"))
             .context("configuring the wasm engine")?;
         let linker = state::linker(&engine).map_err(|e| anyhow::anyhow!("{e:#}"))?;
-        let cache = match options.cache_dir {
-            Some(dir) => Some(cache::ArtifactCache::open(&dir, &engine)?),
+        let cache = match &options.cache_dir {
+            Some(dir) => Some(cache::ArtifactCache::open(dir, &engine)?),
             None => None,
         };
         let stop_ticker = Arc::new(AtomicBool::new(false));
@@ -111,12 +166,41 @@ impl Runtime {
             engine,
             linker,
             cache,
+            engine_args: options.engine_args(),
+            compile_budget: options.compile_budget,
             stop_ticker,
         }))
     }
 
     pub fn engine(&self) -> &wasmtime::Engine {
         &self.engine
+    }
+
+    /// Compiles `wasm`: in a child process under the compile budget, if
+    /// there is one, working in `dir` (private to this user) or a private
+    /// temporary directory.
+    fn compile_wasm(
+        &self,
+        wasm: &[u8],
+        dir: Option<&std::path::Path>,
+    ) -> Result<wasmtime::component::Component, compile::CompileError> {
+        let Some(budget) = &self.compile_budget else {
+            return wasmtime::component::Component::new(&self.engine, wasm)
+                .map_err(|e| compile::CompileError::Failed(format!("{e:#}")));
+        };
+        let temp;
+        let dir = match dir {
+            Some(d) => d,
+            None => {
+                temp = tempfile::tempdir().map_err(|e| {
+                    compile::CompileError::Failed(format!(
+                        "creating a directory to compile in: {e}"
+                    ))
+                })?;
+                temp.path()
+            }
+        };
+        compile::in_child(&self.engine, budget, &self.engine_args, wasm, dir)
     }
 }
 

@@ -414,3 +414,61 @@ fn logs_to_a_pipe_carry_no_colour_codes() {
     assert!(stderr.contains("WARN"), "{stderr}");
     assert!(!stderr.contains('\u{1b}'), "escape codes in: {stderr:?}");
 }
+
+/// Compiling a plugin runs in a compiler process under a time and memory
+/// budget: over either, the plugin is refused by name, with the limit and
+/// the flag that raises it; within both it loads (from the cache the
+/// second time, with no compile at all).
+#[test]
+fn compiling_a_plugin_has_a_time_and_a_memory_budget() {
+    let cache = tempfile::tempdir().unwrap();
+    let cache = cache.path().to_str().unwrap();
+    let out = wasmpipe(
+        &["--compile-timeout", "1ms", "plugin", "check", FLAT_REDACT],
+        "",
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "plugin {FLAT_REDACT}: compiling it took more than 1ms, over its budget; a plugin that needs more is refused (raise --compile-timeout (WASMPIPE_COMPILE_TIMEOUT) if it is trusted)"
+        )),
+        "{stdout}"
+    );
+
+    let out = wasmpipe(
+        &["--compile-memory-mib", "48", "plugin", "check", FLAT_REDACT],
+        "",
+    );
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("compiling it took more than 48 MiB of memory, over its budget")
+            && stdout.contains("--compile-memory-mib (WASMPIPE_COMPILE_MEMORY_MIB)"),
+        "{stdout}{}",
+        text(&out.stderr)
+    );
+
+    for _ in 0..2 {
+        let out = wasmpipe(
+            &["--cache-dir", cache, "plugin", "check", FLAT_IDENTITY],
+            "",
+        );
+        assert!(out.status.success(), "{}", text(&out.stdout));
+        assert!(text(&out.stdout).contains("loads    yes"));
+    }
+    // Within a budget too small to compile anything: the cached artifact.
+    let out = wasmpipe(
+        &[
+            "--cache-dir",
+            cache,
+            "--compile-timeout",
+            "1ms",
+            "plugin",
+            "check",
+            FLAT_IDENTITY,
+        ],
+        "",
+    );
+    assert!(out.status.success(), "{}", text(&out.stdout));
+}
