@@ -195,3 +195,63 @@ fn javascript_scripts_run_reload_and_name_the_line_of_an_error() {
         )
     );
 }
+
+/// A Python script that sleeps for an hour (`time.sleep`, a blocking WASI
+/// poll on a clock) costs its deadline, in `transform` and in `init`, as a
+/// Rust plugin's `std::thread::sleep` does.
+#[test]
+#[ignore = "needs the Python script runtime: tests/polyglot/run"]
+fn script_sleeping_in_python_costs_the_deadline() {
+    runtime_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let limits = Limits {
+        deadline: std::time::Duration::from_secs(2),
+        ..Limits::default()
+    };
+    let sleepy = script(
+        dir.path(),
+        "sleepy.py",
+        "import time\n\ndef transform(record):\n    if record.text() == 'poison':\n        time.sleep(3600)\n    return record.forward()\n",
+    );
+    let plugin = runtime()
+        .load(&read_plugin_file(&sleepy).unwrap(), vec![], limits)
+        .unwrap();
+    let started = std::time::Instant::now();
+    let out = run(
+        vec![plugin],
+        &batch(&[
+            r#"{"value":"a"}"#,
+            r#"{"value":"poison"}"#,
+            r#"{"value":"c"}"#,
+        ]),
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert_eq!(values(&out), ["a", "c"]);
+    assert_eq!(out.failures.len(), 1);
+    assert_eq!(out.failures[0].index, 1);
+    assert_eq!(
+        out.failures[0].failure,
+        Failure::Deadline(std::time::Duration::from_secs(2))
+    );
+
+    let sleepy_init = script(
+        dir.path(),
+        "sleepy_init.py",
+        "import time\n\ndef init(config):\n    time.sleep(3600)\n\ndef transform(record):\n    return record.forward()\n",
+    );
+    let started = std::time::Instant::now();
+    let err = runtime()
+        .load(&read_plugin_file(&sleepy_init).unwrap(), vec![], limits)
+        .unwrap_err();
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert!(
+        matches!(
+            &err,
+            LoadError::InitFailed {
+                failure: Failure::Deadline(_),
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
