@@ -58,9 +58,9 @@ struct Worker {
     chain: ChainInstance,
     batch: Batch,
     opened: Option<Instant>,
-    /// The last run left records of the batch to isolate: run them one at
-    /// a time from the start.
-    isolating: bool,
+    /// Records read before `batch` that a run left when isolating failing
+    /// records took its time: run next, one at a time.
+    leftover: Option<Leftover>,
     /// Records of `batch` whose header names are not UTF-8, with their
     /// headers as they came: dead-lettered, not transformed.
     malformed: Vec<(u32, RawHeaders)>,
@@ -127,7 +127,7 @@ impl RebalanceHandler for Shared {
                             chain,
                             batch: Batch::default(),
                             opened: None,
-                            isolating: false,
+                            leftover: None,
                             malformed: Vec::new(),
                             in_flight: VecDeque::new(),
                             committable: None,
@@ -330,7 +330,7 @@ impl Shared {
         }
         for (tp, w) in state.workers.iter_mut() {
             w.batch.clear();
-            w.isolating = false;
+            w.leftover = None;
             w.malformed.clear();
             w.opened = None;
             w.in_flight.clear();
@@ -358,19 +358,22 @@ impl Shared {
         if must_abort.is_some() {
             return Ok(());
         }
-        if worker.batch.is_empty() {
+        // Records a cut left run before any read after them, one at a time.
+        let isolate = worker.leftover.is_some();
+        let (batch, malformed) = match &worker.leftover {
+            Some(l) => (&l.batch, &l.malformed),
+            None => (&worker.batch, &worker.malformed),
+        };
+        if batch.is_empty() {
             return Ok(());
         }
-        let batch = &worker.batch;
         let metrics = &self.counters.metrics;
         let started = Instant::now();
         // Isolating failing records stops after about one deadline, so a
         // burst of records that each hit it still lets the loop go round,
         // produce and commit between them.
         let until = started + self.config.limits.deadline;
-        let out = worker
-            .chain
-            .run_within(batch, Some(until), worker.isolating);
+        let out = worker.chain.run_within(batch, Some(until), isolate);
         let done = out.done as usize;
         metrics.batch(done, started.elapsed().as_secs_f64());
         metrics.consumed(&tp.topic, done as u64);
@@ -383,11 +386,7 @@ impl Shared {
         let ack = Arc::new(BatchAck::default());
         let mut dead: Vec<DeadLetter> = out.failures.iter().map(DeadLetter::from).collect();
         let mut refused: BTreeSet<u32> = BTreeSet::new();
-        for (index, _) in worker
-            .malformed
-            .iter()
-            .filter(|(i, _)| (*i as usize) < done)
-        {
+        for (index, _) in malformed.iter().filter(|(i, _)| (*i as usize) < done) {
             refused.insert(*index);
             dead.push(DeadLetter::malformed(*index));
         }
@@ -487,8 +486,7 @@ impl Shared {
         }
         dead.sort_by_key(|d| d.index);
         for d in &dead {
-            let raw = worker
-                .malformed
+            let raw = malformed
                 .iter()
                 .find(|(i, _)| *i == d.index)
                 .map(|(_, h)| h);
@@ -505,18 +503,31 @@ impl Shared {
                 txn_offsets.insert(tp.clone(), last + 1);
             }
         }
-        worker.isolating = done < batch.len();
-        if worker.isolating {
-            // The rest is run on the next round (the batch is still due).
-            worker.batch = remainder(batch, done)?;
-            worker.malformed.retain(|(i, _)| *i as usize >= done);
-            for (i, _) in &mut worker.malformed {
-                *i -= done as u32;
-            }
+        let rest = if done < batch.len() {
+            Some(Leftover {
+                batch: remainder(batch, done)?,
+                malformed: malformed
+                    .iter()
+                    .filter(|(i, _)| *i as usize >= done)
+                    .map(|(i, h)| (*i - done as u32, h.clone()))
+                    .collect(),
+            })
         } else {
-            worker.batch.clear();
-            worker.malformed.clear();
-            worker.opened = None;
+            None
+        };
+        match (isolate, rest) {
+            // The rest runs on the next round, before anything read since.
+            (false, Some(rest)) => {
+                worker.batch.clear();
+                worker.malformed.clear();
+                worker.leftover = Some(rest);
+            }
+            (true, rest) => worker.leftover = rest,
+            (false, None) => {
+                worker.batch.clear();
+                worker.malformed.clear();
+                worker.opened = None;
+            }
         }
         Ok(())
     }
@@ -673,6 +684,13 @@ impl Trim {
     }
 }
 
+/// Records a run left, with the raw headers of those among them whose
+/// header names are not UTF-8 (indexes into `batch`).
+struct Leftover {
+    batch: Batch,
+    malformed: Vec<(u32, RawHeaders)>,
+}
+
 /// Records `from..` of `batch`, as a batch of their own.
 fn remainder(batch: &Batch, from: usize) -> anyhow::Result<Batch> {
     let mut rest = Batch::default();
@@ -772,7 +790,7 @@ fn redo(
 ) -> anyhow::Result<()> {
     tracing::warn!(partition = %tp, from, %error, "kafka did not take every output of a batch; its records are processed again");
     w.batch.clear();
-    w.isolating = false;
+    w.leftover = None;
     w.malformed.clear();
     w.opened = None;
     w.in_flight.clear();
@@ -930,7 +948,8 @@ fn run_loop(shared: &Shared, source: &Source, shutdown: &AtomicBool) -> anyhow::
             .workers
             .iter()
             .filter(|(_, w)| {
-                w.batch.len() >= config.batch_records
+                w.leftover.is_some()
+                    || w.batch.len() >= config.batch_records
                     || w.batch.data_len() >= config.batch_bytes
                     || w.opened
                         .is_some_and(|t| now.saturating_duration_since(t) >= config.linger)
@@ -1050,7 +1069,17 @@ fn drain(shared: &Shared, source: &Source) -> anyhow::Result<()> {
         let mut state = shared.state();
         let pending: Vec<TopicPartition> = state.workers.keys().cloned().collect();
         for tp in &pending {
-            shared.process(&mut state, tp)?;
+            // A run a cut short leaves records; what is not processed by
+            // the deadline is read again by the partition's next owner.
+            while state
+                .workers
+                .get(tp)
+                .is_some_and(|w| w.leftover.is_some() || !w.batch.is_empty())
+                && state.must_abort.is_none()
+                && Instant::now() < deadline
+            {
+                shared.process(&mut state, tp)?;
+            }
         }
         if shared.config.delivery == Delivery::AtLeastOnce {
             state
