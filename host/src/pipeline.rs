@@ -597,11 +597,14 @@ impl Shared {
                     let (key, value, input) = match trim {
                         Trim::Nothing => (r.key(), r.value(), &input_headers[..]),
                         Trim::Headers => (r.key(), r.value(), &[][..]),
-                        Trim::Record => (None, None, &[][..]),
+                        Trim::Record | Trim::Message => (None, None, &[][..]),
                     };
                     let dropped = trim.dropped().map(|d| ("wasmpipe.dropped", d.as_bytes()));
                     let headers = input.iter().map(|(n, v)| (n.as_ref(), *v)).chain(
                         ours.iter()
+                            .filter(|(k, _)| {
+                                trim != Trim::Message || *k != "wasmpipe.error.message"
+                            })
                             .chain(&dropped)
                             .map(|(k, v)| (k.as_bytes(), Some(*v))),
                     );
@@ -641,6 +644,13 @@ impl Shared {
                         *must_abort = Some(e);
                         return Ok(());
                     }
+                    Err(SendError::Refused { refusal, .. }) => {
+                        return Err(anyhow!(
+                            "dead-lettering {place} to '{topic}': kafka refuses it even without the record and the error message ({}); {}",
+                            refusal.message,
+                            refusal.fix()
+                        ));
+                    }
                     other => {
                         other.with_context(|| format!("dead-lettering {place} to '{topic}'"))?
                     }
@@ -663,6 +673,9 @@ enum Trim {
     Nothing,
     Headers,
     Record,
+    /// The record and the error message: what is left always names the
+    /// record and the failure's kind.
+    Message,
 }
 
 impl Trim {
@@ -670,7 +683,8 @@ impl Trim {
         match self {
             Trim::Nothing => Some(Trim::Headers),
             Trim::Headers => Some(Trim::Record),
-            Trim::Record => None,
+            Trim::Record => Some(Trim::Message),
+            Trim::Message => None,
         }
     }
 
@@ -680,6 +694,7 @@ impl Trim {
             Trim::Nothing => None,
             Trim::Headers => Some("headers"),
             Trim::Record => Some("headers,key,value"),
+            Trim::Message => Some("headers,key,value,message"),
         }
     }
 }
