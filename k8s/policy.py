@@ -107,6 +107,10 @@ def main(name, path):
              "an IAM role on the service account (IRSA) for MSK IAM")
         need(not by_kind.get("Secret"), "no Kafka Secret with MSK IAM")
         need(":9098" in settings.get("WASMPIPE_BROKERS", ""), "MSK's IAM port 9098")
+    elif not settings.get("WASMPIPE_KAFKA_SECURITY_PROTOCOL"):
+        # Plaintext, without credentials: only the local single-node
+        # cluster's broker on the node (tests/k8s/cluster) is reached so.
+        need(name == "local", "a Kafka security protocol (plaintext is for overlays/local only)")
     else:
         need(any(k in ("WASMPIPE_KAFKA_SASL_PASSWORD",) for s in by_kind.get("Secret", [])
                  for k in s.get("data", {})), "Kafka credentials in a Secret, not in the ConfigMap")

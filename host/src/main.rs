@@ -283,8 +283,9 @@ struct RunArgs {
     /// period. Needs get, list and watch on that ConfigMap.
     #[arg(long, env = "WASMPIPE_WATCH_CONFIGMAP", conflicts_with_all = ["no_reload", "passthrough"], requires = "plugin_dir")]
     watch_configmap: Option<String>,
-    /// The ConfigMap's namespace; the pod's own by default.
-    #[arg(long, env = "WASMPIPE_NAMESPACE", requires = "watch_configmap")]
+    /// The ConfigMap's namespace; the pod's own by default. Read only with
+    /// --watch-configmap (the manifests set it on every pod).
+    #[arg(long, env = "WASMPIPE_NAMESPACE")]
     namespace: Option<String>,
     /// Where /metrics, /healthz, /readyz and /plugins are served
     /// (host:port; port 0 picks a free one), or "off".

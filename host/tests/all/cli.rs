@@ -472,3 +472,73 @@ fn compiling_a_plugin_has_a_time_and_a_memory_budget() {
     );
     assert!(out.status.success(), "{}", text(&out.stdout));
 }
+
+/// The environment the shipped manifests give the container: the base
+/// Deployment's `env` (a `valueFrom` as a placeholder), its settings
+/// ConfigMap, and each component's additions.
+fn manifest_env(component: Option<&str>) -> Vec<(String, String)> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../k8s");
+    let yaml = |path: std::path::PathBuf| -> serde_yaml::Value {
+        serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    };
+    let container_env = |doc: &serde_yaml::Value| -> Vec<(String, String)> {
+        doc["spec"]["template"]["spec"]["containers"][0]["env"]
+            .as_sequence()
+            .map(|env| {
+                env.iter()
+                    .map(|e| {
+                        let value = e["value"].as_str().unwrap_or("from-the-downward-api");
+                        (e["name"].as_str().unwrap().to_owned(), value.to_owned())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut env = container_env(&yaml(root.join("base/deployment.yaml")));
+    let kustomization = yaml(root.join("base/kustomization.yaml"));
+    for generator in kustomization["configMapGenerator"].as_sequence().unwrap() {
+        if generator["name"] == "wasmpipe-settings" {
+            for literal in generator["literals"].as_sequence().unwrap() {
+                let (k, v) = literal.as_str().unwrap().split_once('=').unwrap();
+                env.push((k.to_owned(), v.to_owned()));
+            }
+        }
+    }
+    if let Some(c) = component {
+        env.extend(container_env(&yaml(root.join(format!("components/{c}/deployment.yaml")))));
+    }
+    env
+}
+
+#[test]
+fn the_environment_the_manifests_set_is_accepted_by_run() {
+    // Every pod of the base once crash-looped on a clap constraint between
+    // two variables the manifests set: parse exactly what they set, and
+    // stop at the first check after parsing (the dead-letter topic made
+    // equal to the output), which exits 1 with its own message.
+    for component in [None, Some("watch-configmap")] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wasmpipe"));
+        cmd.arg("run").stdin(Stdio::null());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("WASMPIPE_") {
+                cmd.env_remove(k);
+            }
+        }
+        let env = manifest_env(component);
+        let output = &env.iter().find(|(k, _)| k == "WASMPIPE_OUTPUT_TOPIC").unwrap().1;
+        cmd.envs(env.iter().map(|(k, v)| (k, v)))
+            .env("WASMPIPE_BROKERS", "127.0.0.1:1")
+            .env("WASMPIPE_PLUGIN_DIR", dir.path())
+            .env("WASMPIPE_CACHE_DIR", dir.path())
+            .env("WASMPIPE_OPS_ADDR", "off")
+            .env("WASMPIPE_DLQ_TOPIC", output);
+        let out = cmd.output().unwrap();
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{component:?}: {stderr}");
+        assert!(
+            stderr.contains("is also the output topic"),
+            "{component:?}: the manifests' environment was refused before the configuration was read: {stderr}"
+        );
+    }
+}

@@ -70,7 +70,7 @@ pub fn create_topics_at(brokers: &str, names: &[(&str, i32)], replication: i32) 
 }
 
 /// Drives an admin future on this thread (rdkafka's admin API is async).
-fn futures_executor<F: std::future::Future>(f: F) -> F::Output {
+pub fn futures_executor<F: std::future::Future>(f: F) -> F::Output {
     let waker = std::task::Waker::noop();
     let mut cx = std::task::Context::from_waker(waker);
     let mut f = std::pin::pin!(f);

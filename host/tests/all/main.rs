@@ -3,6 +3,7 @@
 
 mod chaos;
 mod cli;
+mod cluster;
 mod conformance;
 mod failover;
 mod hostile;
