@@ -505,7 +505,9 @@ fn manifest_env(component: Option<&str>) -> Vec<(String, String)> {
         }
     }
     if let Some(c) = component {
-        env.extend(container_env(&yaml(root.join(format!("components/{c}/deployment.yaml")))));
+        env.extend(container_env(&yaml(
+            root.join(format!("components/{c}/deployment.yaml")),
+        )));
     }
     env
 }
@@ -526,7 +528,11 @@ fn the_environment_the_manifests_set_is_accepted_by_run() {
             }
         }
         let env = manifest_env(component);
-        let output = &env.iter().find(|(k, _)| k == "WASMPIPE_OUTPUT_TOPIC").unwrap().1;
+        let output = &env
+            .iter()
+            .find(|(k, _)| k == "WASMPIPE_OUTPUT_TOPIC")
+            .unwrap()
+            .1;
         cmd.envs(env.iter().map(|(k, v)| (k, v)))
             .env("WASMPIPE_BROKERS", "127.0.0.1:1")
             .env("WASMPIPE_PLUGIN_DIR", dir.path())

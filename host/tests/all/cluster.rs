@@ -39,7 +39,9 @@ struct Cluster {
 fn cluster() -> Cluster {
     let var = |name: &str| {
         PathBuf::from(std::env::var_os(name).unwrap_or_else(|| {
-            panic!("{name} is not set: run these tests with tests/k8s/e2e, which starts the cluster")
+            panic!(
+                "{name} is not set: run these tests with tests/k8s/e2e, which starts the cluster"
+            )
         }))
     };
     Cluster {
@@ -129,7 +131,11 @@ impl Pipeline {
             topic(&format!("{name}-out")),
             topic(&format!("{name}-dlq")),
         );
-        create_topics(&[(&input, partitions), (&output, partitions), (&dlq, partitions)]);
+        create_topics(&[
+            (&input, partitions),
+            (&output, partitions),
+            (&dlq, partitions),
+        ]);
         let ns = format!("e2e-{name}-{}", &input[input.len() - 6..]);
         let components = components
             .iter()
@@ -190,17 +196,27 @@ patches:
         self.k.ok(&all)
     }
 
-    /// Waits for the Deployment's rollout and every pod Ready.
+    /// Waits for the Deployment's rollout, then for exactly `replicas`
+    /// pods, every one Ready and none terminating.
     fn rolled_out(&self) {
         self.kubectl(&["rollout", "status", "deployment/wasmpipe", "--timeout=300s"]);
-        self.kubectl(&[
-            "wait",
-            "--for=condition=Ready",
-            "pod",
-            "-l",
-            "app.kubernetes.io/name=wasmpipe",
-            "--timeout=180s",
-        ]);
+        let want = self.replicas() as usize;
+        until(
+            "every pod Ready, none terminating",
+            Duration::from_secs(180),
+            || {
+                let pods = self.kubectl(&[
+                "get",
+                "pods",
+                "-l",
+                "app.kubernetes.io/name=wasmpipe",
+                "-o",
+                "jsonpath={range .items[*]}{.metadata.deletionTimestamp}|{.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}",
+            ]);
+                let pods: Vec<&str> = pods.lines().collect();
+                (pods.len() == want && pods.iter().all(|p| *p == "|True")).then_some(())
+            },
+        );
     }
 
     fn pods(&self) -> Vec<String> {
@@ -219,9 +235,14 @@ patches:
     }
 
     fn replicas(&self) -> i32 {
-        self.kubectl(&["get", "deployment/wasmpipe", "-o", "jsonpath={.spec.replicas}"])
-            .parse()
-            .unwrap()
+        self.kubectl(&[
+            "get",
+            "deployment/wasmpipe",
+            "-o",
+            "jsonpath={.spec.replicas}",
+        ])
+        .parse()
+        .unwrap()
     }
 }
 
@@ -335,7 +356,8 @@ impl Watch {
                 if let Some(m) = consumer.poll(Duration::from_millis(100)) {
                     let m: OwnedMessage = m.unwrap().detach();
                     let (p, seq) = sequence(&m).expect("an output record the test did not write");
-                    let v: serde_json::Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
+                    let v: serde_json::Value =
+                        serde_json::from_slice(m.payload().unwrap()).unwrap();
                     s.lock().unwrap().push(Seen {
                         p,
                         seq,
@@ -364,9 +386,11 @@ impl Watch {
     /// arrived, then asserts each arrived exactly once; returns them.
     fn exactly_once(mut self, produced: &[i64]) -> Vec<Seen> {
         let total: i64 = produced.iter().sum();
-        until("every record in the output", Duration::from_secs(240), || {
-            (self.count() as i64 >= total).then_some(())
-        });
+        until(
+            "every record in the output",
+            Duration::from_secs(240),
+            || (self.count() as i64 >= total).then_some(()),
+        );
         // A little longer, so duplicates arriving late are caught too.
         std::thread::sleep(Duration::from_secs(3));
         self.stop.store(true, Ordering::Relaxed);
@@ -405,12 +429,16 @@ impl Drop for Watch {
 
 /// GET over plain HTTP/1.0; the body.
 fn http_get(addr: &str, path: &str) -> std::io::Result<String> {
-    let mut s = std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(3))?;
+    let mut s =
+        std::net::TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(3))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
     write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
     let mut body = String::new();
     s.read_to_string(&mut body)?;
-    Ok(body.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default())
+    Ok(body
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default())
 }
 
 /// `wasmpipe_consumer_lag` samples in a scrape: (labels, value).
@@ -440,12 +468,25 @@ fn the_deployment_runs_a_ready_pod_per_partition_exactly_once_under_restricted()
         "-o",
         "jsonpath={range .items[*]}{.status.conditions[?(@.type==\"Ready\")].status} {.status.containerStatuses[0].restartCount}{\"\\n\"}{end}",
     ]);
-    assert_eq!(ready.lines().collect::<Vec<_>>(), vec!["True 0"; 3], "{ready}");
+    assert_eq!(
+        ready.lines().collect::<Vec<_>>(),
+        vec!["True 0"; 3],
+        "{ready}"
+    );
 
     // The namespace enforces the restricted level: a privileged pod is
     // refused there, and wasmpipe's pods were admitted.
-    let labels = p.kubectl(&["get", "namespace", &p.ns, "-o", "jsonpath={.metadata.labels}"]);
-    assert!(labels.contains("\"pod-security.kubernetes.io/enforce\":\"restricted\""), "{labels}");
+    let labels = p.kubectl(&[
+        "get",
+        "namespace",
+        &p.ns,
+        "-o",
+        "jsonpath={.metadata.labels}",
+    ]);
+    assert!(
+        labels.contains("\"pod-security.kubernetes.io/enforce\":\"restricted\""),
+        "{labels}"
+    );
     let privileged = format!(
         "apiVersion: v1\nkind: Pod\nmetadata: {{name: privileged, namespace: {}}}\nspec:\n  containers:\n    - name: c\n      image: registry.k8s.io/pause:3.10\n      securityContext: {{privileged: true}}\n",
         p.ns
@@ -466,16 +507,25 @@ fn the_deployment_runs_a_ready_pod_per_partition_exactly_once_under_restricted()
 
     // The metrics endpoint through the Service (kube-proxy's rules, from
     // the node): every partition's lag falls to 0.
-    let ip = p.kubectl(&["get", "service/wasmpipe", "-o", "jsonpath={.spec.clusterIP}"]);
+    let ip = p.kubectl(&[
+        "get",
+        "service/wasmpipe",
+        "-o",
+        "jsonpath={.spec.clusterIP}",
+    ]);
     let addr = format!("{ip}:8080");
     let mut zero: BTreeMap<String, bool> = BTreeMap::new();
-    until("consumer lag 0 on every partition, scraped through the Service", Duration::from_secs(120), || {
-        let body = http_get(&addr, "/metrics").ok()?;
-        for (labels, value) in lag(&body) {
-            zero.insert(labels, value == 0.0);
-        }
-        (zero.len() >= 3 && zero.values().all(|z| *z)).then_some(())
-    });
+    until(
+        "consumer lag 0 on every partition, scraped through the Service",
+        Duration::from_secs(120),
+        || {
+            let body = http_get(&addr, "/metrics").ok()?;
+            for (labels, value) in lag(&body) {
+                zero.insert(labels, value == 0.0);
+            }
+            (zero.len() >= 3 && zero.values().all(|z| *z)).then_some(())
+        },
+    );
 }
 
 /// Deploys a second pipeline version while records stream; returns the
@@ -485,28 +535,53 @@ fn hot_reload(name: &str, components: &[&str]) -> Duration {
     let p = Pipeline::up(name, 3, components);
     let watch = Watch::start(&p.output);
     let stream = Stream::start(&p.input, p.partitions, 50);
-    until("records flowing", Duration::from_secs(60), || (watch.count() > 100).then_some(()));
+    until("records flowing", Duration::from_secs(60), || {
+        (watch.count() > 100).then_some(())
+    });
 
     let dir = tempfile::tempdir().unwrap();
     let pipeline = dir.path().join("pipeline.yaml");
-    std::fs::write(&pipeline, "plugins:\n  - file: redact.wasm\n    config:\n      drop: v\n").unwrap();
+    std::fs::write(
+        &pipeline,
+        "plugins:\n  - file: redact.wasm\n    config:\n      drop: v\n",
+    )
+    .unwrap();
     let started = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_wasmpipe"))
-        .args(["deploy", "--configmap", "wasmpipe-plugins", "--namespace", &p.ns, "--pipeline"])
+        .args([
+            "deploy",
+            "--configmap",
+            "wasmpipe-plugins",
+            "--namespace",
+            &p.ns,
+            "--pipeline",
+        ])
         .arg(&pipeline)
         .arg(p.k.manifests.join("base/plugins/redact.wasm"))
         .env("KUBECONFIG", &p.k.kubeconfig)
         .output()
         .unwrap();
-    assert!(out.status.success(), "wasmpipe deploy: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "wasmpipe deploy: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
-    let reloaded = until("every pod running the new version", Duration::from_secs(240), || {
-        let seen = watch.snapshot();
-        let firsts: Vec<Instant> = (0..p.partitions as i64)
-            .filter_map(|part| seen.iter().find(|s| s.p == part && !s.first_version).map(|s| s.at))
-            .collect();
-        (firsts.len() == p.partitions as usize).then(|| firsts.into_iter().max().unwrap())
-    });
+    let reloaded = until(
+        "every pod running the new version",
+        Duration::from_secs(240),
+        || {
+            let seen = watch.snapshot();
+            let firsts: Vec<Instant> = (0..p.partitions as i64)
+                .filter_map(|part| {
+                    seen.iter()
+                        .find(|s| s.p == part && !s.first_version)
+                        .map(|s| s.at)
+                })
+                .collect();
+            (firsts.len() == p.partitions as usize).then(|| firsts.into_iter().max().unwrap())
+        },
+    );
     std::thread::sleep(Duration::from_secs(5));
     let produced = stream.stop();
     let seen = watch.exactly_once(&produced);
@@ -519,8 +594,14 @@ fn hot_reload(name: &str, components: &[&str]) -> Duration {
             .windows(2)
             .filter(|w| w[0].first_version != w[1].first_version)
             .count();
-        assert!(ordered.last().is_some_and(|s| !s.first_version), "partition {part} ended on the old version");
-        assert_eq!(swaps, 1, "partition {part} went back and forth between versions");
+        assert!(
+            ordered.last().is_some_and(|s| !s.first_version),
+            "partition {part} ended on the old version"
+        );
+        assert_eq!(
+            swaps, 1,
+            "partition {part} went back and forth between versions"
+        );
     }
     reloaded - started
 }
@@ -539,6 +620,18 @@ fn deploy_reloads_every_pod_through_watch_configmap() {
     println!("deploy → last pod on the new version, --watch-configmap: {took:.1?}");
 }
 
+/// The longest time without a new output record between `from` and `to`.
+fn longest_pause(seen: &[Seen], from: Instant, to: Instant) -> Duration {
+    let mut at: Vec<Instant> = seen
+        .iter()
+        .map(|s| s.at)
+        .filter(|t| *t >= from && *t <= to)
+        .collect();
+    at.sort();
+    at.insert(0, from);
+    at.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default()
+}
+
 #[test]
 #[ignore = "needs the cluster: tests/k8s/e2e"]
 fn faults_while_streaming_lose_and_duplicate_nothing() {
@@ -546,11 +639,16 @@ fn faults_while_streaming_lose_and_duplicate_nothing() {
     let watch = Watch::start(&p.output);
     let stream = Stream::start(&p.input, p.partitions, 50);
     let flowing = |after: usize| {
-        until("records flowing", Duration::from_secs(120), || (watch.count() > after + 100).then_some(()));
+        until("records flowing", Duration::from_secs(120), || {
+            (watch.count() > after + 100).then_some(())
+        });
     };
     flowing(0);
+    // (fault, when it began, when the Deployment was whole again)
+    let mut faults: Vec<(&str, Instant, Instant)> = Vec::new();
 
     // A pod deleted: the Deployment replaces it.
+    let t = Instant::now();
     let victim = p.pods()[0].clone();
     p.kubectl(&["delete", "pod", &victim, "--wait=false"]);
     until("the pod replaced", Duration::from_secs(120), || {
@@ -558,39 +656,77 @@ fn faults_while_streaming_lose_and_duplicate_nothing() {
         (pods.len() == 3 && !pods.contains(&victim)).then_some(())
     });
     p.rolled_out();
+    faults.push(("kubectl delete pod", t, Instant::now()));
     flowing(watch.count());
 
     // A container killed under the kubelet (SIGKILL to its process): the
     // kubelet restarts it in place.
+    let t = Instant::now();
     let pod = p.pods()[1].clone();
-    let id = p.kubectl(&["get", "pod", &pod, "-o", "jsonpath={.status.containerStatuses[0].containerID}"]);
+    let id = p.kubectl(&[
+        "get",
+        "pod",
+        &pod,
+        "-o",
+        "jsonpath={.status.containerStatuses[0].containerID}",
+    ]);
     let id = id.trim_start_matches("containerd://");
     let info: serde_json::Value = serde_json::from_str(&p.k.crictl(&["inspect", id])).unwrap();
-    let pid = info["info"]["pid"].as_i64().expect("crictl inspect names the container's pid");
-    assert!(Command::new("kill").args(["-KILL", &pid.to_string()]).status().unwrap().success());
-    until("the container restarted by the kubelet", Duration::from_secs(120), || {
-        let restarts = p.kubectl(&["get", "pod", &pod, "-o", "jsonpath={.status.containerStatuses[0].restartCount}"]);
-        (restarts.trim() == "1").then_some(())
-    });
+    let pid = info["info"]["pid"]
+        .as_i64()
+        .expect("crictl inspect names the container's pid");
+    assert!(
+        Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    until(
+        "the container restarted by the kubelet",
+        Duration::from_secs(120),
+        || {
+            let restarts = p.kubectl(&[
+                "get",
+                "pod",
+                &pod,
+                "-o",
+                "jsonpath={.status.containerStatuses[0].restartCount}",
+            ]);
+            (restarts.trim() == "1").then_some(())
+        },
+    );
     p.rolled_out();
+    faults.push(("container SIGKILLed (crictl)", t, Instant::now()));
     flowing(watch.count());
 
     // A rolling restart of every pod.
+    let t = Instant::now();
     p.kubectl(&["rollout", "restart", "deployment/wasmpipe"]);
     p.rolled_out();
+    faults.push(("kubectl rollout restart", t, Instant::now()));
     flowing(watch.count());
 
     // A replica past the partition count: it idles in the group.
+    let t = Instant::now();
     p.kubectl(&["scale", "deployment/wasmpipe", "--replicas=4"]);
     p.rolled_out();
     assert_eq!(p.pods().len(), 4);
     flowing(watch.count());
     p.kubectl(&["scale", "deployment/wasmpipe", "--replicas=3"]);
     p.rolled_out();
+    faults.push(("scale 3 → 4 → 3", t, Instant::now()));
     flowing(watch.count());
 
     let produced = stream.stop();
-    watch.exactly_once(&produced);
+    let seen = watch.exactly_once(&produced);
+    for (fault, from, whole) in faults {
+        println!(
+            "{fault}: whole again in {:.1?}; longest pause in the output {:.1?}",
+            whole - from,
+            longest_pause(&seen, from, whole + Duration::from_secs(10))
+        );
+    }
 }
 
 #[test]
@@ -652,7 +788,12 @@ patches:
     )
     .unwrap();
     p.k.ok(&["apply", "--server-side", "-k", dir.to_str().unwrap()]);
-    p.kubectl(&["rollout", "status", "deployment/wasmpipe-operator", "--timeout=180s"]);
+    p.kubectl(&[
+        "rollout",
+        "status",
+        "deployment/wasmpipe-operator",
+        "--timeout=180s",
+    ]);
 
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap())
@@ -662,19 +803,34 @@ patches:
         &[NewPartitions::new(&p.input, 3)],
         &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
     ));
-    added.unwrap().into_iter().for_each(|r| r.map(|_| ()).unwrap());
-    until("replicas following the new partition count", Duration::from_secs(120), || {
-        (p.replicas() == 3).then_some(())
-    });
+    added
+        .unwrap()
+        .into_iter()
+        .for_each(|r| r.map(|_| ()).unwrap());
+    until(
+        "replicas following the new partition count",
+        Duration::from_secs(120),
+        || (p.replicas() == 3).then_some(()),
+    );
     p.rolled_out();
     assert_eq!(p.pods().len(), 3);
 
     // The ghost is left as it was, and the operator says why.
     let ghost_replicas = p.kubectl(&["get", "deployment/ghost", "-o", "jsonpath={.spec.replicas}"]);
     assert_eq!(ghost_replicas, "1");
-    let logs = until("the operator naming the Deployment it left alone", Duration::from_secs(60), || {
-        let logs = p.kubectl(&["logs", "-l", "app.kubernetes.io/name=wasmpipe-operator", "--tail=-1"]);
-        (logs.contains("cannot size the deployment; left as it is") && logs.contains("ghost")).then_some(logs)
-    });
+    let logs = until(
+        "the operator naming the Deployment it left alone",
+        Duration::from_secs(60),
+        || {
+            let logs = p.kubectl(&[
+                "logs",
+                "-l",
+                "app.kubernetes.io/name=wasmpipe-operator",
+                "--tail=-1",
+            ]);
+            (logs.contains("cannot size the deployment; left as it is") && logs.contains("ghost"))
+                .then_some(logs)
+        },
+    );
     assert!(logs.contains("no-such-topic"), "{logs}");
 }
