@@ -1,4 +1,4 @@
-"""Turns the contenders bench's JSON into the README's table and plots.
+"""Turns the contenders bench's JSON into the table and plots in docs/performance.md.
 
     python tests/bench/report.py RESULTS.json OUT_DIR
 
