@@ -364,40 +364,8 @@ fn deploy(
     dry_run: bool,
     limits: Limits,
 ) -> anyhow::Result<()> {
-    use wasmpipe::config::PipelineFile;
-    use wasmpipe::k8s::deploy::{File, apply, configmap as build, fit};
-    let (pipeline_file, pipeline_text) = match &pipeline {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading the pipeline file {}", path.display()))?;
-            (Some(PipelineFile::parse(path, &text)?), text)
-        }
-        None => {
-            let mut text = String::from("plugins:\n");
-            for f in files {
-                let name = f.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-                text.push_str(&format!("  - file: {name}\n"));
-            }
-            (None, text)
-        }
-    };
-    let mut plugins = Vec::new();
-    for path in files {
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .with_context(|| format!("{} has no file name", path.display()))?
-            .to_owned();
-        let config: Vec<(String, String)> = pipeline_file
-            .iter()
-            .flat_map(|p| p.plugins.iter())
-            .filter(|spec| {
-                spec.file == name
-                    || name.strip_suffix(".zst").or(name.strip_suffix(".gz"))
-                        == Some(spec.file.as_str())
-            })
-            .flat_map(|spec| spec.config.iter().map(|(k, v)| (k.clone(), v.to_string())))
-            .collect();
+    use wasmpipe::k8s::deploy::{apply, configmap as build, plan};
+    let files = plan(files, pipeline.as_deref(), |path, config| {
         let report = harness::check(runtime, path, config, limits)?;
         if !report.loads() {
             report.render(&mut std::io::stderr().lock())?;
@@ -406,27 +374,8 @@ fn deploy(
                 path.display()
             );
         }
-        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        plugins.push(File { name, bytes });
-    }
-    let pipeline_name =
-        pipeline
-            .as_ref()
-            .and_then(|p| p.extension())
-            .map_or("pipeline.yaml", |e| {
-                if e == "toml" {
-                    "pipeline.toml"
-                } else {
-                    "pipeline.yaml"
-                }
-            });
-    let files = fit(
-        plugins,
-        Some(File {
-            name: pipeline_name.to_owned(),
-            bytes: pipeline_text.into_bytes(),
-        }),
-    )?;
+        Ok(())
+    })?;
     if dry_run {
         let cm = build(
             &configmap,
