@@ -27,7 +27,7 @@
 //! `WASMPIPE_BENCH_PERF` (a directory) profiles the three processes with
 //! `perf record -g` during each drain, wasm functions named.
 //!
-//! `WASMPIPE_KAFKA_GROUP_DELAY_MS=3000 tests/kafka/broker start` (the
+//! `WASMPIPE_BROKER_GROUP_DELAY_MS=3000 tests/kafka/broker start` (the
 //! processes join one group together, as a Deployment's pods mostly do),
 //! then `cargo bench -p wasmpipe --bench pipeline` prints a Markdown table.
 
@@ -181,7 +181,7 @@ fn drain(args: &[&str], backlog: &str, output: &str, records: usize, slug: &str)
     perf.finish();
     assert!(
         counted * 2 < records,
-        "the group formed after {counted} of {records} records were drained: start the broker with WASMPIPE_KAFKA_GROUP_DELAY_MS=3000 (as tests/bench/run does) so the three processes join together, or load more records"
+        "the group formed after {counted} of {records} records were drained: start the broker with WASMPIPE_BROKER_GROUP_DELAY_MS=3000 (as tests/bench/run does) so the three processes join together, or load more records"
     );
     let records = records - counted;
     let throughput = records as f64 / (last - stable).as_secs_f64();

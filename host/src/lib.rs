@@ -15,6 +15,7 @@
 //! - [`text`]: plugin- and record-chosen text cut to what the host keeps;
 //! - [`dead_letter`]: the headers of a dead letter.
 
+pub mod app;
 pub mod aws;
 pub mod config;
 pub mod dead_letter;

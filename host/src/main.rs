@@ -8,13 +8,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
-use wasmpipe::config::{OnError, RunConfig, load_snapshot};
+use wasmpipe::app::App;
+use wasmpipe::config::{OnError, RunConfig};
 use wasmpipe::harness::{self, TestOptions};
-use wasmpipe::k8s::{self, ConfigMapMirror};
+use wasmpipe::k8s;
 use wasmpipe::kafka::{Delivery, KafkaConfig};
-use wasmpipe::ops::{Endpoints, OpsServer};
-use wasmpipe::pipeline::Counters;
-use wasmpipe::reload::{Reloader, Status, Updates, WatchOptions, read_snapshot};
 use wasmpipe::runtime::{CompileBudget, Limits, Runtime, RuntimeOptions};
 use wasmpipe::scaffold::{self, Lang, SdkSource};
 
@@ -152,7 +150,7 @@ struct KafkaArgs {
 
 impl KafkaArgs {
     fn config(self) -> anyhow::Result<KafkaConfig> {
-        let mut properties = kafka_env();
+        let mut properties = kafka_env()?;
         for (i, arg) in self.kafka.iter().enumerate() {
             // Not shown: a mistyped property may be a password.
             let pair = parse_pair(arg).map_err(|_| {
@@ -398,54 +396,25 @@ fn deploy(
     })
 }
 
-/// Serves the ops endpoints from the pipeline's counters and the
-/// reloader's status (or the set loaded at start, without hot reload).
-fn ops_server(
-    addr: &str,
-    counters: &Arc<Counters>,
-    updates: Option<Arc<Updates>>,
-    at_start: Status,
-    liveness: Duration,
-) -> anyhow::Result<OpsServer> {
-    let addr: std::net::SocketAddr = addr.parse().with_context(|| {
-        format!("--ops-addr '{addr}': expected host:port such as 0.0.0.0:8080, or off")
-    })?;
-    let status = move || {
-        updates
-            .as_ref()
-            .map_or_else(|| at_start.clone(), |u| u.status())
-    };
-    let status = Arc::new(status);
-    let (c1, c2, c3, s1) = (
-        counters.clone(),
-        counters.clone(),
-        counters.clone(),
-        status.clone(),
-    );
-    OpsServer::start(
-        addr,
-        Endpoints {
-            metrics: Box::new(move || {
-                c1.metrics.reloads_refused(s1().failures);
-                c1.metrics.encode()
-            }),
-            live: Box::new(move || c2.health.check_live(liveness)),
-            ready: Box::new(move || c3.health.is_ready()),
-            plugins: Box::new(move || serde_json::to_value(status()).unwrap_or_default()),
-        },
-    )
-}
-
 /// librdkafka properties from `WASMPIPE_KAFKA_*` variables.
-fn kafka_env() -> Vec<(String, String)> {
-    let mut props: Vec<(String, String)> = std::env::vars()
-        .filter_map(|(k, v)| {
-            k.strip_prefix("WASMPIPE_KAFKA_")
-                .map(|name| (name.to_ascii_lowercase().replace('_', "."), v))
-        })
-        .collect();
+/// A variable whose name is no librdkafka property is refused by name,
+/// with its value unshown (it may be a misspelt secret).
+fn kafka_env() -> anyhow::Result<Vec<(String, String)>> {
+    let mut props = Vec::new();
+    for (var, value) in std::env::vars() {
+        let Some(name) = var.strip_prefix("WASMPIPE_KAFKA_") else {
+            continue;
+        };
+        let name = name.to_ascii_lowercase().replace('_', ".");
+        if !wasmpipe::kafka::is_known_property(&name) {
+            anyhow::bail!(
+                "{var} sets the Kafka client property '{name}', which librdkafka does not have: every WASMPIPE_KAFKA_* variable is passed to the Kafka client; unset {var} or fix its name (the properties are listed in librdkafka's CONFIGURATION.md)"
+            );
+        }
+        props.push((name, value));
+    }
     props.sort();
-    props
+    Ok(props)
 }
 
 /// Limits applied to each plugin.
@@ -569,7 +538,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 limits: args.limits.into(),
                 grace: args.shutdown_grace,
             };
+            // Refused before anything starts (app::run checks again, for
+            // callers of the library).
             config.validate()?;
+            let ops_addr = match args.ops_addr.as_str() {
+                "off" => None,
+                addr => Some(addr.parse().with_context(|| {
+                    format!("--ops-addr '{addr}': expected host:port such as 0.0.0.0:8080, or off")
+                })?),
+            };
             // Registered first: a SIGTERM while plugins load still ends in a
             // clean stop.
             let shutdown = Arc::new(AtomicBool::new(false));
@@ -578,74 +555,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 signal_hook::flag::register_conditional_shutdown(signal, 1, shutdown.clone())?;
                 signal_hook::flag::register(signal, shutdown.clone())?;
             }
-            let runtime = runtime()?;
-            // Kept for the whole run: it feeds the reloader.
-            let mut mirror = None;
-            let (chain, reloader, start_sha256) = if args.passthrough {
-                (
-                    wasmpipe::runtime::Chain {
-                        plugins: Vec::new(),
-                    },
-                    None,
-                    String::new(),
-                )
-            } else {
-                let dir = &config.plugin_dir;
-                if let Some(name) = args.watch_configmap.clone() {
-                    mirror = Some(ConfigMapMirror::start(
-                        args.namespace.clone(),
-                        name,
-                        dir.clone(),
-                    )?);
-                }
-                let snapshot = read_snapshot(dir, config.pipeline_file.as_deref())?;
-                let chain = load_snapshot(&runtime, &snapshot, config.limits)?;
-                let reloader = if args.no_reload {
-                    None
-                } else {
-                    let limits = config.limits;
-                    let build = Box::new(move |s: &wasmpipe::reload::Snapshot| {
-                        let chain = load_snapshot(&runtime, s, limits)?;
-                        // Runs every plugin's `init` before the set is accepted.
-                        chain.instantiate()?;
-                        Ok(chain)
-                    });
-                    let options = WatchOptions {
-                        rescan: args.reload_rescan,
-                        ..WatchOptions::default()
-                    };
-                    Some(Reloader::start(
-                        dir,
-                        config.pipeline_file.as_deref(),
-                        &snapshot,
-                        &chain,
-                        build,
-                        options,
-                    )?)
-                };
-                (chain, reloader, snapshot.sha256)
-            };
-            for p in &chain.plugins {
-                tracing::info!(plugin = %p.name, sha256 = %p.sha256, world = p.world.as_str(), "plugin loaded");
-            }
             watchdog(shutdown.clone(), config.grace);
-            let updates = reloader.as_ref().map(Reloader::updates);
-            let counters = Arc::new(Counters::default());
-            let ops = if args.ops_addr == "off" {
-                None
-            } else {
-                let at_start = Status::of(&start_sha256, &chain);
-                Some(ops_server(
-                    &args.ops_addr,
-                    &counters,
-                    updates.clone(),
-                    at_start,
-                    args.liveness_timeout,
-                )?)
+            let app = App {
+                config,
+                passthrough: args.passthrough,
+                no_reload: args.no_reload,
+                reload_rescan: args.reload_rescan,
+                watch_configmap: args.watch_configmap,
+                namespace: args.namespace,
+                ops_addr,
+                liveness_timeout: args.liveness_timeout,
             };
-            wasmpipe::pipeline::run(config, chain, updates, shutdown, counters)?;
-            drop(ops);
-            drop(mirror);
+            wasmpipe::app::run(app, runtime()?, shutdown)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Deploy {

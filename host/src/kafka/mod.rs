@@ -53,6 +53,30 @@ pub struct KafkaConfig {
     pub token_source: Option<Arc<dyn TokenSource>>,
 }
 
+/// Whether librdkafka knows a property's name (a `consumer.` or
+/// `producer.` prefix is wasmpipe's and is stripped first). Values are not
+/// checked here: librdkafka checks them when a client is made, and they
+/// may be secrets.
+pub fn is_known_property(name: &str) -> bool {
+    let name = name
+        .strip_prefix("consumer.")
+        .or_else(|| name.strip_prefix("producer."))
+        .unwrap_or(name);
+    // A probe value librdkafka accepts for no property whose name it
+    // knows would still be refused by value, not by name: only
+    // "unknown property" counts.
+    match rdkafka::config::ClientConfig::new()
+        .set(name, "0")
+        .create_native_config()
+    {
+        Ok(_) => true,
+        Err(rdkafka::error::KafkaError::ClientConfig(code, ..)) => {
+            code != rdkafka::types::RDKafkaConfRes::RD_KAFKA_CONF_UNKNOWN
+        }
+        Err(_) => true,
+    }
+}
+
 /// A SASL/OAUTHBEARER token.
 pub struct OAuthToken {
     pub value: String,
@@ -176,3 +200,24 @@ impl rdkafka::ClientContext for MetadataContext {
 }
 
 impl rdkafka::consumer::ConsumerContext for MetadataContext {}
+
+#[cfg(test)]
+mod property_tests {
+    use super::is_known_property;
+
+    #[test]
+    fn property_names_are_known_or_not_whatever_the_value() {
+        for known in [
+            "security.protocol",
+            "sasl.password",
+            "consumer.fetch.max.bytes",
+            "producer.linger.ms",
+            "compression.type",
+        ] {
+            assert!(is_known_property(known), "{known}");
+        }
+        for unknown in ["host", "port", "run", "consumer.host", "security.protocoll"] {
+            assert!(!is_known_property(unknown), "{unknown}");
+        }
+    }
+}

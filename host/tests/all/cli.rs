@@ -548,3 +548,23 @@ fn the_environment_the_manifests_set_is_accepted_by_run() {
         );
     }
 }
+
+#[test]
+fn a_kafka_variable_librdkafka_does_not_know_is_refused_by_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_wasmpipe"))
+        .args(["run", "--brokers", "127.0.0.1:1", "--group", "g"])
+        .args(["--input-topic", "orders", "--output-topic", "orders-clean"])
+        .args(["--ops-addr", "off", "--plugin-dir"])
+        .arg(dir.path())
+        .env("WASMPIPE_KAFKA_PORT", "hunter2")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        stderr.trim(),
+        "wasmpipe: WASMPIPE_KAFKA_PORT sets the Kafka client property 'port', which librdkafka does not have: every WASMPIPE_KAFKA_* variable is passed to the Kafka client; unset WASMPIPE_KAFKA_PORT or fix its name (the properties are listed in librdkafka's CONFIGURATION.md)"
+    );
+}

@@ -29,8 +29,8 @@ impl Cluster {
     fn broker(&self, args: &[&str]) -> String {
         let out = Command::new(Self::script())
             .args(args)
-            .env("WASMPIPE_KAFKA_RUN", self.run.path())
-            .env("WASMPIPE_KAFKA_PORT", PORT)
+            .env("WASMPIPE_BROKER_RUN", self.run.path())
+            .env("WASMPIPE_BROKER_PORT", PORT)
             .output()
             .unwrap();
         assert!(
@@ -80,8 +80,8 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         let _ = Command::new(Self::script())
             .arg("stop")
-            .env("WASMPIPE_KAFKA_RUN", self.run.path())
-            .env("WASMPIPE_KAFKA_PORT", PORT)
+            .env("WASMPIPE_BROKER_RUN", self.run.path())
+            .env("WASMPIPE_BROKER_PORT", PORT)
             .output();
     }
 }

@@ -184,8 +184,10 @@ fn python_and_javascript_scripts_run_in_the_pods() {
     let js = std::fs::read(root.join("plugins/js/redact/redact.js")).unwrap();
     let pipeline = b"plugins:
   - file: redact.py
+    name: redact-py
     config: {mask: v, mask_with: py}
   - file: redact.js
+    name: redact-js
     config: {mask: v, mask_with: js}
 ";
     let p = Pipeline::up_with(

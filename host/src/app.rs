@@ -1,0 +1,153 @@
+//! `wasmpipe run`, wired: the plugin set (read from the plugin directory,
+//! or from a ConfigMap mirrored into it), the reloader, the ops endpoints
+//! and the pipeline, stopped together. The binary parses flags and calls
+//! [`run`]; tests call it the same way.
+
+use crate::config::{RunConfig, load_snapshot};
+use crate::k8s::ConfigMapMirror;
+use crate::ops::{Endpoints, OpsServer};
+use crate::pipeline::Counters;
+use crate::reload::{Reloader, Snapshot, Status, Updates, WatchOptions, read_snapshot};
+use crate::runtime::{Chain, Runtime};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+/// Everything `wasmpipe run` needs beyond the pipeline's own settings.
+pub struct App {
+    /// The pipeline: Kafka, topics, delivery, the plugin directory, limits.
+    pub config: RunConfig,
+    /// Run no plugin: records are copied through.
+    pub passthrough: bool,
+    /// Keep the set loaded at start.
+    pub no_reload: bool,
+    /// How often the plugin directory is read whole regardless of events.
+    pub reload_rescan: Duration,
+    /// Mirror this ConfigMap (in `namespace`, or the pod's own) into the
+    /// plugin directory.
+    pub watch_configmap: Option<String>,
+    pub namespace: Option<String>,
+    /// Where the ops endpoints listen; `None` serves none.
+    pub ops_addr: Option<SocketAddr>,
+    /// `/healthz` fails once the poll loop has not gone round for this long.
+    pub liveness_timeout: Duration,
+}
+
+/// Runs the pipeline until `shutdown` is set (then drains within the
+/// config's grace) or it fails; the mirror, reloader and ops server stop
+/// with it.
+pub fn run(app: App, runtime: Arc<Runtime>, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
+    let App { config, .. } = &app;
+    config.validate()?;
+    // Kept for the whole run: it feeds the reloader.
+    let mut _mirror = None;
+    let (chain, reloader, start_sha256) = if app.passthrough {
+        (
+            Chain {
+                plugins: Vec::new(),
+            },
+            None,
+            String::new(),
+        )
+    } else {
+        let dir = &config.plugin_dir;
+        if let Some(name) = app.watch_configmap.clone() {
+            _mirror = Some(ConfigMapMirror::start(
+                app.namespace.clone(),
+                name,
+                dir.clone(),
+            )?);
+        }
+        let snapshot = read_snapshot(dir, config.pipeline_file.as_deref())?;
+        let chain = load_snapshot(&runtime, &snapshot, config.limits)?;
+        let reloader = if app.no_reload {
+            None
+        } else {
+            Some(reloader(&app, runtime, &snapshot, &chain)?)
+        };
+        (chain, reloader, snapshot.sha256)
+    };
+    for p in &chain.plugins {
+        tracing::info!(plugin = %p.name, sha256 = %p.sha256, world = p.world.as_str(), "plugin loaded");
+    }
+    let updates = reloader.as_ref().map(Reloader::updates);
+    let counters = Arc::new(Counters::default());
+    let _ops = match app.ops_addr {
+        Some(addr) => {
+            let at_start = Status::of(&start_sha256, &chain);
+            Some(ops_server(
+                addr,
+                &counters,
+                updates.clone(),
+                at_start,
+                app.liveness_timeout,
+            )?)
+        }
+        None => None,
+    };
+    crate::pipeline::run(app.config, chain, updates, shutdown, counters)
+}
+
+/// Watches the plugin directory and builds each new set off the hot path.
+fn reloader(
+    app: &App,
+    runtime: Arc<Runtime>,
+    snapshot: &Snapshot,
+    chain: &Chain,
+) -> anyhow::Result<Reloader> {
+    let limits = app.config.limits;
+    let build = Box::new(move |s: &Snapshot| {
+        let chain = load_snapshot(&runtime, s, limits)?;
+        // Runs every plugin's `init` before the set is accepted.
+        chain.instantiate()?;
+        Ok(chain)
+    });
+    let options = WatchOptions {
+        rescan: app.reload_rescan,
+        ..WatchOptions::default()
+    };
+    Reloader::start(
+        &app.config.plugin_dir,
+        app.config.pipeline_file.as_deref(),
+        snapshot,
+        chain,
+        build,
+        options,
+    )
+}
+
+/// Serves the ops endpoints from the pipeline's counters and the
+/// reloader's status (or the set loaded at start, without hot reload).
+fn ops_server(
+    addr: SocketAddr,
+    counters: &Arc<Counters>,
+    updates: Option<Arc<Updates>>,
+    at_start: Status,
+    liveness: Duration,
+) -> anyhow::Result<OpsServer> {
+    let status = move || {
+        updates
+            .as_ref()
+            .map_or_else(|| at_start.clone(), |u| u.status())
+    };
+    let status = Arc::new(status);
+    let (c1, c2, c3, s1) = (
+        counters.clone(),
+        counters.clone(),
+        counters.clone(),
+        status.clone(),
+    );
+    OpsServer::start(
+        addr,
+        Endpoints {
+            metrics: Box::new(move || {
+                c1.metrics.reloads_refused(s1().failures);
+                c1.metrics.encode()
+            }),
+            live: Box::new(move || c2.health.check_live(liveness)),
+            ready: Box::new(move || c3.health.is_ready()),
+            plugins: Box::new(move || serde_json::to_value(status()).unwrap_or_default()),
+        },
+    )
+}
