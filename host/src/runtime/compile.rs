@@ -31,6 +31,10 @@ pub enum CompileError {
     Time(Duration),
     #[error("compiling needed more than {0} bytes of memory")]
     Memory(u64),
+    /// SIGKILL from outside: the budget never sends it (the time limit is
+    /// enforced above), the kernel's out-of-memory killer does.
+    #[error("the compiler process was killed (SIGKILL)")]
+    Killed,
     #[error("{0}")]
     Failed(String),
 }
@@ -87,6 +91,9 @@ pub fn in_child(
             Err(e) => return Err(failed(e.into())),
         }
     };
+    if sigkilled(&status) {
+        return Err(CompileError::Killed);
+    }
     if !status.success() {
         let said = std::fs::read(&log).unwrap_or_default();
         let said = String::from_utf8_lossy(&said[..said.len().min(4096)]).into_owned();
@@ -125,6 +132,16 @@ fn killed_by_signal(status: &std::process::ExitStatus) -> bool {
     std::os::unix::process::ExitStatusExt::signal(status).is_some()
 }
 
+#[cfg(unix)]
+fn sigkilled(status: &std::process::ExitStatus) -> bool {
+    std::os::unix::process::ExitStatusExt::signal(status) == Some(9)
+}
+
+#[cfg(not(unix))]
+fn sigkilled(_status: &std::process::ExitStatus) -> bool {
+    false
+}
+
 #[cfg(not(unix))]
 fn killed_by_signal(_status: &std::process::ExitStatus) -> bool {
     false
@@ -160,5 +177,29 @@ impl Drop for Cleanup {
         for path in &self.0 {
             let _ = std::fs::remove_file(path);
         }
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_compiler_killed_from_outside_is_not_called_over_budget() {
+        // What the out-of-memory killer does to the child in a container
+        // whose memory limit is below the compile's needs.
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("killed");
+        std::fs::write(&exe, "#!/bin/sh\nkill -KILL $$\n").unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let budget = CompileBudget {
+            exe,
+            time: Duration::from_secs(30),
+            memory_bytes: 1 << 30,
+        };
+        let engine = wasmtime::Engine::default();
+        let got = in_child(&engine, &budget, &[], b"\0asm", dir.path());
+        assert!(matches!(got, Err(CompileError::Killed)), "{got:?}");
     }
 }

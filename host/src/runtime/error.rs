@@ -59,6 +59,12 @@ pub enum LoadError {
         flag: &'static str,
     },
     #[error(
+        "plugin {path}: the process compiling it was killed (SIGKILL), most likely by the out-of-memory killer: \
+         this container or machine has less memory than compiling the plugin takes (the Python script runtime \
+         takes about 350 MiB, once per start); raise the pod's memory limit"
+    )]
+    CompileKilled { path: PathBuf },
+    #[error(
         "plugin {path}: exports neither wasmpipe:transform/flat-transform nor typed-transform \
          (it exports: {exports}); build it against wit/ with the world flat-plugin or typed-plugin{hint}"
     )]

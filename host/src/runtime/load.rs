@@ -311,6 +311,7 @@ impl Runtime {
                 spent: format!("more than {} MiB of memory", bytes >> 20),
                 flag: "--compile-memory-mib (WASMPIPE_COMPILE_MEMORY_MIB)",
             },
+            CompileError::Killed => LoadError::CompileKilled { path: path() },
             CompileError::Failed(message) => LoadError::Compile {
                 path: path(),
                 message,

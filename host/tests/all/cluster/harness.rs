@@ -471,16 +471,22 @@ pub(super) fn lag(metrics: &str) -> Vec<(String, f64)> {
         .collect()
 }
 
-/// The longest time without a new output record between `from` and `to`.
+/// The longest time, between `from` and `to`, that any one partition went
+/// without a new output record (a stalled partition hides in the total).
 pub(super) fn longest_pause(seen: &[Seen], from: Instant, to: Instant) -> Duration {
-    let mut at: Vec<Instant> = seen
-        .iter()
-        .map(|s| s.at)
-        .filter(|t| *t >= from && *t <= to)
-        .collect();
-    at.sort();
-    at.insert(0, from);
-    at.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default()
+    let mut by_partition: BTreeMap<i64, Vec<Instant>> = BTreeMap::new();
+    for s in seen.iter().filter(|s| s.at >= from && s.at <= to) {
+        by_partition.entry(s.p).or_default().push(s.at);
+    }
+    by_partition
+        .into_values()
+        .map(|mut at| {
+            at.sort();
+            at.insert(0, from);
+            at.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default()
+        })
+        .max()
+        .unwrap_or(to - from)
 }
 
 /// Grows a topic to `partitions`.

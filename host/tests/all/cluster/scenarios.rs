@@ -374,8 +374,15 @@ fn scale_and_the_operator_follow_partitions_through_the_real_api() {
         ),
     )
     .unwrap();
+    let pipeline = dir.path().join("pipeline.yaml");
+    std::fs::write(
+        &pipeline,
+        "plugins:\n  - file: redact.wasm\n    config: {drop: v}\n",
+    )
+    .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_wasmpipe"))
-        .args(["deploy", "--configmap", "wasmpipe-plugins"])
+        .args(["deploy", "--configmap", "wasmpipe-plugins", "--pipeline"])
+        .arg(&pipeline)
         .arg(p.k.manifests.join("base/plugins/redact.wasm"))
         .env("KUBECONFIG", &kubeconfig)
         .env_remove("WASMPIPE_NAMESPACE")
