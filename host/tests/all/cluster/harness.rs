@@ -471,11 +471,13 @@ pub(super) fn lag(metrics: &str) -> Vec<(String, f64)> {
         .collect()
 }
 
-/// The longest time, between `from` and `to`, that any one partition went
-/// without a new output record (a stalled partition hides in the total).
+/// The longest time any one partition went without a new output record,
+/// for gaps that began between `from` and `to` (a stall that outlasts `to`
+/// counts up to the partition's next record; a stalled partition hides in
+/// the total, so each is measured apart).
 pub(super) fn longest_pause(seen: &[Seen], from: Instant, to: Instant) -> Duration {
     let mut by_partition: BTreeMap<i64, Vec<Instant>> = BTreeMap::new();
-    for s in seen.iter().filter(|s| s.at >= from && s.at <= to) {
+    for s in seen.iter().filter(|s| s.at >= from) {
         by_partition.entry(s.p).or_default().push(s.at);
     }
     by_partition
@@ -483,7 +485,11 @@ pub(super) fn longest_pause(seen: &[Seen], from: Instant, to: Instant) -> Durati
         .map(|mut at| {
             at.sort();
             at.insert(0, from);
-            at.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default()
+            at.windows(2)
+                .filter(|w| w[0] <= to)
+                .map(|w| w[1] - w[0])
+                .max()
+                .unwrap_or_default()
         })
         .max()
         .unwrap_or(to - from)
