@@ -362,19 +362,28 @@ fn a_script_plugin_without_its_runtime_is_named_with_the_fix() {
     );
 }
 
-#[test]
-fn run_refuses_a_dead_letter_topic_that_is_the_output_before_connecting() {
+/// `wasmpipe run` from `orders` to `orders-clean` with no broker to reach,
+/// plus `args` and the variables `env`; its output.
+fn run_with(args: &[&str], env: &[(&str, &str)]) -> Output {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_wasmpipe"))
-        .args(["run", "--brokers", "127.0.0.1:1", "--group", "g"])
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wasmpipe"));
+    cmd.args(["run", "--brokers", "127.0.0.1:1", "--group", "g"])
         .args(["--input-topic", "orders", "--output-topic", "orders-clean"])
-        .args(["--dlq-topic", "orders-clean", "--ops-addr", "off"])
+        .args(["--ops-addr", "off"])
+        .args(args)
         .arg("--plugin-dir")
         .arg(dir.path())
         .env_remove("WASMPIPE_DLQ_TOPIC")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+#[test]
+fn run_refuses_a_dead_letter_topic_that_is_the_output_before_connecting() {
+    let out = run_with(&["--dlq-topic", "orders-clean"], &[]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert_eq!(
@@ -551,16 +560,7 @@ fn the_environment_the_manifests_set_is_accepted_by_run() {
 
 #[test]
 fn a_kafka_variable_librdkafka_does_not_know_is_refused_by_its_name() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_wasmpipe"))
-        .args(["run", "--brokers", "127.0.0.1:1", "--group", "g"])
-        .args(["--input-topic", "orders", "--output-topic", "orders-clean"])
-        .args(["--ops-addr", "off", "--plugin-dir"])
-        .arg(dir.path())
-        .env("WASMPIPE_KAFKA_PORT", "hunter2")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = run_with(&[], &[("WASMPIPE_KAFKA_PORT", "hunter2")]);
     let stderr = text(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert_eq!(
