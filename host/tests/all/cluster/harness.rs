@@ -220,30 +220,34 @@ components:
             "every pod Ready, none terminating",
             Duration::from_secs(180),
             || {
-                let pods = self.kubectl(&[
-                "get",
-                "pods",
-                "-l",
-                "app.kubernetes.io/name=wasmpipe",
-                "-o",
-                "jsonpath={range .items[*]}{.metadata.deletionTimestamp}|{.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}",
-            ]);
+                let pods = self.pods_jsonpath(&[], "{range .items[*]}{.metadata.deletionTimestamp}|{.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}");
                 let pods: Vec<&str> = pods.lines().collect();
                 (pods.len() == want && pods.iter().all(|p| *p == "|True")).then_some(())
             },
         );
     }
 
-    pub(super) fn pods(&self) -> Vec<String> {
-        self.kubectl(&[
+    /// `template` (a kubectl jsonpath) over the pipeline's pods, with
+    /// `extra` arguments (a field selector).
+    pub(super) fn pods_jsonpath(&self, extra: &[&str], template: &str) -> String {
+        let jsonpath = format!("jsonpath={template}");
+        let mut args = vec![
             "get",
             "pods",
             "-l",
             "app.kubernetes.io/name=wasmpipe",
-            "--field-selector=status.phase=Running",
             "-o",
-            "jsonpath={.items[*].metadata.name}",
-        ])
+            &jsonpath,
+        ];
+        args.extend_from_slice(extra);
+        self.kubectl(&args)
+    }
+
+    pub(super) fn pods(&self) -> Vec<String> {
+        self.pods_jsonpath(
+            &["--field-selector=status.phase=Running"],
+            "{.items[*].metadata.name}",
+        )
         .split_whitespace()
         .map(str::to_owned)
         .collect()

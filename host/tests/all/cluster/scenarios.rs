@@ -13,14 +13,7 @@ fn the_deployment_runs_a_ready_pod_per_partition_exactly_once_under_restricted()
     // replicas = partitions, every pod Ready through its probes.
     let pods = p.pods();
     assert_eq!((p.replicas(), pods.len()), (3, 3), "{pods:?}");
-    let ready = p.kubectl(&[
-        "get",
-        "pods",
-        "-l",
-        "app.kubernetes.io/name=wasmpipe",
-        "-o",
-        "jsonpath={range .items[*]}{.status.conditions[?(@.type==\"Ready\")].status} {.status.containerStatuses[0].restartCount}{\"\\n\"}{end}",
-    ]);
+    let ready = p.pods_jsonpath(&[], "{range .items[*]}{.status.conditions[?(@.type==\"Ready\")].status} {.status.containerStatuses[0].restartCount}{\"\\n\"}{end}");
     assert_eq!(
         ready.lines().collect::<Vec<_>>(),
         vec!["True 0"; 3],
@@ -210,14 +203,7 @@ fn python_and_javascript_scripts_run_in_the_pods() {
         seen.iter().all(|s| s.v.as_deref() == Some("js")),
         "a record not through both scripts"
     );
-    let restarts = p.kubectl(&[
-        "get",
-        "pods",
-        "-l",
-        "app.kubernetes.io/name=wasmpipe",
-        "-o",
-        "jsonpath={.items[*].status.containerStatuses[0].restartCount}",
-    ]);
+    let restarts = p.pods_jsonpath(&[], "{.items[*].status.containerStatuses[0].restartCount}");
     assert_eq!(
         restarts, "0 0",
         "a pod restarted (out of memory compiling a script runtime?)"
