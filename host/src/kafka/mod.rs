@@ -7,6 +7,8 @@ mod sink;
 mod source;
 mod topics;
 
+/// The Kafka error type, for the few callers that make one (test doubles).
+pub use rdkafka::error::{KafkaError, RDKafkaErrorCode as ErrorCode};
 pub use secrets::is_secret;
 pub use sink::{BatchAck, OutRecord, SendError, Sink, TransactionError};
 pub use source::{Committer, GroupMetadata, Polled, RawHeaders, RebalanceHandler, Source};
@@ -28,6 +30,37 @@ impl fmt::Display for TopicPartition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.topic, self.partition)
     }
+}
+
+/// The producer as the pipeline writes through it: [`Sink`] is Kafka's;
+/// the pipeline's tests use doubles.
+pub trait Producer {
+    /// Whether Kafka would take a record of `bytes` for `topic`, as far as
+    /// is known before queueing it.
+    fn admit(&self, topic: &str, bytes: usize) -> Result<(), Refusal>;
+    /// Queues `record`; `ack` learns when Kafka answers for it.
+    fn send<'h>(
+        &self,
+        record: OutRecord<'_, impl Iterator<Item = (&'h [u8], Option<&'h [u8]>)>>,
+        ack: &Arc<BatchAck>,
+    ) -> Result<(), SendError>;
+    /// Serves delivery reports.
+    fn poll(&self);
+    /// Waits until everything queued is answered for, or `timeout` passes.
+    fn flush(&self, timeout: std::time::Duration) -> Result<(), KafkaError>;
+    /// The producer cannot go on and must be replaced.
+    fn is_fatal(&self) -> bool;
+    /// Exactly-once: commits the open transaction with the input offsets
+    /// `offsets` as `member` of its group, and begins the next.
+    fn commit_transaction(
+        &self,
+        offsets: &[(TopicPartition, i64)],
+        member: &dyn Committer,
+    ) -> Result<(), TransactionError>;
+    /// Exactly-once: aborts the open transaction and begins the next.
+    fn abort_and_begin(&self) -> Result<(), TransactionError>;
+    /// Exactly-once: aborts the open transaction.
+    fn abort_transaction(&self) -> Result<(), TransactionError>;
 }
 
 /// How outputs and offsets are committed.

@@ -2,13 +2,14 @@
 //! Java-compatible key partitioning, delivery acknowledgements per batch
 //! (at-least-once) or Kafka transactions (exactly-once).
 
+use super::Committer;
 use super::source::GroupMetadata;
 use super::topics::{Refusal, Refusals, check_name};
 use super::{Delivery, KafkaConfig, TopicPartition};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedHeaders, Message, OwnedHeaders};
 use rdkafka::producer::{
-    BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, PurgeConfig,
+    BaseProducer, BaseRecord, DeliveryResult, Producer as _, ProducerContext, PurgeConfig,
 };
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -62,6 +63,9 @@ pub enum TransactionError {
         "kafka refused an output for topic '{topic}' ({reason}) after other outputs of its record were queued"
     )]
     RecordRefused { topic: String, reason: &'static str },
+    /// The consumer has no group metadata to commit the offsets with.
+    #[error("the consumer has no group metadata to commit the transaction's offsets with")]
+    NoGroup,
     /// No thread could be started to make a transactional call on.
     #[error("kafka: no thread could be started for {call}: {error}")]
     Thread {
@@ -106,6 +110,21 @@ pub struct BatchAck {
 }
 
 impl BatchAck {
+    /// One more output of the batch is queued.
+    pub fn queued(&self) {
+        self.pending.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Kafka answered for one queued output: `failure` says why it was not
+    /// taken, if it was not.
+    pub fn answered(&self, failure: Option<String>) {
+        if let Some(e) = failure {
+            let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+            failed.get_or_insert(e);
+        }
+        self.pending.fetch_sub(1, Ordering::AcqRel);
+    }
+
     pub fn is_done(&self) -> bool {
         self.pending.load(Ordering::Acquire) == 0
     }
@@ -165,10 +184,10 @@ impl ProducerContext for SinkContext {
                 message.payload_len() + message.key_len(),
                 &e.to_string(),
             );
-            let mut failed = ack.failed.lock().unwrap_or_else(|e| e.into_inner());
-            failed.get_or_insert_with(|| e.to_string());
+            ack.answered(Some(e.to_string()));
+        } else {
+            ack.answered(None);
         }
-        ack.pending.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -306,7 +325,7 @@ impl Sink {
         if let Some(t) = record.timestamp {
             message = message.timestamp(t);
         }
-        ack.pending.fetch_add(1, Ordering::AcqRel);
+        ack.queued();
         loop {
             match self.producer.send(message) {
                 Ok(()) => return Ok(()),
@@ -316,6 +335,7 @@ impl Sink {
                     self.producer.poll(Duration::from_millis(1));
                 }
                 Err((e, m)) => {
+                    // Never queued: nothing will answer for it.
                     ack.pending.fetch_sub(1, Ordering::AcqRel);
                     match e.rdkafka_error_code() {
                         Some(RDKafkaErrorCode::State) if self.delivery == Delivery::ExactlyOnce => {
@@ -519,6 +539,49 @@ fn flush(producer: &BaseProducer<SinkContext>, timeout: Duration) -> Result<(), 
         producer.poll(Duration::from_millis(1));
     }
     Ok(())
+}
+
+impl super::Producer for Sink {
+    fn admit(&self, topic: &str, bytes: usize) -> Result<(), Refusal> {
+        Sink::admit(self, topic, bytes)
+    }
+
+    fn send<'h>(
+        &self,
+        record: OutRecord<'_, impl Iterator<Item = (&'h [u8], Option<&'h [u8]>)>>,
+        ack: &Arc<BatchAck>,
+    ) -> Result<(), SendError> {
+        Sink::send(self, record, ack)
+    }
+
+    fn poll(&self) {
+        Sink::poll(self)
+    }
+
+    fn flush(&self, timeout: Duration) -> Result<(), KafkaError> {
+        Sink::flush(self, timeout)
+    }
+
+    fn is_fatal(&self) -> bool {
+        Sink::is_fatal(self)
+    }
+
+    fn commit_transaction(
+        &self,
+        offsets: &[(TopicPartition, i64)],
+        member: &dyn Committer,
+    ) -> Result<(), TransactionError> {
+        let group = member.group_metadata().ok_or(TransactionError::NoGroup)?;
+        Sink::commit_transaction(self, offsets, group)
+    }
+
+    fn abort_and_begin(&self) -> Result<(), TransactionError> {
+        Sink::abort_and_begin(self)
+    }
+
+    fn abort_transaction(&self) -> Result<(), TransactionError> {
+        Sink::abort_transaction(self)
+    }
 }
 
 #[cfg(test)]

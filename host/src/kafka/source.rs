@@ -7,10 +7,11 @@ use crate::record::{Batch, LayoutError, RecordParts, TimestampType};
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, ConsumerGroupMetadata, Rebalance,
 };
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message, Timestamp};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// The group's metadata, which a transaction's offsets are committed with
@@ -36,7 +37,9 @@ pub trait Committer {
 /// What the pipeline does when partitions come and go. Called on the
 /// thread that polls, inside `Source::poll`.
 pub trait RebalanceHandler: Send + Sync + 'static {
-    fn assigned(&self, partitions: &[TopicPartition]);
+    /// `partitions` are ours from this rebalance `generation` on: a record
+    /// polled before it (see [`Polled::generation`]) is not theirs to take.
+    fn assigned(&self, partitions: &[TopicPartition], generation: u64);
     /// The partitions are being taken away: commit what was processed of
     /// them now, since their next owner starts from the committed offset.
     fn revoking(&self, partitions: &[TopicPartition], committer: &dyn Committer);
@@ -47,6 +50,8 @@ pub trait RebalanceHandler: Send + Sync + 'static {
 
 pub struct SourceContext {
     handler: Arc<dyn RebalanceHandler>,
+    /// Rebalances served so far.
+    generation: AtomicU64,
     token_source: Option<Arc<dyn super::TokenSource>>,
 }
 
@@ -241,6 +246,7 @@ impl ConsumerContext for SourceContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Revoke(tpl) => {
+                self.generation.fetch_add(1, Ordering::AcqRel);
                 let revoked = partitions(tpl);
                 tracing::info!(partitions = ?revoked.iter().map(ToString::to_string).collect::<Vec<_>>(), "partitions revoked");
                 self.handler
@@ -255,7 +261,8 @@ impl ConsumerContext for SourceContext {
         if let Rebalance::Assign(tpl) = rebalance {
             let assigned = partitions(tpl);
             tracing::info!(partitions = ?assigned.iter().map(ToString::to_string).collect::<Vec<_>>(), "partitions assigned");
-            self.handler.assigned(&assigned);
+            let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+            self.handler.assigned(&assigned, generation);
         }
     }
 }
@@ -309,6 +316,7 @@ impl Source {
         let consumer: BaseConsumer<SourceContext> = client
             .create_with_context(SourceContext {
                 handler,
+                generation: AtomicU64::new(0),
                 token_source: config.token_source.clone(),
             })
             .map_err(super::secrets::redact_error)?;
@@ -317,26 +325,62 @@ impl Source {
         Ok(Source { consumer })
     }
 
-    /// Waits up to `timeout` for one record and hands it to `route`, which
-    /// calls `fill` with the batch of the record's partition (or returns
-    /// `false` when the partition is no longer ours). Rebalances happen in
-    /// here. Returns the record's partition and offset, or `None`.
-    pub fn poll_into(
-        &self,
+    /// Waits up to `timeout` for a record, then takes the records already
+    /// fetched, up to `max` in all, into `into`. Rebalances happen in here.
+    /// A consumer error ends the round and is returned after the records
+    /// before it.
+    pub fn poll_many<'c>(
+        &'c self,
         timeout: Duration,
-        route: impl FnOnce(
-            &TopicPartition,
-            &mut dyn FnMut(&mut Batch) -> Result<bool, LayoutError>,
-        ) -> Result<bool, LayoutError>,
-    ) -> Result<Option<Polled>, KafkaError> {
-        let message = match self.consumer.poll(timeout) {
-            None => return Ok(None),
-            Some(m) => m?,
-        };
-        let tp = TopicPartition {
-            topic: message.topic().to_owned(),
-            partition: message.partition(),
-        };
+        max: usize,
+        into: &mut Vec<Polled<'c>>,
+    ) -> Result<(), KafkaError> {
+        let mut wait = timeout;
+        while into.len() < max {
+            let message = match self.consumer.poll(wait) {
+                None => break,
+                Some(m) => m?,
+            };
+            into.push(Polled {
+                generation: self.consumer.context().generation.load(Ordering::Acquire),
+                message,
+            });
+            wait = Duration::ZERO;
+        }
+        Ok(())
+    }
+}
+
+/// A record of a poll round, still in librdkafka's buffers.
+pub struct Polled<'c> {
+    message: BorrowedMessage<'c>,
+    generation: u64,
+}
+
+impl Polled<'_> {
+    pub fn topic(&self) -> &str {
+        self.message.topic()
+    }
+
+    pub fn partition(&self) -> i32 {
+        self.message.partition()
+    }
+
+    pub fn offset(&self) -> i64 {
+        self.message.offset()
+    }
+
+    /// The rebalances served before the record was polled.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Appends the record to `batch`. A header name another client wrote
+    /// that is not UTF-8 cannot be given to a plugin as it is: the record
+    /// goes in with the name made readable, and its headers as they came
+    /// are returned for the pipeline to dead-letter it with.
+    pub fn fill(&self, batch: &mut Batch) -> Result<Option<RawHeaders>, LayoutError> {
+        let message = &self.message;
         let (timestamp, timestamp_type) = match message.timestamp() {
             Timestamp::NotAvailable => (0, TimestampType::NotAvailable),
             Timestamp::CreateTime(t) => (t, TimestampType::CreateTime),
@@ -351,60 +395,29 @@ impl Source {
             partition: message.partition(),
             offset: message.offset(),
         };
-        let headers = NativeHeaders::of(&message);
-        // A header name another client wrote that is not UTF-8 cannot be
-        // given to a plugin as it is: the record goes into the batch with
-        // the name made readable, and the pipeline dead-letters it with its
-        // headers as they came.
-        let malformed = !headers.names_are_utf8();
-        let mut lossy = |batch: &mut Batch| {
-            let names: Vec<_> = headers
-                .iter()
-                .map(|(name, _)| String::from_utf8_lossy(name))
-                .collect();
-            let all = names
-                .iter()
-                .zip(headers.iter())
-                .map(|(n, (_, v))| (n.as_ref(), v));
-            batch.push_parts(parts, all).map(|()| true)
-        };
-        let mut fast = |batch: &mut Batch| {
+        let headers = NativeHeaders::of(message);
+        if headers.names_are_utf8() {
             let all = headers
                 .iter()
                 .map(|(name, value)| (std::str::from_utf8(name).unwrap_or_default(), value));
-            batch.push_parts(parts, all).map(|()| true)
-        };
-        let fill: &mut dyn FnMut(&mut Batch) -> Result<bool, LayoutError> =
-            if malformed { &mut lossy } else { &mut fast };
-        match route(&tp, fill) {
-            Ok(true) => Ok(Some(Polled {
-                offset: message.offset(),
-                tp,
-                raw_headers: malformed.then(|| headers.to_owned()),
-            })),
-            // A record of a partition no longer ours: its next owner reads it.
-            Ok(false) => Ok(None),
-            Err(e) => {
-                tracing::error!(error = %e, "record {tp}@{} does not fit a batch", message.offset());
-                Err(KafkaError::MessageConsumption(
-                    RDKafkaErrorCode::MessageSizeTooLarge,
-                ))
-            }
+            batch.push_parts(parts, all)?;
+            return Ok(None);
         }
+        let names: Vec<_> = headers
+            .iter()
+            .map(|(name, _)| String::from_utf8_lossy(name))
+            .collect();
+        let all = names
+            .iter()
+            .zip(headers.iter())
+            .map(|(n, (_, v))| (n.as_ref(), v));
+        batch.push_parts(parts, all)?;
+        Ok(Some(headers.to_owned()))
     }
 }
 
 /// A record's headers as they came from Kafka (names are bytes).
 pub type RawHeaders = Vec<(Vec<u8>, Option<Vec<u8>>)>;
-
-/// A record read into its partition's batch.
-pub struct Polled {
-    pub tp: TopicPartition,
-    pub offset: i64,
-    /// The record's headers as they came, when one of their names is not
-    /// UTF-8: the record must be dead-lettered with them.
-    pub raw_headers: Option<RawHeaders>,
-}
 
 /// A consumed record's headers as librdkafka holds them: names are bytes.
 /// (rdkafka's `Headers::get` panics on a name that is not UTF-8.)

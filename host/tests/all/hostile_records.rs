@@ -341,7 +341,7 @@ fn holding_the_partitions_past_max_poll_interval_keeps_the_member_in_its_group()
         revoked: Mutex<usize>,
     }
     impl RebalanceHandler for Seen {
-        fn assigned(&self, p: &[TopicPartition]) {
+        fn assigned(&self, p: &[TopicPartition], _generation: u64) {
             *self.assigned.lock().unwrap() += p.len();
         }
         fn revoking(&self, p: &[TopicPartition], _: &dyn Committer) {
@@ -370,10 +370,14 @@ fn holding_the_partitions_past_max_poll_interval_keeps_the_member_in_its_group()
     .unwrap();
     let mut batch = Batch::default();
     let poll = |source: &Source, batch: &mut Batch| {
+        let mut polled = Vec::new();
         source
-            .poll_into(Duration::from_millis(100), |_, fill| fill(batch))
-            .unwrap()
-            .is_some()
+            .poll_many(Duration::from_millis(100), 1, &mut polled)
+            .unwrap();
+        for p in &polled {
+            p.fill(batch).unwrap();
+        }
+        !polled.is_empty()
     };
     let started = std::time::Instant::now();
     while *seen.assigned.lock().unwrap() == 0 {

@@ -1,20 +1,13 @@
-//! The `wasmpipe` command line: parses arguments, sets up logging and calls
-//! the library.
+//! The command line's arguments and environment, as clap parses them.
 
-use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
-use wasmpipe::app::App;
-use wasmpipe::config::{OnError, RunConfig};
-use wasmpipe::harness::{self, TestOptions};
-use wasmpipe::k8s;
+use wasmpipe::config::OnError;
 use wasmpipe::kafka::{Delivery, KafkaConfig};
-use wasmpipe::runtime::{CompileBudget, Limits, Runtime, RuntimeOptions};
-use wasmpipe::scaffold::{self, Lang, SdkSource};
+use wasmpipe::runtime::Limits;
+use wasmpipe::scaffold::Lang;
 
 #[derive(Parser)]
 #[command(
@@ -22,18 +15,18 @@ use wasmpipe::scaffold::{self, Lang, SdkSource};
     version,
     about = "Run sandboxed WebAssembly transforms on Kafka streams"
 )]
-struct Cli {
+pub(crate) struct Cli {
     /// Log format.
     #[arg(long, global = true, env = "WASMPIPE_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
-    log_format: String,
+    pub(crate) log_format: String,
     /// Directory for compiled plugins, private to this process (an emptyDir
     /// on Kubernetes). Without it plugins are compiled in memory.
     #[arg(long, global = true, env = "WASMPIPE_CACHE_DIR")]
-    cache_dir: Option<PathBuf>,
+    pub(crate) cache_dir: Option<PathBuf>,
     /// How long compiling one plugin may take (a compiler process, killed
     /// past it): a hostile module cannot stall a load or a reload.
     #[arg(long, global = true, env = "WASMPIPE_COMPILE_TIMEOUT", default_value = "10m", value_parser = humantime::parse_duration)]
-    compile_timeout: Duration,
+    pub(crate) compile_timeout: Duration,
     /// Address space the compiler process of one plugin may use, in MiB.
     #[arg(
         long,
@@ -41,17 +34,17 @@ struct Cli {
         env = "WASMPIPE_COMPILE_MEMORY_MIB",
         default_value_t = 8192
     )]
-    compile_memory_mib: u64,
+    pub(crate) compile_memory_mib: u64,
     /// Write /tmp/perf-PID.map so `perf report` names the plugins' wasm
     /// functions (for profiling; off by default).
     #[arg(long, global = true, env = "WASMPIPE_PERF_MAP")]
-    perf_map: bool,
+    pub(crate) perf_map: bool,
     #[command(subcommand)]
-    command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Subcommand)]
-enum Command {
+pub(crate) enum Command {
     /// The compiler process a runtime starts for each plugin it compiles.
     #[command(name = "__compile-plugin", hide = true)]
     CompilePlugin {
@@ -126,30 +119,30 @@ enum Command {
 
 /// Where Kafka is and how to reach it.
 #[derive(Args)]
-struct KafkaArgs {
+pub(crate) struct KafkaArgs {
     /// Kafka bootstrap servers, host:port[,host:port…].
     #[arg(long, env = "WASMPIPE_BROKERS")]
-    brokers: String,
+    pub(crate) brokers: String,
     /// A librdkafka property (repeatable), e.g. security.protocol=SASL_SSL;
     /// prefix it with consumer. or producer. to set it on one client only.
     /// Also read from WASMPIPE_KAFKA_<NAME> variables: WASMPIPE_KAFKA_SASL_MECHANISM=PLAIN
     /// sets sasl.mechanism.
     /// Split in `config`, not by clap: clap's error would print the value.
     #[arg(long = "kafka", value_name = "KEY=VALUE")]
-    kafka: Vec<String>,
+    pub(crate) kafka: Vec<String>,
     /// Authenticate to Amazon MSK with IAM (its port 9098): SASL/OAUTHBEARER
     /// tokens signed with the AWS credentials of the pod's service account
     /// (IRSA or EKS Pod Identity) or of the environment. Sets
     /// security.protocol=SASL_SSL and sasl.mechanism=OAUTHBEARER.
     #[arg(long, env = "WASMPIPE_AWS_MSK_IAM")]
-    aws_msk_iam: bool,
+    pub(crate) aws_msk_iam: bool,
     /// The MSK cluster's region, for --aws-msk-iam [default: AWS_REGION].
     #[arg(long, env = "WASMPIPE_AWS_REGION", requires = "aws_msk_iam")]
-    aws_region: Option<String>,
+    pub(crate) aws_region: Option<String>,
 }
 
 impl KafkaArgs {
-    fn config(self) -> anyhow::Result<KafkaConfig> {
+    pub(crate) fn config(self) -> anyhow::Result<KafkaConfig> {
         let mut properties = kafka_env()?;
         for (i, arg) in self.kafka.iter().enumerate() {
             // Not shown: a mistyped property may be a password.
@@ -180,7 +173,7 @@ impl KafkaArgs {
 }
 
 #[derive(Subcommand)]
-enum PluginCommand {
+pub(crate) enum PluginCommand {
     /// Check that a file is a wasmpipe plugin that would load: its world and
     /// version, imports and exports, size, sha256 and ConfigMap fit.
     Check {
@@ -238,12 +231,12 @@ enum PluginCommand {
 }
 
 #[derive(Args)]
-struct RunArgs {
+pub(crate) struct RunArgs {
     #[command(flatten)]
-    kafka: KafkaArgs,
+    pub(crate) kafka: KafkaArgs,
     /// Consumer group; every replica of the pipeline uses the same.
     #[arg(long, env = "WASMPIPE_GROUP")]
-    group: String,
+    pub(crate) group: String,
     /// Topic(s) to consume (repeat, or separate with commas).
     #[arg(
         long = "input-topic",
@@ -251,10 +244,10 @@ struct RunArgs {
         value_delimiter = ',',
         required = true
     )]
-    input_topics: Vec<String>,
+    pub(crate) input_topics: Vec<String>,
     /// Where outputs go unless a plugin routes them elsewhere.
     #[arg(long, env = "WASMPIPE_OUTPUT_TOPIC")]
-    output_topic: String,
+    pub(crate) output_topic: String,
     /// Directory of plugins (*.wasm, *.wasm.gz, *.wasm.zst) and, optionally,
     /// pipeline.yaml / pipeline.toml naming the chain.
     #[arg(
@@ -262,144 +255,80 @@ struct RunArgs {
         env = "WASMPIPE_PLUGIN_DIR",
         required_unless_present = "passthrough"
     )]
-    plugin_dir: Option<PathBuf>,
+    pub(crate) plugin_dir: Option<PathBuf>,
     /// Run no plugin: records are produced as they were read. The native
     /// floor of the pipeline, for measuring.
     #[arg(long)]
-    passthrough: bool,
+    pub(crate) passthrough: bool,
     /// Do not watch the plugin directory: the set loaded at start runs
     /// until exit.
     #[arg(long, env = "WASMPIPE_NO_RELOAD")]
-    no_reload: bool,
+    pub(crate) no_reload: bool,
     /// How often the plugin directory is read whole, in case a change
     /// event was lost.
     #[arg(long, env = "WASMPIPE_RELOAD_RESCAN", default_value = "30s", value_parser = humantime::parse_duration)]
-    reload_rescan: Duration,
+    pub(crate) reload_rescan: Duration,
     /// Watch this ConfigMap through the Kubernetes API and mirror it into
     /// --plugin-dir (an empty, writable directory such as an emptyDir): a
     /// reload within a second of a change instead of one kubelet sync
     /// period. Needs get, list and watch on that ConfigMap.
     #[arg(long, env = "WASMPIPE_WATCH_CONFIGMAP", conflicts_with_all = ["no_reload", "passthrough"], requires = "plugin_dir")]
-    watch_configmap: Option<String>,
+    pub(crate) watch_configmap: Option<String>,
     /// The ConfigMap's namespace; the pod's own by default. Read only with
     /// --watch-configmap (the manifests set it on every pod).
     #[arg(long, env = "WASMPIPE_NAMESPACE")]
-    namespace: Option<String>,
+    pub(crate) namespace: Option<String>,
     /// Where /metrics, /healthz, /readyz and /plugins are served
     /// (host:port; port 0 picks a free one), or "off".
     #[arg(long, env = "WASMPIPE_OPS_ADDR", default_value = "0.0.0.0:8080")]
-    ops_addr: String,
+    pub(crate) ops_addr: String,
     /// /healthz fails when the poll loop has not gone round for this long
     /// (waits on Kafka with their own timeouts excepted).
     #[arg(long, env = "WASMPIPE_LIVENESS_TIMEOUT", default_value = "60s", value_parser = humantime::parse_duration)]
-    liveness_timeout: Duration,
+    pub(crate) liveness_timeout: Duration,
     /// The pipeline file, if not in the plugin directory.
     #[arg(long, env = "WASMPIPE_PIPELINE")]
-    pipeline: Option<PathBuf>,
+    pub(crate) pipeline: Option<PathBuf>,
     #[arg(
         long,
         env = "WASMPIPE_DELIVERY",
         value_enum,
         default_value = "at-least-once"
     )]
-    delivery: Delivery,
+    pub(crate) delivery: Delivery,
     /// What to do with a record a plugin fails on.
     #[arg(long, env = "WASMPIPE_ON_ERROR", value_enum, default_value = "dlq")]
-    on_error: OnError,
+    pub(crate) on_error: OnError,
     /// The dead-letter topic (with --on-error dlq).
     #[arg(long, env = "WASMPIPE_DLQ_TOPIC")]
-    dlq_topic: Option<String>,
+    pub(crate) dlq_topic: Option<String>,
     /// Most records in one batch.
     #[arg(long, env = "WASMPIPE_BATCH_RECORDS", default_value_t = 256)]
-    batch_records: usize,
+    pub(crate) batch_records: usize,
     /// Most bytes of keys, values and headers in one batch.
     #[arg(long, env = "WASMPIPE_BATCH_BYTES", default_value_t = 256 << 10)]
-    batch_bytes: usize,
+    pub(crate) batch_bytes: usize,
     /// How long a batch may wait to fill up.
     #[arg(long, env = "WASMPIPE_LINGER", default_value = "5ms", value_parser = humantime::parse_duration)]
-    linger: Duration,
+    pub(crate) linger: Duration,
     /// How often offsets (exactly-once: transactions) are committed.
     #[arg(long, env = "WASMPIPE_COMMIT_INTERVAL", default_value = "200ms", value_parser = humantime::parse_duration)]
-    commit_interval: Duration,
+    pub(crate) commit_interval: Duration,
     /// Time allowed on SIGTERM to finish, deliver and commit.
     #[arg(long, env = "WASMPIPE_SHUTDOWN_GRACE", default_value = "20s", value_parser = humantime::parse_duration)]
-    shutdown_grace: Duration,
+    pub(crate) shutdown_grace: Duration,
     /// The producer's transactional id (exactly-once); default
     /// GROUP-HOSTNAME, unique per pod.
     #[arg(long, env = "WASMPIPE_TRANSACTIONAL_ID")]
-    transactional_id: Option<String>,
+    pub(crate) transactional_id: Option<String>,
     #[command(flatten)]
-    limits: LimitArgs,
-}
-
-/// Bounds shutdown: once `shutdown` is set, the process has `grace` (plus
-/// a little for leaving the group) to finish; then it exits non-zero, and
-/// whatever it had not committed is processed again by the next owner.
-fn watchdog(shutdown: Arc<AtomicBool>, grace: Duration) {
-    std::thread::spawn(move || {
-        while !shutdown.load(std::sync::atomic::Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        std::thread::sleep(grace + Duration::from_secs(5));
-        eprintln!(
-            "wasmpipe: shutdown took longer than --shutdown-grace ({grace:?}); exiting now, uncommitted work will be read again"
-        );
-        std::process::exit(2);
-    });
-}
-
-/// How long a metadata request to Kafka may take.
-const METADATA_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// `wasmpipe deploy`: checks every plugin with the config the pipeline
-/// file gives it, fits the set into one ConfigMap, prints or applies it.
-fn deploy(
-    runtime: &Arc<Runtime>,
-    files: &[PathBuf],
-    configmap: String,
-    namespace: Option<String>,
-    pipeline: Option<PathBuf>,
-    dry_run: bool,
-    limits: Limits,
-) -> anyhow::Result<()> {
-    use wasmpipe::k8s::deploy::{apply, configmap as build, plan};
-    let files = plan(files, pipeline.as_deref(), |path, config| {
-        let report = harness::check(runtime, path, config, limits)?;
-        if !report.loads() {
-            report.render(&mut std::io::stderr().lock())?;
-            anyhow::bail!(
-                "{} fails its check (above); nothing was deployed",
-                path.display()
-            );
-        }
-        Ok(())
-    })?;
-    if dry_run {
-        let cm = build(
-            &configmap,
-            namespace.as_deref().unwrap_or("default"),
-            &files,
-        );
-        print!("{}", serde_yaml::to_string(&cm)?);
-        return Ok(());
-    }
-    k8s::block_on(async {
-        let client = k8s::default_client().await?;
-        let ns = namespace.unwrap_or_else(|| client.default_namespace().to_owned());
-        let applied = apply(client, &build(&configmap, &ns, &files)).await?;
-        let version = applied.metadata.resource_version.unwrap_or_default();
-        println!("configmap {ns}/{configmap} applied (resourceVersion {version}):");
-        for f in &files {
-            println!("  {} {} bytes", f.name, f.bytes.len());
-        }
-        Ok(())
-    })
+    pub(crate) limits: LimitArgs,
 }
 
 /// librdkafka properties from `WASMPIPE_KAFKA_*` variables.
 /// A variable whose name is no librdkafka property is refused by name,
 /// with its value unshown (it may be a misspelt secret).
-fn kafka_env() -> anyhow::Result<Vec<(String, String)>> {
+pub(crate) fn kafka_env() -> anyhow::Result<Vec<(String, String)>> {
     let mut props = Vec::new();
     for (var, value) in std::env::vars() {
         let Some(name) = var.strip_prefix("WASMPIPE_KAFKA_") else {
@@ -419,16 +348,16 @@ fn kafka_env() -> anyhow::Result<Vec<(String, String)>> {
 
 /// Limits applied to each plugin.
 #[derive(Args, Clone, Copy)]
-struct LimitArgs {
+pub(crate) struct LimitArgs {
     /// Linear memory cap per plugin instance, in MiB.
     #[arg(long, env = "WASMPIPE_PLUGIN_MEMORY_MIB", default_value_t = 64)]
-    plugin_memory_mib: usize,
+    pub(crate) plugin_memory_mib: usize,
     /// CPU time one batch may take in a plugin, e.g. 500ms or 2s.
     #[arg(long, env = "WASMPIPE_PLUGIN_DEADLINE", default_value = "1s", value_parser = humantime::parse_duration)]
-    plugin_deadline: Duration,
+    pub(crate) plugin_deadline: Duration,
     /// Most bytes a plugin may return for one batch, in MiB.
     #[arg(long, env = "WASMPIPE_PLUGIN_OUTPUT_MIB", default_value_t = 16)]
-    plugin_output_mib: usize,
+    pub(crate) plugin_output_mib: usize,
 }
 
 impl From<LimitArgs> for Limits {
@@ -442,280 +371,9 @@ impl From<LimitArgs> for Limits {
     }
 }
 
-fn parse_pair(s: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_pair(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
         .filter(|(k, _)| !k.is_empty())
         .ok_or_else(|| format!("'{s}' is not KEY=VALUE"))
-}
-
-fn main() -> ExitCode {
-    limit_malloc_arenas();
-    let cli = Cli::parse();
-    init_logging(&cli.log_format);
-    match run(cli) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("wasmpipe: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// glibc gives threads that allocate at the same time arenas of their own,
-/// up to eight per core, and keeps what they free for reuse: librdkafka's
-/// broker threads, the poll loop, the reloader and the ops server then
-/// hold 15–25 MiB more at peak than two arenas do, with no throughput
-/// measured in return (README, "End to end on a local broker"). An
-/// explicit `MALLOC_ARENA_MAX` in the environment wins.
-fn limit_malloc_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        // SAFETY: runs first in `main`, before any other thread exists;
-        // mallopt only changes a tuning parameter of the allocator.
-        unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, 2);
-        }
-    }
-}
-
-fn init_logging(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Colour only on a terminal: logs piped to a file or a collector
-    // (kubectl logs, CloudWatch, Loki) carry no escape codes.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
-fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let compile_budget = std::env::current_exe().ok().map(|exe| CompileBudget {
-        exe,
-        time: cli.compile_timeout,
-        memory_bytes: cli.compile_memory_mib.saturating_mul(1 << 20),
-    });
-    let runtime = || {
-        Runtime::new(RuntimeOptions {
-            cache_dir: cli.cache_dir.clone(),
-            perf_map: cli.perf_map,
-            compile_budget: compile_budget.clone(),
-            ..RuntimeOptions::default()
-        })
-    };
-    match cli.command {
-        Command::CompilePlugin { args } => {
-            wasmpipe::runtime::compile_child(&args)?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Run(args) => {
-            let args = *args;
-            let host =
-                std::env::var("HOSTNAME").unwrap_or_else(|_| format!("pid{}", std::process::id()));
-            let config = RunConfig {
-                kafka: args.kafka.config()?,
-                transactional_id: args
-                    .transactional_id
-                    .unwrap_or_else(|| format!("{}-{host}", args.group)),
-                group: args.group,
-                input_topics: args.input_topics,
-                output_topic: args.output_topic,
-                plugin_dir: args.plugin_dir.unwrap_or_else(|| PathBuf::from(".")),
-                pipeline_file: args.pipeline,
-                delivery: args.delivery,
-                on_error: args.on_error,
-                dlq_topic: args.dlq_topic,
-                batch_records: args.batch_records,
-                batch_bytes: args.batch_bytes,
-                linger: args.linger,
-                commit_interval: args.commit_interval,
-                limits: args.limits.into(),
-                grace: args.shutdown_grace,
-            };
-            // Refused before anything starts (app::run checks again, for
-            // callers of the library).
-            config.validate()?;
-            let ops_addr = match args.ops_addr.as_str() {
-                "off" => None,
-                addr => Some(addr.parse().with_context(|| {
-                    format!("--ops-addr '{addr}': expected host:port such as 0.0.0.0:8080, or off")
-                })?),
-            };
-            // Registered first: a SIGTERM while plugins load still ends in a
-            // clean stop.
-            let shutdown = Arc::new(AtomicBool::new(false));
-            for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-                // A second signal while draining exits at once.
-                signal_hook::flag::register_conditional_shutdown(signal, 1, shutdown.clone())?;
-                signal_hook::flag::register(signal, shutdown.clone())?;
-            }
-            watchdog(shutdown.clone(), config.grace);
-            let app = App {
-                config,
-                passthrough: args.passthrough,
-                no_reload: args.no_reload,
-                reload_rescan: args.reload_rescan,
-                watch_configmap: args.watch_configmap,
-                namespace: args.namespace,
-                ops_addr,
-                liveness_timeout: args.liveness_timeout,
-            };
-            wasmpipe::app::run(app, runtime()?, shutdown)?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Deploy {
-            files,
-            configmap,
-            namespace,
-            pipeline,
-            dry_run,
-            limits,
-        } => {
-            deploy(
-                &runtime()?,
-                &files,
-                configmap,
-                namespace,
-                pipeline,
-                dry_run,
-                limits.into(),
-            )?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Scale {
-            deployment,
-            topic,
-            namespace,
-            replicas,
-            kafka,
-        } => {
-            let partitions =
-                wasmpipe::kafka::partition_count(&kafka.config()?, &topic, METADATA_TIMEOUT)?;
-            let wanted = wasmpipe::k8s::scale::replicas_for(&topic, partitions, replicas)?;
-            k8s::block_on(async {
-                let client = k8s::default_client().await?;
-                let ns = namespace.unwrap_or_else(|| client.default_namespace().to_owned());
-                let before = k8s::scale::set_replicas(client, &ns, &deployment, wanted).await?;
-                println!(
-                    "deployment {ns}/{deployment}: {before} -> {wanted} replicas (topic '{topic}' has {partitions} partitions)"
-                );
-                Ok(())
-            })?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Operator {
-            namespace,
-            identity,
-            lease,
-            lease_duration,
-            resync,
-            kafka,
-        } => {
-            let kafka = kafka.config()?;
-            let partitions: k8s::operator::Partitions = Arc::new(move |topic: &str| {
-                wasmpipe::kafka::partition_count(&kafka, topic, METADATA_TIMEOUT)
-            });
-            k8s::block_on(async move {
-                let client = k8s::default_client().await?;
-                let namespace = namespace.unwrap_or_else(|| client.default_namespace().to_owned());
-                let options = k8s::operator::Options {
-                    namespace,
-                    identity,
-                    lease,
-                    lease_duration,
-                    resync,
-                };
-                let mut term =
-                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-                let stop = async move {
-                    tokio::select! {
-                        _ = term.recv() => {}
-                        _ = tokio::signal::ctrl_c() => {}
-                    }
-                };
-                k8s::operator::run(client, options, partitions, stop).await
-            })?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Plugin(PluginCommand::Check {
-            file,
-            config,
-            json,
-            limits,
-        }) => {
-            let report = harness::check(&runtime()?, &file, config, limits.into())?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                report.render(&mut std::io::stdout().lock())?;
-            }
-            Ok(if report.loads() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
-        }
-        Command::Plugin(PluginCommand::Test {
-            file,
-            config,
-            input,
-            expect,
-            batch_records,
-            batch_bytes,
-            topic,
-            limits,
-        }) => {
-            let opts = TestOptions {
-                plugin: file,
-                config,
-                input,
-                expect,
-                limits: limits.into(),
-                batch_records: batch_records.max(1),
-                batch_bytes,
-                topic,
-            };
-            let summary = harness::test(
-                &runtime()?,
-                &opts,
-                &mut std::io::stdin().lock(),
-                &mut std::io::BufWriter::new(std::io::stdout().lock()),
-                &mut std::io::stderr().lock(),
-            )?;
-            Ok(if summary.ok() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
-        }
-        Command::Plugin(PluginCommand::New {
-            name,
-            lang,
-            dir,
-            sdk,
-        }) => {
-            let sdk = match sdk {
-                Some(p) => SdkSource::Path(
-                    std::fs::canonicalize(&p).with_context(|| format!("--sdk {}", p.display()))?,
-                ),
-                None => SdkSource::discover(
-                    &std::fs::canonicalize(&dir)
-                        .with_context(|| format!("--dir {}", dir.display()))?,
-                    lang,
-                ),
-            };
-            let (root, next) = scaffold::scaffold(&name, lang, &dir, &sdk)?;
-            println!("created {}; then, in it:", root.display());
-            for line in next.lines() {
-                println!("  {line}");
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-    }
 }

@@ -1,0 +1,354 @@
+//! The `wasmpipe` command line: parses arguments, sets up logging and calls
+//! the library.
+
+mod args;
+
+use anyhow::Context as _;
+use args::{Cli, Command, PluginCommand};
+use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+use wasmpipe::app::App;
+use wasmpipe::config::RunConfig;
+use wasmpipe::harness::{self, TestOptions};
+use wasmpipe::k8s;
+use wasmpipe::runtime::{CompileBudget, Limits, Runtime, RuntimeOptions};
+use wasmpipe::scaffold::{self, SdkSource};
+
+/// Bounds shutdown: once `shutdown` is set, the process has `grace` (plus
+/// a little for leaving the group) to finish; then it exits non-zero, and
+/// whatever it had not committed is processed again by the next owner.
+fn watchdog(shutdown: Arc<AtomicBool>, grace: Duration) {
+    std::thread::spawn(move || {
+        while !shutdown.load(std::sync::atomic::Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        std::thread::sleep(grace + Duration::from_secs(5));
+        eprintln!(
+            "wasmpipe: shutdown took longer than --shutdown-grace ({grace:?}); exiting now, uncommitted work will be read again"
+        );
+        std::process::exit(2);
+    });
+}
+
+/// How long a metadata request to Kafka may take.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// `wasmpipe deploy`: checks every plugin with the config the pipeline
+/// file gives it, fits the set into one ConfigMap, prints or applies it.
+fn deploy(
+    runtime: &Arc<Runtime>,
+    files: &[PathBuf],
+    configmap: String,
+    namespace: Option<String>,
+    pipeline: Option<PathBuf>,
+    dry_run: bool,
+    limits: Limits,
+) -> anyhow::Result<()> {
+    use wasmpipe::k8s::deploy::{apply, configmap as build, plan};
+    let files = plan(files, pipeline.as_deref(), |path, config| {
+        let report = harness::check(runtime, path, config, limits)?;
+        if !report.loads() {
+            report.render(&mut std::io::stderr().lock())?;
+            anyhow::bail!(
+                "{} fails its check (above); nothing was deployed",
+                path.display()
+            );
+        }
+        Ok(())
+    })?;
+    if dry_run {
+        let cm = build(
+            &configmap,
+            namespace.as_deref().unwrap_or("default"),
+            &files,
+        );
+        print!("{}", serde_yaml::to_string(&cm)?);
+        return Ok(());
+    }
+    k8s::block_on(async {
+        let client = k8s::default_client().await?;
+        let ns = namespace.unwrap_or_else(|| client.default_namespace().to_owned());
+        let applied = apply(client, &build(&configmap, &ns, &files)).await?;
+        let version = applied.metadata.resource_version.unwrap_or_default();
+        println!("configmap {ns}/{configmap} applied (resourceVersion {version}):");
+        for f in &files {
+            println!("  {} {} bytes", f.name, f.bytes.len());
+        }
+        Ok(())
+    })
+}
+
+fn main() -> ExitCode {
+    limit_malloc_arenas();
+    let cli = Cli::parse();
+    init_logging(&cli.log_format);
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("wasmpipe: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// glibc gives threads that allocate at the same time arenas of their own,
+/// up to eight per core, and keeps what they free for reuse: librdkafka's
+/// broker threads, the poll loop, the reloader and the ops server then
+/// hold 15–25 MiB more at peak than two arenas do, with no throughput
+/// measured in return (README, "End to end on a local broker"). An
+/// explicit `MALLOC_ARENA_MAX` in the environment wins.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: runs first in `main`, before any other thread exists;
+        // mallopt only changes a tuning parameter of the allocator.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
+    }
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colour only on a terminal: logs piped to a file or a collector
+    // (kubectl logs, CloudWatch, Loki) carry no escape codes.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let compile_budget = std::env::current_exe().ok().map(|exe| CompileBudget {
+        exe,
+        time: cli.compile_timeout,
+        memory_bytes: cli.compile_memory_mib.saturating_mul(1 << 20),
+    });
+    let runtime = || {
+        Runtime::new(RuntimeOptions {
+            cache_dir: cli.cache_dir.clone(),
+            perf_map: cli.perf_map,
+            compile_budget: compile_budget.clone(),
+            ..RuntimeOptions::default()
+        })
+    };
+    match cli.command {
+        Command::CompilePlugin { args } => {
+            wasmpipe::runtime::compile_child(&args)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run(args) => {
+            let args = *args;
+            let host =
+                std::env::var("HOSTNAME").unwrap_or_else(|_| format!("pid{}", std::process::id()));
+            let config = RunConfig {
+                kafka: args.kafka.config()?,
+                transactional_id: args
+                    .transactional_id
+                    .unwrap_or_else(|| format!("{}-{host}", args.group)),
+                group: args.group,
+                input_topics: args.input_topics,
+                output_topic: args.output_topic,
+                plugin_dir: args.plugin_dir.unwrap_or_else(|| PathBuf::from(".")),
+                pipeline_file: args.pipeline,
+                delivery: args.delivery,
+                on_error: args.on_error,
+                dlq_topic: args.dlq_topic,
+                batch_records: args.batch_records,
+                batch_bytes: args.batch_bytes,
+                linger: args.linger,
+                commit_interval: args.commit_interval,
+                limits: args.limits.into(),
+                grace: args.shutdown_grace,
+            };
+            // Refused before anything starts (app::run checks again, for
+            // callers of the library).
+            config.validate()?;
+            let ops_addr = match args.ops_addr.as_str() {
+                "off" => None,
+                addr => Some(addr.parse().with_context(|| {
+                    format!("--ops-addr '{addr}': expected host:port such as 0.0.0.0:8080, or off")
+                })?),
+            };
+            // Registered first: a SIGTERM while plugins load still ends in a
+            // clean stop.
+            let shutdown = Arc::new(AtomicBool::new(false));
+            for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+                // A second signal while draining exits at once.
+                signal_hook::flag::register_conditional_shutdown(signal, 1, shutdown.clone())?;
+                signal_hook::flag::register(signal, shutdown.clone())?;
+            }
+            watchdog(shutdown.clone(), config.grace);
+            let app = App {
+                config,
+                passthrough: args.passthrough,
+                no_reload: args.no_reload,
+                reload_rescan: args.reload_rescan,
+                watch_configmap: args.watch_configmap,
+                namespace: args.namespace,
+                ops_addr,
+                liveness_timeout: args.liveness_timeout,
+            };
+            wasmpipe::app::run(app, runtime()?, shutdown)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Deploy {
+            files,
+            configmap,
+            namespace,
+            pipeline,
+            dry_run,
+            limits,
+        } => {
+            deploy(
+                &runtime()?,
+                &files,
+                configmap,
+                namespace,
+                pipeline,
+                dry_run,
+                limits.into(),
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Scale {
+            deployment,
+            topic,
+            namespace,
+            replicas,
+            kafka,
+        } => {
+            let partitions =
+                wasmpipe::kafka::partition_count(&kafka.config()?, &topic, METADATA_TIMEOUT)?;
+            let wanted = wasmpipe::k8s::scale::replicas_for(&topic, partitions, replicas)?;
+            k8s::block_on(async {
+                let client = k8s::default_client().await?;
+                let ns = namespace.unwrap_or_else(|| client.default_namespace().to_owned());
+                let before = k8s::scale::set_replicas(client, &ns, &deployment, wanted).await?;
+                println!(
+                    "deployment {ns}/{deployment}: {before} -> {wanted} replicas (topic '{topic}' has {partitions} partitions)"
+                );
+                Ok(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Operator {
+            namespace,
+            identity,
+            lease,
+            lease_duration,
+            resync,
+            kafka,
+        } => {
+            let kafka = kafka.config()?;
+            let partitions: k8s::operator::Partitions = Arc::new(move |topic: &str| {
+                wasmpipe::kafka::partition_count(&kafka, topic, METADATA_TIMEOUT)
+            });
+            k8s::block_on(async move {
+                let client = k8s::default_client().await?;
+                let namespace = namespace.unwrap_or_else(|| client.default_namespace().to_owned());
+                let options = k8s::operator::Options {
+                    namespace,
+                    identity,
+                    lease,
+                    lease_duration,
+                    resync,
+                };
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+                let stop = async move {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = tokio::signal::ctrl_c() => {}
+                    }
+                };
+                k8s::operator::run(client, options, partitions, stop).await
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plugin(PluginCommand::Check {
+            file,
+            config,
+            json,
+            limits,
+        }) => {
+            let report = harness::check(&runtime()?, &file, config, limits.into())?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                report.render(&mut std::io::stdout().lock())?;
+            }
+            Ok(if report.loads() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Plugin(PluginCommand::Test {
+            file,
+            config,
+            input,
+            expect,
+            batch_records,
+            batch_bytes,
+            topic,
+            limits,
+        }) => {
+            let opts = TestOptions {
+                plugin: file,
+                config,
+                input,
+                expect,
+                limits: limits.into(),
+                batch_records: batch_records.max(1),
+                batch_bytes,
+                topic,
+            };
+            let summary = harness::test(
+                &runtime()?,
+                &opts,
+                &mut std::io::stdin().lock(),
+                &mut std::io::BufWriter::new(std::io::stdout().lock()),
+                &mut std::io::stderr().lock(),
+            )?;
+            Ok(if summary.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Plugin(PluginCommand::New {
+            name,
+            lang,
+            dir,
+            sdk,
+        }) => {
+            let sdk = match sdk {
+                Some(p) => SdkSource::Path(
+                    std::fs::canonicalize(&p).with_context(|| format!("--sdk {}", p.display()))?,
+                ),
+                None => SdkSource::discover(
+                    &std::fs::canonicalize(&dir)
+                        .with_context(|| format!("--dir {}", dir.display()))?,
+                    lang,
+                ),
+            };
+            let (root, next) = scaffold::scaffold(&name, lang, &dir, &sdk)?;
+            println!("created {}; then, in it:", root.display());
+            for line in next.lines() {
+                println!("  {line}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

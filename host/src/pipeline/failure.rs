@@ -1,0 +1,243 @@
+//! A record that failed — in a plugin, at Kafka, or malformed as read —
+//! is dead-lettered, skipped or halted on, by policy.
+
+use super::worker::Context;
+use crate::dead_letter;
+use crate::kafka::{
+    BatchAck, OutRecord, Producer, RawHeaders, Refusal, SendError, TransactionError,
+};
+use crate::record::Batch;
+use crate::runtime::{Plugin, RecordFailure};
+use crate::text::capped;
+use anyhow::{Context as _, anyhow};
+use std::borrow::Cow;
+use std::sync::Arc;
+
+/// What happens to a record that fails, with what that needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OnFailure {
+    /// Written to `topic` with headers saying why.
+    DeadLetter { topic: String },
+    /// Dropped, counted and logged.
+    Skip,
+    /// The pipeline stops with an error naming the record.
+    Halt,
+}
+
+/// A dead letter's header taken from its record: the name as kept.
+type KeptHeader<'a> = (Cow<'a, [u8]>, Option<&'a [u8]>);
+
+/// A failed record and why, as its dead letter's headers say.
+pub struct DeadLetter {
+    /// The record's index in its batch.
+    pub index: u32,
+    kind: &'static str,
+    reason: &'static str,
+    message: String,
+    plugin: String,
+    plugin_sha256: String,
+}
+
+impl DeadLetter {
+    /// A record whose header names are not UTF-8: no plugin saw it as it is.
+    pub fn malformed(index: u32) -> DeadLetter {
+        DeadLetter {
+            index,
+            kind: "record",
+            reason: "header_name_not_utf8",
+            message: "a header name of the record is not UTF-8, which plugins cannot be given; it is dead-lettered with its headers as they came".into(),
+            plugin: String::new(),
+            plugin_sha256: String::new(),
+        }
+    }
+
+    /// A record an output of which Kafka refuses for `topic`.
+    pub fn refused(
+        index: u32,
+        topic: &str,
+        refusal: &Refusal,
+        last_plugin: Option<&Plugin>,
+    ) -> DeadLetter {
+        DeadLetter {
+            index,
+            kind: "produce",
+            reason: refusal.reason,
+            message: format!(
+                "kafka refuses the output for topic '{}': {}; {}",
+                capped(topic),
+                refusal.message,
+                refusal.fix()
+            ),
+            plugin: last_plugin.map(|p| p.name.clone()).unwrap_or_default(),
+            plugin_sha256: last_plugin.map(|p| p.sha256.clone()).unwrap_or_default(),
+        }
+    }
+}
+
+impl From<&RecordFailure> for DeadLetter {
+    fn from(f: &RecordFailure) -> Self {
+        DeadLetter {
+            index: f.index,
+            kind: f.failure.kind().as_str(),
+            reason: f.failure.label(),
+            message: f.failure.to_string(),
+            plugin: f.plugin.clone(),
+            plugin_sha256: f.plugin_sha256.clone(),
+        }
+    }
+}
+
+/// Dead-letters, skips or halts on a failed record, by policy. The inner
+/// error is the open transaction failing (exactly-once): the caller stops
+/// producing until it is aborted.
+pub fn handle<P: Producer>(
+    cx: &mut Context<'_, P>,
+    batch: &Batch,
+    d: &DeadLetter,
+    raw_headers: Option<&RawHeaders>,
+    ack: &Arc<BatchAck>,
+) -> anyhow::Result<Result<(), TransactionError>> {
+    let r = batch.get(d.index as usize)?;
+    let place = format!("{}/{}@{}", r.topic(), r.partition(), r.offset());
+    let topic = match &cx.settings.on_failure {
+        OnFailure::Halt => {
+            return Err(anyhow!(
+                "halting (--on-error halt): record {place} failed in plugin {} ({}): {}",
+                d.plugin,
+                d.reason,
+                d.message
+            ));
+        }
+        OnFailure::Skip => {
+            tracing::warn!(record = %place, plugin = %d.plugin, kind = d.reason, error = %d.message, "record skipped");
+            cx.counters.skipped(&d.plugin, d.kind, d.reason);
+            return Ok(Ok(()));
+        }
+        OnFailure::DeadLetter { topic } => topic.as_str(),
+    };
+    let (partition, offset, timestamp) = (
+        r.partition().to_string(),
+        r.offset().to_string(),
+        r.timestamp().to_string(),
+    );
+    let message = capped(&d.message);
+    let ours: [(&str, &[u8]); 9] = [
+        ("wasmpipe.error.kind", d.kind.as_bytes()),
+        ("wasmpipe.error.reason", d.reason.as_bytes()),
+        ("wasmpipe.error.message", message.as_bytes()),
+        ("wasmpipe.plugin", d.plugin.as_bytes()),
+        ("wasmpipe.plugin.sha256", d.plugin_sha256.as_bytes()),
+        ("wasmpipe.source.topic", r.topic().as_bytes()),
+        ("wasmpipe.source.partition", partition.as_bytes()),
+        ("wasmpipe.source.offset", offset.as_bytes()),
+        ("wasmpipe.source.timestamp", timestamp.as_bytes()),
+    ];
+    // The record's own headers, as they came; its `wasmpipe.*` ones
+    // renamed so they cannot pass for the host's.
+    let input_headers: Vec<KeptHeader<'_>> = match raw_headers {
+        Some(raw) => raw
+            .iter()
+            .map(|(n, v)| (dead_letter::kept_name(n), v.as_deref()))
+            .collect(),
+        None => r
+            .headers()
+            .iter()
+            .map(|(n, v)| (dead_letter::kept_name(n.as_bytes()), v))
+            .collect(),
+    };
+    // A dead letter too large for the dead-letter topic is still written:
+    // without the record's headers, then without its key and value, saying
+    // what it left out.
+    let mut trim = Trim::Nothing;
+    let sent = loop {
+        let (key, value, input) = match trim {
+            Trim::Nothing => (r.key(), r.value(), &input_headers[..]),
+            Trim::Headers => (r.key(), r.value(), &[][..]),
+            Trim::Record | Trim::Message => (None, None, &[][..]),
+        };
+        let dropped = trim.dropped().map(|d| ("wasmpipe.dropped", d.as_bytes()));
+        let headers = input.iter().map(|(n, v)| (n.as_ref(), *v)).chain(
+            ours.iter()
+                .filter(|(k, _)| trim != Trim::Message || *k != "wasmpipe.error.message")
+                .chain(&dropped)
+                .map(|(k, v)| (k.as_bytes(), Some(*v))),
+        );
+        let bytes = key.map_or(0, <[u8]>::len)
+            + value.map_or(0, <[u8]>::len)
+            + headers
+                .clone()
+                .map(|(k, v)| k.len() + v.map_or(0, <[u8]>::len))
+                .sum::<usize>();
+        let sent = match cx.producer.admit(topic, bytes) {
+            Err(refusal) => Err(SendError::Refused {
+                topic: topic.to_owned(),
+                refusal,
+            }),
+            Ok(()) => cx.producer.send(
+                OutRecord {
+                    topic,
+                    key,
+                    value,
+                    headers,
+                    timestamp: r.known_timestamp(),
+                },
+                ack,
+            ),
+        };
+        match (sent, trim.next()) {
+            (Err(SendError::Refused { refusal, .. }), Some(next))
+                if refusal.reason == "too_large" =>
+            {
+                trim = next
+            }
+            (sent, _) => break sent,
+        }
+    };
+    match sent {
+        Err(SendError::Transaction(e)) => return Ok(Err(e)),
+        Err(SendError::Refused { refusal, .. }) => {
+            return Err(anyhow!(
+                "dead-lettering {place} to '{topic}': kafka refuses it even without the record and the error message ({}); {}",
+                refusal.message,
+                refusal.fix()
+            ));
+        }
+        other => other.with_context(|| format!("dead-lettering {place} to '{topic}'"))?,
+    }
+    tracing::warn!(record = %place, plugin = %d.plugin, kind = d.reason, error = %message, dlq = topic, dropped = trim.dropped(), "record dead-lettered");
+    cx.counters.dead_lettered(&d.plugin, d.kind, d.reason);
+    Ok(Ok(()))
+}
+
+/// What a dead letter leaves out of its record to fit the dead-letter
+/// topic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Trim {
+    Nothing,
+    Headers,
+    Record,
+    /// The record and the error message: what is left always names the
+    /// record and the failure's kind.
+    Message,
+}
+
+impl Trim {
+    fn next(self) -> Option<Trim> {
+        match self {
+            Trim::Nothing => Some(Trim::Headers),
+            Trim::Headers => Some(Trim::Record),
+            Trim::Record => Some(Trim::Message),
+            Trim::Message => None,
+        }
+    }
+
+    /// The `wasmpipe.dropped` header's value.
+    fn dropped(self) -> Option<&'static str> {
+        match self {
+            Trim::Nothing => None,
+            Trim::Headers => Some("headers"),
+            Trim::Record => Some("headers,key,value"),
+            Trim::Message => Some("headers,key,value,message"),
+        }
+    }
+}

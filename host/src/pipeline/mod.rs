@@ -1,0 +1,542 @@
+//! Source → chain → sink, per partition: the one place that joins Kafka and
+//! the runtime. Records of a partition are processed in order, in batches
+//! bounded by count, bytes and linger, by that partition's [`worker`]; the
+//! delivery mode ([`delivery`]) decides when outputs and offsets are final;
+//! failed records are dead-lettered, skipped or halted on ([`failure`]).
+//!
+//! The loop owns the pipeline's state. Rebalance callbacks, which run on
+//! the loop's thread inside a poll, hand new partitions to the loop and
+//! have the delivery mode commit revoked ones; the state's lock is taken
+//! once per poll round, never per record.
+
+mod delivery;
+mod failure;
+mod worker;
+
+pub use failure::OnFailure;
+
+use crate::config::{OnError, RunConfig};
+use crate::kafka::{
+    Committer, Delivery as Mode, Polled, Producer, RebalanceHandler, Sink, Source, TopicPartition,
+};
+use crate::ops::{Health, Metrics};
+use crate::reload::{Loaded, Updates};
+use crate::runtime::Chain;
+use anyhow::{Context as _, anyhow};
+use delivery::{AtLeastOnce, Delivery, ExactlyOnce, Output, Reread};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use worker::Worker;
+
+/// Counts of a run, for logs and tests, and what the ops endpoints serve.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// The Prometheus metrics.
+    pub metrics: Metrics,
+    /// Liveness and readiness.
+    pub health: Health,
+    pub consumed: AtomicU64,
+    pub produced: AtomicU64,
+    pub dead_lettered: AtomicU64,
+    pub skipped: AtomicU64,
+    pub transactions: AtomicU64,
+    /// Transactions aborted and producers replaced after a Kafka failure;
+    /// each time, the records since the last commit are processed again.
+    pub recoveries: AtomicU64,
+    /// Plugin sets swapped in while running.
+    pub reloads: AtomicU64,
+}
+
+impl Counters {
+    /// What was not final is processed again after a Kafka failure.
+    fn recovered(&self) {
+        self.recoveries.fetch_add(1, Ordering::Relaxed);
+        self.metrics.recovery();
+    }
+
+    fn transaction_committed(&self, took: Duration) {
+        tracing::trace!(?took, "transaction committed");
+        self.transactions.fetch_add(1, Ordering::Relaxed);
+        self.metrics.transaction(took.as_secs_f64());
+    }
+
+    fn produced(&self, count: u64, per_topic: &[(&str, u64)]) {
+        self.produced.fetch_add(count, Ordering::Relaxed);
+        for (topic, n) in per_topic {
+            self.metrics.produced(topic, *n);
+        }
+    }
+
+    fn skipped(&self, plugin: &str, kind: &str, reason: &str) {
+        self.skipped.fetch_add(1, Ordering::Relaxed);
+        self.metrics.skipped(plugin, kind, reason);
+    }
+
+    fn dead_lettered(&self, plugin: &str, kind: &str, reason: &str) {
+        self.dead_lettered.fetch_add(1, Ordering::Relaxed);
+        self.metrics.dead_lettered(plugin, kind, reason);
+    }
+}
+
+/// What the pipeline's loop and workers need of the configuration, checked.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub output_topic: String,
+    pub on_failure: OnFailure,
+    pub batch_records: usize,
+    pub batch_bytes: usize,
+    pub linger: Duration,
+    pub commit_interval: Duration,
+    /// How long a run may take before isolating failing records stops.
+    pub deadline: Duration,
+    /// How long shutdown may take to finish, flush and commit.
+    pub grace: Duration,
+}
+
+impl Settings {
+    pub fn of(config: &RunConfig) -> anyhow::Result<Settings> {
+        let on_failure = match (config.on_error, &config.dlq_topic) {
+            (OnError::Dlq, Some(topic)) => OnFailure::DeadLetter {
+                topic: topic.clone(),
+            },
+            (OnError::Dlq, None) => {
+                anyhow::bail!("--on-error dlq needs a dead-letter topic: pass --dlq-topic")
+            }
+            (OnError::Skip, _) => OnFailure::Skip,
+            (OnError::Halt, _) => OnFailure::Halt,
+        };
+        Ok(Settings {
+            output_topic: config.output_topic.clone(),
+            on_failure,
+            batch_records: config.batch_records.max(1),
+            batch_bytes: config.batch_bytes,
+            linger: config.linger,
+            commit_interval: config.commit_interval,
+            deadline: config.limits.deadline,
+            grace: config.grace,
+        })
+    }
+}
+
+struct State<P: Producer> {
+    chain: Chain,
+    out: Output<P>,
+    delivery: Box<dyn Delivery<P>>,
+    workers: BTreeMap<TopicPartition, Worker>,
+    /// Partitions assigned by a rebalance callback, with its generation,
+    /// for the loop to start a worker for.
+    assigned: Vec<(TopicPartition, u64)>,
+    /// An error raised inside a rebalance callback, reported by the loop.
+    error: Option<anyhow::Error>,
+    /// The pipeline failed and is closing: nothing more is committed.
+    failed: bool,
+    /// After an abort, nothing is processed before this.
+    held_until: Option<Instant>,
+}
+
+impl<P: Producer> State<P> {
+    /// Starts the workers of partitions assigned since the last round.
+    fn start_assigned(&mut self) -> anyhow::Result<()> {
+        for (tp, since) in std::mem::take(&mut self.assigned) {
+            let chain = self
+                .chain
+                .instantiate()
+                .with_context(|| format!("instantiating the chain for {tp}"))?;
+            self.delivery.assigned(&tp);
+            self.workers.insert(tp, Worker::new(chain, since));
+        }
+        Ok(())
+    }
+
+    /// Throws away the batches of the partitions the consumer was moved
+    /// back on, and holds processing as asked.
+    fn apply(&mut self, reread: Reread) {
+        for tp in &reread.partitions {
+            if let Some(w) = self.workers.get_mut(tp) {
+                w.reset();
+            }
+        }
+        if reread.hold_until.is_some() {
+            self.held_until = reread.hold_until;
+        }
+    }
+
+    fn commit(&mut self, consumer: &dyn Committer) -> anyhow::Result<()> {
+        let reread = self.delivery.commit(&mut self.out, consumer)?;
+        self.apply(reread);
+        Ok(())
+    }
+
+    fn process(
+        &mut self,
+        tp: &TopicPartition,
+        settings: &Settings,
+        counters: &Counters,
+    ) -> anyhow::Result<()> {
+        let Some(worker) = self.workers.get_mut(tp) else {
+            return Ok(());
+        };
+        worker.process(
+            tp,
+            &mut worker::Context {
+                producer: &self.out.producer,
+                delivery: &mut *self.delivery,
+                settings,
+                counters,
+            },
+        )
+    }
+}
+
+struct Shared<P: Producer> {
+    settings: Settings,
+    /// New plugin sets from the reloader, if hot reload is on.
+    updates: Option<Arc<Updates>>,
+    state: Mutex<State<P>>,
+    counters: Arc<Counters>,
+}
+
+impl<P: Producer> Shared<P> {
+    fn state(&self) -> MutexGuard<'_, State<P>> {
+        // A poisoned lock means a panic in this process's own code while
+        // holding it; the state is still the best we have.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl<P: Producer + Send + 'static> RebalanceHandler for Shared<P> {
+    fn assigned(&self, partitions: &[TopicPartition], generation: u64) {
+        self.counters.metrics.rebalance("assigned");
+        let mut state = self.state();
+        state
+            .assigned
+            .extend(partitions.iter().map(|tp| (tp.clone(), generation)));
+    }
+
+    fn revoking(&self, partitions: &[TopicPartition], committer: &dyn Committer) {
+        self.counters.metrics.rebalance("revoked");
+        let mut state = self.state();
+        state.assigned.retain(|(tp, _)| !partitions.contains(tp));
+        if !state.failed {
+            let State { out, delivery, .. } = &mut *state;
+            match delivery.revoking(out, committer, partitions) {
+                Ok(reread) => state.apply(reread),
+                Err(e) => {
+                    state
+                        .error
+                        .get_or_insert(e.context("committing before partitions were revoked"));
+                }
+            }
+        }
+        for tp in partitions {
+            // Records read but not processed are read again by the next owner.
+            state.workers.remove(tp);
+        }
+    }
+
+    fn lag(&self, lags: &[(String, i32, i64)]) {
+        self.counters.metrics.lags(lags);
+    }
+}
+
+/// (name, sha256) of each plugin of `chain`, for the `plugin_info` metric.
+fn plugin_labels(chain: &Chain) -> Vec<(String, String)> {
+    chain
+        .plugins
+        .iter()
+        .map(|p| (p.name.clone(), p.sha256.clone()))
+        .collect()
+}
+
+/// Runs the pipeline until `shutdown` is set (then drains, commits and
+/// leaves the group) or an error stops it.
+pub fn run(
+    config: RunConfig,
+    chain: Chain,
+    updates: Option<Arc<Updates>>,
+    shutdown: Arc<AtomicBool>,
+    counters: Arc<Counters>,
+) -> anyhow::Result<()> {
+    let settings = Settings::of(&config)?;
+    let kafka = config.kafka.clone();
+    let (mode, txn_id) = (config.delivery, config.transactional_id.clone());
+    let mut first = true;
+    let out = Output::new(
+        Box::new(move || {
+            let what = if std::mem::take(&mut first) {
+                "creating"
+            } else {
+                "recreating"
+            };
+            Sink::new(&kafka, mode, &txn_id)
+                .with_context(|| format!("{what} the producer for {}", kafka.brokers))
+        }),
+        &config.transactional_id,
+    )?;
+    let delivery: Box<dyn Delivery<Sink>> = match config.delivery {
+        Mode::AtLeastOnce => Box::new(AtLeastOnce::new(config.grace, counters.clone())),
+        Mode::ExactlyOnce => Box::new(ExactlyOnce::new(counters.clone())),
+    };
+    counters.metrics.plugins(&plugin_labels(&chain));
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State {
+            chain,
+            out,
+            delivery,
+            workers: BTreeMap::new(),
+            assigned: Vec::new(),
+            error: None,
+            failed: false,
+            held_until: None,
+        }),
+        counters: counters.clone(),
+        updates,
+        settings,
+    });
+    let source = Source::new(
+        &config.kafka,
+        &config.group,
+        &config.input_topics,
+        config.delivery,
+        shared.clone(),
+    )
+    .with_context(|| {
+        format!(
+            "creating the consumer of {:?} in group {}",
+            config.input_topics, config.group
+        )
+    })?;
+    // Plugins loaded and subscribed: ready, assigned partitions or not (a
+    // replica beyond the partition count is a hot standby, not a failure).
+    counters.health.set_ready(true);
+    tracing::info!(
+        group = %config.group,
+        inputs = ?config.input_topics,
+        output = %config.output_topic,
+        delivery = ?config.delivery,
+        kafka = ?config.kafka,
+        "pipeline started"
+    );
+
+    let result = run_loop(&shared, &source, &shutdown);
+    counters.health.set_ready(false);
+    let drained = match &result {
+        Ok(()) => drain(&shared, &source),
+        Err(_) => {
+            let mut state = shared.state();
+            state.failed = true;
+            let State { out, delivery, .. } = &mut *state;
+            delivery.abandon(out);
+            Ok(())
+        }
+    };
+    result.and(drained)
+}
+
+fn run_loop<P: Producer + Send + 'static>(
+    shared: &Shared<P>,
+    source: &Source,
+    shutdown: &AtomicBool,
+) -> anyhow::Result<()> {
+    let settings = &shared.settings;
+    let mut last_commit = Instant::now();
+    // The clock is read once a round: reading it is a measurable share of
+    // a record's cost.
+    let mut now = last_commit;
+    let mut polled: Vec<Polled<'_>> = Vec::new();
+    while !shutdown.load(Ordering::Relaxed) {
+        shared.counters.health.beat_at(now);
+        let timeout = {
+            let state = shared.state();
+            match state.held_until {
+                // Nothing is processed before then: no batch is due.
+                Some(until) => until
+                    .saturating_duration_since(now)
+                    .min(Duration::from_millis(100)),
+                None => state
+                    .workers
+                    .values()
+                    .filter_map(Worker::opened)
+                    .min()
+                    .map_or(Duration::from_millis(100), |t| {
+                        settings
+                            .linger
+                            .saturating_sub(now.saturating_duration_since(t))
+                    }),
+            }
+        };
+        // Records are polled without the lock (rebalance callbacks take
+        // it), then put in their batches under one lock for the round.
+        polled.clear();
+        if let Err(e) = source.poll_many(timeout, settings.batch_records, &mut polled) {
+            tracing::warn!(error = %e, "kafka consumer error; retrying");
+            if polled.is_empty() {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+        now = Instant::now();
+        let mut state = shared.state();
+        if let Some(e) = state.error.take() {
+            return Err(e);
+        }
+        state.start_assigned()?;
+        route(&mut state, &polled, now);
+        shared
+            .counters
+            .consumed
+            .fetch_add(polled.len() as u64, Ordering::Relaxed);
+        if let Some(until) = state.held_until {
+            if now < until {
+                // Paused again each round: partitions assigned meanwhile too.
+                source.hold(true);
+                continue;
+            }
+            state.held_until = None;
+            source.hold(false);
+        }
+        if let Some(new) = shared.updates.as_ref().and_then(|u| u.take()) {
+            swap(shared, &mut state, source, new)?;
+            last_commit = Instant::now();
+        }
+        let due: Vec<TopicPartition> = state
+            .workers
+            .iter()
+            .filter(|(_, w)| w.is_due(settings, now))
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        for tp in &due {
+            state.process(tp, settings, &shared.counters)?;
+        }
+        // Delivery reports: after producing, and while idle.
+        if !due.is_empty() || polled.is_empty() {
+            state.out.producer.poll();
+        }
+        if state.out.producer.is_fatal() {
+            tracing::warn!(
+                "the producer hit a fatal error (see the log above); replacing it and processing the records since the last commit again"
+            );
+            let State { out, delivery, .. } = &mut *state;
+            let reread = delivery.producer_failed(out, source)?;
+            state.apply(reread);
+        }
+        if now.saturating_duration_since(last_commit) >= settings.commit_interval
+            || state.delivery.is_poisoned()
+        {
+            state.commit(source)?;
+            last_commit = Instant::now();
+        }
+    }
+    Ok(())
+}
+
+/// Puts each record of a poll round in its partition's batch. A record of
+/// a partition no longer ours, or polled before the rebalance that gave
+/// the partition to its worker, is left for whoever reads it next.
+fn route<P: Producer>(state: &mut State<P>, polled: &[Polled<'_>], now: Instant) {
+    let State {
+        workers, delivery, ..
+    } = state;
+    for p in polled {
+        let Some((tp, w)) = workers
+            .iter_mut()
+            .find(|(tp, _)| tp.partition == p.partition() && tp.topic == p.topic())
+        else {
+            continue;
+        };
+        if p.generation() < w.since {
+            continue;
+        }
+        let (batch, opening) = w.filling(now);
+        match p.fill(batch) {
+            Ok(raw) => {
+                if opening {
+                    delivery.reading(tp, p.offset());
+                }
+                if let Some(raw) = raw {
+                    w.malformed_last(raw);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "record {tp}@{} does not fit a batch", p.offset())
+            }
+        }
+    }
+}
+
+/// Swaps in a new plugin set between batches. Under exactly-once the open
+/// transaction (all of it processed by the old set) is committed first, so
+/// the swap falls between transactions; a partition's later records are
+/// never processed by an older set than its earlier ones.
+fn swap<P: Producer>(
+    shared: &Shared<P>,
+    state: &mut State<P>,
+    source: &Source,
+    new: Loaded,
+) -> anyhow::Result<()> {
+    if state.delivery.transactional() {
+        state.commit(source)?;
+    }
+    let mut instances = Vec::new();
+    for tp in state.workers.keys() {
+        match new.chain.instantiate() {
+            Ok(instance) => instances.push((tp.clone(), instance)),
+            Err(e) => {
+                // Built and initialised once already; should a second
+                // instance fail, the running set stays everywhere.
+                tracing::warn!(version = new.version, error = %e, "reload: instantiating the new set failed; the running set stays");
+                return Ok(());
+            }
+        }
+    }
+    for (tp, instance) in instances {
+        if let Some(w) = state.workers.get_mut(&tp) {
+            w.chain = instance;
+        }
+    }
+    state.chain = new.chain;
+    shared.counters.reloads.fetch_add(1, Ordering::Relaxed);
+    shared.counters.metrics.reload("swapped");
+    shared
+        .counters
+        .metrics
+        .plugins(&plugin_labels(&state.chain));
+    tracing::info!(version = new.version, sha256 = %new.sha256, "reload: new plugin set swapped in");
+    Ok(())
+}
+
+/// Shutdown: process what was read, deliver it, commit, leave the group.
+fn drain<P: Producer + Send + 'static>(shared: &Shared<P>, source: &Source) -> anyhow::Result<()> {
+    let deadline = Instant::now() + shared.settings.grace;
+    {
+        let mut state = shared.state();
+        let pending: Vec<TopicPartition> = state.workers.keys().cloned().collect();
+        for tp in &pending {
+            // A run a cut short leaves records; what is not processed by
+            // the deadline is read again by the partition's next owner.
+            while state.workers.get(tp).is_some_and(|w| !w.is_idle())
+                && !state.delivery.is_poisoned()
+                && Instant::now() < deadline
+            {
+                state.process(tp, &shared.settings, &shared.counters)?;
+            }
+        }
+        let State { out, delivery, .. } = &mut *state;
+        delivery.drain(out, source, deadline)?;
+    }
+    source.leave();
+    let state = shared.state();
+    if let Some(e) = &state.error {
+        return Err(anyhow!("{e:#}"));
+    }
+    let c = &shared.counters;
+    tracing::info!(
+        consumed = c.consumed.load(Ordering::Relaxed),
+        produced = c.produced.load(Ordering::Relaxed),
+        dead_lettered = c.dead_lettered.load(Ordering::Relaxed),
+        skipped = c.skipped.load(Ordering::Relaxed),
+        "pipeline stopped cleanly"
+    );
+    Ok(())
+}
