@@ -2,15 +2,17 @@
 //! sends outputs, dead letters and transactions. The only module that
 //! knows rdkafka; it never sees wasm.
 
+mod outcome;
 mod secrets;
 mod sink;
 mod source;
 mod topics;
 
+pub use outcome::{BatchAck, OutRecord, SendError, TransactionError};
 /// The Kafka error type, for the few callers that make one (test doubles).
 pub use rdkafka::error::{KafkaError, RDKafkaErrorCode as ErrorCode};
 pub use secrets::is_secret;
-pub use sink::{BatchAck, OutRecord, SendError, Sink, TransactionError};
+pub use sink::Sink;
 pub use source::{Committer, GroupMetadata, Polled, RawHeaders, RebalanceHandler, Source};
 pub use topics::{Refusal, Refusals};
 

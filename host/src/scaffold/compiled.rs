@@ -1,21 +1,16 @@
 //! Compiled plugins: Go, C and Rust projects.
 
-use super::{SdkSource, camel, write_sample};
+use super::{camel, rust_dependency, write_sample};
 use std::path::Path;
 
 /// The Go SDK's module, and the checksums of the module its bindings use.
 const GO_SDK_MODULE: &str = "github.com/wasmpipe/wasmpipe/sdk/go";
 const GO_SUM: &str = include_str!("../../../sdk/go/go.sum");
 
-pub(super) fn write_go(root: &Path, name: &str, sdk: &SdkSource) -> std::io::Result<String> {
+pub(super) fn write_go(root: &Path, name: &str, sdk: &Path) -> std::io::Result<String> {
     let ty = camel(name);
-    let (replace, build) = match sdk {
-        SdkSource::Path(p) => (
-            format!("\nreplace {GO_SDK_MODULE} => {}\n", p.display()),
-            format!("{}/build", p.display()),
-        ),
-        SdkSource::Registry => (String::new(), "path/to/wasmpipe/sdk/go/build".to_owned()),
-    };
+    let replace = format!("\nreplace {GO_SDK_MODULE} => {}\n", sdk.display());
+    let build = format!("{}/build", sdk.display());
     std::fs::create_dir_all(root)?;
     std::fs::write(
         root.join("go.mod"),
@@ -105,14 +100,9 @@ func TestTagsEveryRecordAndKeepsTheRest(t *testing.T) {{
     Ok(commands)
 }
 
-pub(super) fn write_c(root: &Path, name: &str, sdk: &SdkSource) -> std::io::Result<String> {
+pub(super) fn write_c(root: &Path, name: &str, sdk: &Path) -> std::io::Result<String> {
     let module = name.replace('-', "_");
-    let sdk_dir = match sdk {
-        SdkSource::Path(p) => p.display().to_string(),
-        SdkSource::Registry => {
-            "$(error set WASMPIPE_C_SDK to the sdk/c folder of a wasmpipe checkout)".to_owned()
-        }
-    };
+    let sdk_dir = sdk.display().to_string();
     std::fs::create_dir_all(root)?;
     std::fs::write(
         root.join(format!("{module}.c")),
@@ -204,7 +194,7 @@ int main(void) {{
     Ok(commands)
 }
 
-pub(super) fn write_rust(root: &Path, name: &str, sdk: &SdkSource) -> std::io::Result<String> {
+pub(super) fn write_rust(root: &Path, name: &str, sdk: &Path) -> std::io::Result<String> {
     let lib = name.replace('-', "_");
     let ty = camel(name);
     std::fs::create_dir_all(root.join("src"))?;
@@ -232,7 +222,7 @@ strip = true
 # A plugin is a project of its own, not part of an enclosing workspace.
 [workspace]
 "#,
-            dependency = sdk.dependency()
+            dependency = rust_dependency(sdk)
         ),
     )?;
     std::fs::write(

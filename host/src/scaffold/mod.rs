@@ -1,6 +1,7 @@
 //! `wasmpipe plugin new`: a plugin project that builds with one command and
 //! passes its own test.
 
+mod bundle;
 mod compiled;
 mod scripts;
 
@@ -22,7 +23,8 @@ pub enum Lang {
 }
 
 impl Lang {
-    /// The SDK's directory in a checkout and a file that marks it.
+    /// The SDK's directory in a checkout (and in a bundle) and a file that
+    /// marks it.
     fn sdk_dir(self) -> (&'static str, &'static str) {
         match self {
             Lang::Rust => ("sdk/rust", "src/flat.rs"),
@@ -34,35 +36,26 @@ impl Lang {
     }
 }
 
-/// Where the scaffold takes the Rust SDK from.
+/// Where the scaffold takes the language's SDK from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SdkSource {
-    /// A checkout of the SDK (`sdk/rust`).
+    /// A checkout of the SDK (`sdk/rust`, `sdk/python`, ...).
     Path(PathBuf),
-    /// The published crate.
-    Registry,
+    /// The SDK this binary carries, written into the project (under
+    /// `wasmpipe/`), so that it builds with no checkout and no SDK package
+    /// from a registry.
+    Bundled,
 }
 
 impl SdkSource {
     /// The language's SDK (`sdk/rust`, `sdk/python`) of a wasmpipe
-    /// checkout at or above `dir`, else the published package.
+    /// checkout at or above `dir`, else the one this binary carries.
     pub fn discover(dir: &Path, lang: Lang) -> SdkSource {
         let (sdk, marker) = lang.sdk_dir();
         dir.ancestors()
             .map(|d| d.join(sdk))
             .find(|d| d.join(marker).is_file())
-            .map_or(SdkSource::Registry, SdkSource::Path)
-    }
-
-    fn dependency(&self) -> String {
-        match self {
-            SdkSource::Path(p) => format!(
-                "wasmpipe-sdk = {{ version = \"{}\", path = {:?} }}",
-                env!("CARGO_PKG_VERSION"),
-                p.display().to_string()
-            ),
-            SdkSource::Registry => format!("wasmpipe-sdk = \"{}\"", env!("CARGO_PKG_VERSION")),
-        }
+            .map_or(SdkSource::Bundled, SdkSource::Path)
     }
 }
 
@@ -90,6 +83,11 @@ pub fn scaffold(
             root.display()
         );
     }
+    let sdk = &match sdk {
+        SdkSource::Path(p) => p.clone(),
+        SdkSource::Bundled => bundle::write(&root, lang)
+            .with_context(|| format!("writing the {lang:?} SDK into {}", root.display()))?,
+    };
     let next = match lang {
         Lang::Rust => write_rust(&root, name, sdk),
         Lang::Python => write_python(&root, name, sdk),
@@ -119,4 +117,13 @@ pub(crate) fn camel(name: &str) -> String {
                 .unwrap_or_default()
         })
         .collect()
+}
+
+/// The SDK crate as a Rust project at `sdk` depends on it.
+pub(crate) fn rust_dependency(sdk: &Path) -> String {
+    format!(
+        "wasmpipe-sdk = {{ version = \"{}\", path = {:?} }}",
+        env!("CARGO_PKG_VERSION"),
+        sdk.display().to_string()
+    )
 }

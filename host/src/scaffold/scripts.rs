@@ -1,9 +1,9 @@
 //! Script plugins: Python, JavaScript and TypeScript projects.
 
-use super::{SdkSource, write_sample};
+use super::write_sample;
 use std::path::Path;
 
-pub(super) fn write_python(root: &Path, name: &str, sdk: &SdkSource) -> std::io::Result<String> {
+pub(super) fn write_python(root: &Path, name: &str, sdk: &Path) -> std::io::Result<String> {
     let module = name.replace('-', "_");
     std::fs::create_dir_all(root)?;
     std::fs::write(
@@ -57,10 +57,7 @@ if __name__ == "__main__":
         ),
     )?;
     write_sample(root)?;
-    let setup = match sdk {
-        SdkSource::Path(p) => format!("export PYTHONPATH={}", p.display()),
-        SdkSource::Registry => format!("pip install wasmpipe-sdk=={}", env!("CARGO_PKG_VERSION")),
-    };
+    let setup = format!("export PYTHONPATH={}", sdk.display());
     let commands = [
         format!("{setup}   # the SDK; building also needs componentize-py==0.25.1"),
         "python -m unittest   # unit tests, natively".to_owned(),
@@ -92,11 +89,8 @@ __pycache__/
 }
 
 /// The JavaScript SDK's folder as a JavaScript or TypeScript project names it.
-fn js_sdk_dir(sdk: &SdkSource) -> String {
-    match sdk {
-        SdkSource::Path(p) => p.display().to_string(),
-        SdkSource::Registry => "node_modules/wasmpipe-sdk".to_owned(),
-    }
+fn js_sdk_dir(sdk: &Path) -> String {
+    sdk.display().to_string()
 }
 
 /// The scaffolded plugin's native test, over `{name}.js` (for TypeScript,
@@ -123,7 +117,7 @@ test("tags every record and keeps the rest", () => {{
     )
 }
 
-pub(super) fn write_js(root: &Path, name: &str, sdk: &SdkSource) -> std::io::Result<String> {
+pub(super) fn write_js(root: &Path, name: &str, sdk: &Path) -> std::io::Result<String> {
     let sdk_dir = js_sdk_dir(sdk);
     std::fs::create_dir_all(root)?;
     std::fs::write(
@@ -169,7 +163,7 @@ function transform(record) {{
 /// TypeScript compiles the plugin file with this `tsc` (npm's typescript).
 const TYPESCRIPT: &str = "7.0.2";
 
-pub(super) fn write_ts(root: &Path, name: &str, sdk: &SdkSource) -> std::io::Result<String> {
+pub(super) fn write_ts(root: &Path, name: &str, sdk: &Path) -> std::io::Result<String> {
     let sdk_dir = js_sdk_dir(sdk);
     std::fs::create_dir_all(root)?;
     std::fs::write(

@@ -171,8 +171,8 @@ fn test_compares_with_expected_output_and_shows_a_diff() {
 
 #[test]
 fn new_scaffolds_a_plugin_that_builds_and_passes_its_own_test() {
+    // Outside this checkout, as a user runs it: the binary's own SDK.
     let dir = tempfile::tempdir().unwrap();
-    let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk/rust");
     let out = wasmpipe(
         &[
             "plugin",
@@ -182,13 +182,17 @@ fn new_scaffolds_a_plugin_that_builds_and_passes_its_own_test() {
             "rust",
             "--dir",
             dir.path().to_str().unwrap(),
-            "--sdk",
-            sdk.to_str().unwrap(),
         ],
         "",
     );
     assert!(out.status.success(), "{}", text(&out.stderr));
     let root = dir.path().join("tag-it");
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    assert!(
+        manifest.contains(r#"path = "./wasmpipe/sdk/rust""#),
+        "{manifest}"
+    );
+    assert!(root.join("wasmpipe/wit/transform.wit").is_file());
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let target = dir.path().join("target");
     for args in [

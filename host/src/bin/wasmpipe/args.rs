@@ -223,8 +223,8 @@ pub(crate) enum PluginCommand {
         #[arg(long, default_value = ".")]
         dir: PathBuf,
         /// Path to the language's SDK (sdk/rust, sdk/python, sdk/js, sdk/c of a
-        /// wasmpipe checkout); found automatically above --dir, else the published
-        /// package is used.
+        /// wasmpipe checkout); found automatically above --dir, else the SDK this
+        /// binary carries is written into the project (under wasmpipe/).
         #[arg(long)]
         sdk: Option<PathBuf>,
     },

@@ -88,7 +88,10 @@ fn at_least_once_commits_only_what_kafka_acknowledged_in_order() {
     );
     first.answered(None);
     b.commit().unwrap();
-    assert!(b.consumer.commits().is_empty(), "one output of two answered for");
+    assert!(
+        b.consumer.commits().is_empty(),
+        "one output of two answered for"
+    );
     first.answered(None);
     b.commit().unwrap();
     assert_eq!(b.consumer.commits(), vec![vec![(tp(0), 20)]]);
