@@ -3,6 +3,7 @@
 //! and the pipeline, stopped together. The binary parses flags and calls
 //! [`run`]; tests call it the same way.
 
+use crate::background::Background;
 use crate::config::{RunConfig, load_snapshot};
 use crate::k8s::ConfigMapMirror;
 use crate::ops::{Endpoints, OpsServer};
@@ -40,6 +41,9 @@ pub struct App {
 pub fn run(app: App, runtime: Arc<Runtime>, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
     let App { config, .. } = &app;
     config.validate()?;
+    // The ops listener and the ConfigMap mirror, stopped together when
+    // this returns.
+    let background = Background::new()?;
     // Kept for the whole run: it feeds the reloader.
     let mut _mirror = None;
     let (chain, reloader, start_sha256) = if app.passthrough {
@@ -54,6 +58,7 @@ pub fn run(app: App, runtime: Arc<Runtime>, shutdown: Arc<AtomicBool>) -> anyhow
         let dir = &config.plugin_dir;
         if let Some(name) = app.watch_configmap.clone() {
             _mirror = Some(ConfigMapMirror::start(
+                &background,
                 app.namespace.clone(),
                 name,
                 dir.clone(),
@@ -77,6 +82,7 @@ pub fn run(app: App, runtime: Arc<Runtime>, shutdown: Arc<AtomicBool>) -> anyhow
         Some(addr) => {
             let at_start = Status::of(&start_sha256, &chain);
             Some(ops_server(
+                &background,
                 addr,
                 &counters,
                 updates.clone(),
@@ -120,6 +126,7 @@ fn reloader(
 /// Serves the ops endpoints from the pipeline's counters and the
 /// reloader's status (or the set loaded at start, without hot reload).
 fn ops_server(
+    background: &Background,
     addr: SocketAddr,
     counters: &Arc<Counters>,
     updates: Option<Arc<Updates>>,
@@ -149,5 +156,6 @@ fn ops_server(
             ready: Box::new(move || c3.health.is_ready()),
             plugins: Box::new(move || serde_json::to_value(status()).unwrap_or_default()),
         },
+        background,
     )
 }

@@ -13,10 +13,13 @@
 //! - [`config`], [`kafka`], [`pipeline`]: `wasmpipe run`, the Kafka
 //!   pipeline (rdkafka lives only in [`kafka`]);
 //! - [`text`]: plugin- and record-chosen text cut to what the host keeps;
-//! - [`dead_letter`]: the headers of a dead letter.
+//! - [`dead_letter`]: the headers of a dead letter;
+//! - [`background`]: the runtime, cancellation token and task tracker the
+//!   background work of `wasmpipe run` shares.
 
 pub mod app;
 pub mod aws;
+pub mod background;
 pub mod config;
 pub mod dead_letter;
 pub mod harness;

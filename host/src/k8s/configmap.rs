@@ -6,6 +6,7 @@
 //! mounted volume, and a half-written set is never visible.
 
 use super::explain;
+use crate::background::Background;
 use anyhow::Context as _;
 use futures::StreamExt as _;
 use k8s_openapi::api::core::v1::ConfigMap;
@@ -14,8 +15,7 @@ use kube::{Api, Client};
 use sha2::{Digest, Sha256};
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 /// The files a ConfigMap holds: `data` as UTF-8 text, `binaryData` as
 /// bytes, sorted by name.
@@ -34,79 +34,51 @@ pub fn files_of(cm: &ConfigMap) -> Vec<(String, Vec<u8>)> {
 /// `wasmpipe run --watch-configmap`: keeps a directory equal to one
 /// ConfigMap until dropped.
 pub struct ConfigMapMirror {
-    stop: Arc<Notify>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    stop: CancellationToken,
 }
 
 impl ConfigMapMirror {
     /// Reads ConfigMap `name` (in `namespace`, or the client's default)
     /// with the pod's ServiceAccount and writes it into `dir` before
-    /// returning, then follows every change. `dir` must be empty or a
-    /// mirror written before (an `emptyDir`, in a pod).
-    pub fn start(namespace: Option<String>, name: String, dir: PathBuf) -> anyhow::Result<Self> {
-        Self::start_with(super::default_client, namespace, name, dir)
+    /// returning, then follows every change as a task of `background`.
+    /// `dir` must be empty or a mirror written before (an `emptyDir`, in a
+    /// pod).
+    pub fn start(
+        background: &Background,
+        namespace: Option<String>,
+        name: String,
+        dir: PathBuf,
+    ) -> anyhow::Result<Self> {
+        Self::start_with(background, super::default_client, namespace, name, dir)
     }
 
     /// [`ConfigMapMirror::start`] with the client `connect` makes (tests
-    /// pass a scripted API server). `connect` runs on the mirror's thread,
-    /// inside its Tokio runtime.
+    /// pass a scripted API server), on the background's runtime.
     pub fn start_with<C, F>(
+        background: &Background,
         connect: C,
         namespace: Option<String>,
         name: String,
         dir: PathBuf,
     ) -> anyhow::Result<Self>
     where
-        C: FnOnce() -> F + Send + 'static,
+        C: FnOnce() -> F,
         F: Future<Output = anyhow::Result<Client>>,
     {
-        let stop = Arc::new(Notify::new());
-        let (ready, started) = std::sync::mpsc::channel();
-        // Built here so that failing to build it is this call's error.
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("starting the ConfigMap watcher's runtime")?;
-        let thread = {
-            let stop = stop.clone();
-            std::thread::Builder::new()
-                .name("wasmpipe-configmap".into())
-                .spawn(move || {
-                    runtime.block_on(async move {
-                        let mirror = match first(connect, namespace, &name, &dir).await {
-                            Ok(m) => {
-                                let _ = ready.send(Ok(()));
-                                m
-                            }
-                            Err(e) => {
-                                let _ = ready.send(Err(e));
-                                return;
-                            }
-                        };
-                        tokio::select! {
-                            () = mirror.follow() => {}
-                            () = stop.notified() => {}
-                        }
-                    });
-                })
-                .context("starting the ConfigMap watcher thread")?
-        };
-        started
-            .recv()
-            .context("the ConfigMap watcher thread ended before reading the ConfigMap")??;
-        Ok(Self {
-            stop,
-            thread: Some(thread),
-        })
+        let mirror = background.block_on(first(connect, namespace, &name, &dir))?;
+        let stop = background.spawn(|stop| async move {
+            tokio::select! {
+                () = mirror.follow() => {}
+                () = stop.cancelled() => {}
+            }
+        });
+        Ok(Self { stop })
     }
 }
 
 impl Drop for ConfigMapMirror {
     fn drop(&mut self) {
-        self.stop.notify_one();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.stop.cancel();
     }
 }
 

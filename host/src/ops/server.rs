@@ -1,5 +1,6 @@
 //! The ops listener: `/metrics`, `/healthz`, `/readyz`, `/plugins`.
 
+use crate::background::Background;
 use anyhow::Context as _;
 use axum::Router;
 use axum::extract::State;
@@ -8,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 /// What each endpoint serves, read at request time.
 pub struct Endpoints {
@@ -22,58 +23,45 @@ pub struct Endpoints {
     pub plugins: Box<dyn Fn() -> serde_json::Value + Send + Sync>,
 }
 
-/// The listener, on its own thread, until dropped.
+/// The listener, a task of the [`Background`], until it stops or this is
+/// dropped.
 pub struct OpsServer {
     addr: SocketAddr,
-    stop: Arc<Notify>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    stop: CancellationToken,
 }
 
 impl OpsServer {
     /// Binds `addr` (port 0: any free port) and serves `endpoints`.
-    pub fn start(addr: SocketAddr, endpoints: Endpoints) -> anyhow::Result<Self> {
+    pub fn start(
+        addr: SocketAddr,
+        endpoints: Endpoints,
+        background: &Background,
+    ) -> anyhow::Result<Self> {
         let listener = std::net::TcpListener::bind(addr).with_context(|| {
             format!("binding the ops listener to {addr}: is the port taken? choose another with --ops-addr")
         })?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
-        let stop = Arc::new(Notify::new());
         let app = Router::new()
             .route("/metrics", get(metrics))
             .route("/healthz", get(healthz))
             .route("/readyz", get(readyz))
             .route("/plugins", get(plugins))
             .with_state(Arc::new(endpoints));
-        // Built here so that failing to build it is this call's error.
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .context("starting the ops listener's runtime")?;
         let listener = {
-            let _entered = runtime.enter();
+            let _entered = background.enter();
             tokio::net::TcpListener::from_std(listener)?
         };
-        let thread = {
-            let stop = stop.clone();
-            std::thread::Builder::new()
-                .name("wasmpipe-ops".into())
-                .spawn(move || {
-                    let served = runtime.block_on(
-                        axum::serve(listener, app)
-                            .with_graceful_shutdown(async move { stop.notified().await })
-                            .into_future(),
-                    );
-                    if let Err(e) = served {
-                        tracing::error!(error = %e, "the ops listener stopped");
-                    }
-                })?
-        };
+        let stop = background.spawn(|stop| async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "the ops listener stopped");
+            }
+        });
         tracing::info!(%addr, "ops endpoints: /metrics /healthz /readyz /plugins");
-        Ok(Self {
-            addr,
-            stop,
-            thread: Some(thread),
-        })
+        Ok(Self { addr, stop })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -83,10 +71,7 @@ impl OpsServer {
 
 impl Drop for OpsServer {
     fn drop(&mut self) {
-        self.stop.notify_one();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.stop.cancel();
     }
 }
 

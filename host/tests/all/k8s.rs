@@ -7,6 +7,7 @@ use kube::client::Body;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::time::{Duration, Instant};
+use wasmpipe::background::Background;
 use wasmpipe::k8s::ConfigMapMirror;
 use wasmpipe::reload::read_snapshot;
 
@@ -199,7 +200,9 @@ fn a_watched_configmap_is_mirrored_as_the_kubelet_would() {
         .query("fieldSelector=metadata.name%3Dplugins"),
     ]);
     let dir = tempfile::tempdir().unwrap();
+    let background = Background::new().unwrap();
     let mirror = ConfigMapMirror::start_with(
+        &background,
         move || async move { Ok(Client::new(service, "default")) },
         Some("streams".into()),
         "plugins".into(),
@@ -254,7 +257,9 @@ fn a_forbidden_or_missing_configmap_is_named_with_the_fix() {
             status(code, reason, "configmaps \"plugins\" is not allowed"),
         )]);
         let dir = tempfile::tempdir().unwrap();
+        let background = Background::new().unwrap();
         let err = ConfigMapMirror::start_with(
+            &background,
             move || async move { Ok(Client::new(service, "default")) },
             Some("streams".into()),
             "plugins".into(),
