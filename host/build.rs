@@ -52,7 +52,11 @@ fn walk(root: &Path, dir: &Path, files: &mut Vec<(String, PathBuf)>) {
     entries.sort();
     for path in entries {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        if SKIPPED.contains(&name.as_str()) || name.starts_with('.') || name.ends_with(".wasm") {
+        if SKIPPED.contains(&name.as_str())
+            || name.starts_with('.')
+            || name.ends_with(".wasm")
+            || name.ends_with(".egg-info")
+        {
             continue;
         }
         if path.is_dir() {

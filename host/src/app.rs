@@ -74,7 +74,7 @@ pub fn run(app: App, runtime: Arc<Runtime>, shutdown: Arc<AtomicBool>) -> anyhow
         (chain, reloader, snapshot.sha256)
     };
     for p in &chain.plugins {
-        tracing::info!(plugin = %p.name, sha256 = %p.sha256, world = p.world.as_str(), "plugin loaded");
+        tracing::info!(plugin = %p.name, sha256 = %p.sha256, world = p.world().as_str(), "plugin loaded");
     }
     let updates = reloader.as_ref().map(Reloader::updates);
     let counters = Arc::new(Counters::default());

@@ -129,12 +129,7 @@ impl PipelineFile {
             .with_context(|| format!("reading the plugin directory {}", dir.display()))?
             .filter_map(|e| e.ok())
             .filter_map(|e| e.file_name().to_str().map(str::to_owned))
-            .filter(|n| {
-                !n.starts_with('.')
-                    && [".wasm", ".wasm.gz", ".wasm.zst", ".py", ".js"]
-                        .iter()
-                        .any(|x| n.ends_with(x))
-            })
+            .filter(|n| crate::plugin_file::PluginFile::parse(n).is_some())
             .collect();
         files.sort();
         if files.is_empty() {

@@ -12,6 +12,7 @@
 //! - [`aws`]: Amazon MSK IAM tokens for the Kafka clients;
 //! - [`config`], [`kafka`], [`pipeline`]: `wasmpipe run`, the Kafka
 //!   pipeline (rdkafka lives only in [`kafka`]);
+//! - [`plugin_file`]: what a plugin file's name says it holds;
 //! - [`text`]: plugin- and record-chosen text cut to what the host keeps;
 //! - [`dead_letter`]: the headers of a dead letter;
 //! - [`background`]: the runtime, cancellation token and task tracker the
@@ -28,6 +29,7 @@ pub mod k8s;
 pub mod kafka;
 pub mod ops;
 pub mod pipeline;
+pub mod plugin_file;
 pub mod record;
 pub mod reload;
 pub mod runtime;

@@ -191,10 +191,7 @@ pub fn default_name(file: &str) -> &str {
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or(file);
-    [".wasm.gz", ".wasm.zst", ".wasm", ".py", ".js"]
-        .iter()
-        .find_map(|ext| name.strip_suffix(ext))
-        .unwrap_or(name)
+    crate::plugin_file::PluginFile::parse(name).map_or(name, |f| f.stem())
 }
 
 impl PluginSpec {

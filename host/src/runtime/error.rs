@@ -14,7 +14,8 @@ pub enum LoadError {
     #[error("plugin {path}: {reason}")]
     Decompress { path: PathBuf, reason: String },
     #[error(
-        "plugin {path}: not a regular file (a directory, device, FIFO or socket); a plugin is a .wasm, .wasm.gz, .wasm.zst, .py or .js file"
+        "plugin {path}: not a regular file (a directory, device, FIFO or socket); a plugin is a {} file",
+        crate::plugin_file::ENDINGS_TEXT
     )]
     NotAFile { path: PathBuf },
     #[error(

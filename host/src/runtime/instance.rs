@@ -4,7 +4,7 @@
 use super::bindings::{flat, typed, types};
 use super::deadline_ticks;
 use super::error::{Failure, LoadError};
-use super::load::{Plugin, World};
+use super::load::{Exports, Plugin};
 use super::state::HostState;
 use std::sync::Arc;
 use wasmpipe_sdk::flat::{
@@ -13,6 +13,7 @@ use wasmpipe_sdk::flat::{
 use wasmtime::Store;
 use wasmtime::component::Instance;
 
+#[derive(Clone)]
 enum Guest {
     Flat(flat::Guest),
     Typed(typed::Guest),
@@ -50,12 +51,13 @@ impl Plugin {
         store.epoch_deadline_trap();
         store.set_epoch_deadline(deadline_ticks(self.limits.deadline));
         let instance: Instance = self.pre.instantiate(&mut store).map_err(link)?;
-        let guest = match (&self.flat, &self.typed) {
-            (Some(indices), _) => Guest::Flat(indices.load(&mut store, &instance).map_err(link)?),
-            (None, Some(indices)) => {
+        let guest = match &self.exports {
+            Exports::Flat(indices) => {
+                Guest::Flat(indices.load(&mut store, &instance).map_err(link)?)
+            }
+            Exports::Typed(indices) => {
                 Guest::Typed(indices.load(&mut store, &instance).map_err(link)?)
             }
-            (None, None) => unreachable!("Runtime::load sets the indices of the plugin's world"),
         };
         let mut instance = PluginInstance {
             plugin: self.clone(),
@@ -89,7 +91,8 @@ impl PluginInstance {
                 script.file_name.clone(),
             ));
         }
-        let result = self.call(|guest, store| match guest {
+        let guest = self.guest.clone();
+        let result = self.call(|store| match &guest {
             Guest::Flat(g) => g.call_init(store, &config),
             Guest::Typed(g) => g.call_init(store, &config),
         });
@@ -104,9 +107,10 @@ impl PluginInstance {
     /// (a trap or a limit): the instance must then be replaced. Per-record
     /// errors the guest returned are in the output's `errors`.
     pub fn transform(&mut self, batch: &Batch) -> Result<OutputBatch, Failure> {
-        let out = match self.plugin.world {
-            World::Flat => self.transform_flat(batch)?,
-            World::Typed => self.transform_typed(batch)?,
+        // The guest's handles, copied: the call borrows the instance.
+        let out = match self.guest.clone() {
+            Guest::Flat(g) => self.transform_flat(&g, batch)?,
+            Guest::Typed(g) => self.transform_typed(&g, batch)?,
         };
         out.validate(batch).map_err(|e| {
             Failure::Trap(format!("the plugin returned a malformed output batch: {e}"))
@@ -114,23 +118,17 @@ impl PluginInstance {
         Ok(out)
     }
 
-    fn transform_flat(&mut self, batch: &Batch) -> Result<OutputBatch, Failure> {
+    fn transform_flat(&mut self, g: &flat::Guest, batch: &Batch) -> Result<OutputBatch, Failure> {
         lower_flat(batch, &mut self.scratch);
         let scratch = std::mem::replace(&mut self.scratch, empty_batch());
-        let result = self.call(|guest, store| match guest {
-            Guest::Flat(g) => g.call_transform(store, &scratch),
-            Guest::Typed(_) => unreachable!("transform_flat is only called for flat plugins"),
-        });
+        let result = self.call(|store| g.call_transform(store, &scratch));
         self.scratch = scratch;
         lift_flat(result?)
     }
 
-    fn transform_typed(&mut self, batch: &Batch) -> Result<OutputBatch, Failure> {
+    fn transform_typed(&mut self, g: &typed::Guest, batch: &Batch) -> Result<OutputBatch, Failure> {
         let records = lower_typed(batch);
-        let results = self.call(|guest, store| match guest {
-            Guest::Typed(g) => g.call_transform(store, &records),
-            Guest::Flat(_) => unreachable!("transform_typed is only called for typed plugins"),
-        })?;
+        let results = self.call(|store| g.call_transform(store, &records))?;
         if results.len() != batch.len() {
             return Err(Failure::Trap(format!(
                 "the plugin returned {} results for a batch of {} records",
@@ -144,7 +142,7 @@ impl PluginInstance {
     /// One guest call under the plugin's deadline and memory cap.
     fn call<R>(
         &mut self,
-        f: impl FnOnce(&Guest, &mut Store<HostState>) -> wasmtime::Result<R>,
+        f: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<R>,
     ) -> Result<R, Failure> {
         let limits = self.plugin.limits;
         let state = self.store.data_mut();
@@ -154,7 +152,7 @@ impl PluginInstance {
         state.deadline = Some(std::time::Instant::now() + limits.deadline);
         self.store
             .set_epoch_deadline(deadline_ticks(limits.deadline));
-        f(&self.guest, &mut self.store).map_err(|e| {
+        f(&mut self.store).map_err(|e| {
             self.poisoned = true;
             let state = self.store.data();
             if state.limiter.hit {

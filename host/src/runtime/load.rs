@@ -6,6 +6,7 @@ use super::compile::CompileError;
 use super::error::LoadError;
 use super::state::HostState;
 use super::{Limits, Runtime};
+use crate::plugin_file::{PluginFile, PluginKind};
 use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -67,7 +68,7 @@ pub const SCRIPT_NAME_KEY: &str = "wasmpipe.script-name";
 /// A language a plugin can be written in as a script: the file extension,
 /// the language, its interpreter component and how to build that.
 struct ScriptRuntime {
-    ext: &'static str,
+    kind: PluginKind,
     language: &'static str,
     file: &'static str,
     build: &'static str,
@@ -75,13 +76,13 @@ struct ScriptRuntime {
 
 const SCRIPT_RUNTIMES: &[ScriptRuntime] = &[
     ScriptRuntime {
-        ext: ".py",
+        kind: PluginKind::Python,
         language: "Python",
         file: "python-script.wasm",
         build: "python -m wasmpipe.build --script-runtime -o python-script.wasm (sdk/python)",
     },
     ScriptRuntime {
-        ext: ".js",
+        kind: PluginKind::JavaScript,
         language: "JavaScript",
         file: "js-script.wasm",
         build: "node sdk/js/build.mjs --script-runtime -o js-script.wasm",
@@ -109,6 +110,7 @@ fn script_runtime_dirs() -> Vec<PathBuf> {
 fn read_script(
     path: &Path,
     file_name: &str,
+    stem: &str,
     raw: Vec<u8>,
     runtime: &ScriptRuntime,
 ) -> Result<PluginSource, LoadError> {
@@ -136,10 +138,7 @@ fn read_script(
     };
     let interpreter = read_plugin_file(&runtime_path)?;
     Ok(PluginSource {
-        name: file_name
-            .strip_suffix(runtime.ext)
-            .unwrap_or(file_name)
-            .to_owned(),
+        name: stem.to_owned(),
         path: path.to_owned(),
         sha256: hex::encode(Sha256::digest(text.as_bytes())),
         wasm_sha256: interpreter.wasm_sha256,
@@ -165,8 +164,11 @@ pub fn read_plugin_file(path: &Path) -> Result<PluginSource, LoadError> {
         .file_name()
         .and_then(|n| n.to_str())
         .unwrap_or("plugin");
-    if let Some(runtime) = SCRIPT_RUNTIMES.iter().find(|r| file_name.ends_with(r.ext)) {
-        return read_script(path, file_name, raw, runtime);
+    let file = PluginFile::parse(file_name);
+    let stem = file.map_or(file_name, |f| f.stem());
+    let kind = file.map_or(PluginKind::Wasm, |f| f.kind());
+    if let Some(runtime) = SCRIPT_RUNTIMES.iter().find(|r| r.kind == kind) {
+        return read_script(path, file_name, stem, raw, runtime);
     }
     let decompress = |reader: &mut dyn Read, codec: &str| -> Result<Vec<u8>, LoadError> {
         let mut out = Vec::new();
@@ -186,17 +188,13 @@ pub fn read_plugin_file(path: &Path) -> Result<PluginSource, LoadError> {
         }
         Ok(out)
     };
-    let (wasm, stem) = if let Some(stem) = file_name.strip_suffix(".wasm.gz") {
-        (
-            decompress(&mut flate2::read::GzDecoder::new(&raw[..]), "gzip")?,
-            stem,
-        )
-    } else if let Some(stem) = file_name.strip_suffix(".wasm.zst") {
-        let mut decoder = zstd::Decoder::new(&raw[..]).map_err(read)?;
-        (decompress(&mut decoder, "zstd")?, stem)
-    } else {
-        let stem = file_name.strip_suffix(".wasm").unwrap_or(file_name);
-        (raw, stem)
+    let wasm = match kind {
+        PluginKind::WasmGzip => decompress(&mut flate2::read::GzDecoder::new(&raw[..]), "gzip")?,
+        PluginKind::WasmZstd => {
+            let mut decoder = zstd::Decoder::new(&raw[..]).map_err(read)?;
+            decompress(&mut decoder, "zstd")?
+        }
+        PluginKind::Wasm | PluginKind::Python | PluginKind::JavaScript => raw,
     };
     let sha256 = hex::encode(Sha256::digest(&wasm));
     Ok(PluginSource {
@@ -253,15 +251,28 @@ fn read_regular_file(path: &Path, limit: u64) -> Result<Vec<u8>, LoadError> {
 pub struct Plugin {
     pub name: String,
     pub sha256: String,
-    pub world: World,
     pub config: Vec<(String, String)>,
     pub limits: Limits,
     /// A script plugin's source, passed to `init` after `config`.
     pub script: Option<Script>,
     pub(super) runtime: Arc<Runtime>,
     pub(super) pre: InstancePre<HostState>,
-    pub(super) flat: Option<flat::GuestIndices>,
-    pub(super) typed: Option<typed::GuestIndices>,
+    pub(super) exports: Exports,
+}
+
+/// A plugin's world, with where its exports are in the component.
+pub(super) enum Exports {
+    Flat(flat::GuestIndices),
+    Typed(typed::GuestIndices),
+}
+
+impl Plugin {
+    pub fn world(&self) -> World {
+        match self.exports {
+            Exports::Flat(_) => World::Flat,
+            Exports::Typed(_) => World::Typed,
+        }
+    }
 }
 
 impl std::fmt::Debug for Plugin {
@@ -269,7 +280,7 @@ impl std::fmt::Debug for Plugin {
         f.debug_struct("Plugin")
             .field("name", &self.name)
             .field("sha256", &self.sha256)
-            .field("world", &self.world)
+            .field("world", &self.world())
             .finish_non_exhaustive()
     }
 }
@@ -382,21 +393,19 @@ impl Runtime {
             message: format!("{e:#}"),
         };
         let pre = self.linker.instantiate_pre(&component).map_err(link)?;
-        let (flat, typed) = match world {
-            World::Flat => (Some(flat::GuestIndices::new(&pre).map_err(link)?), None),
-            World::Typed => (None, Some(typed::GuestIndices::new(&pre).map_err(link)?)),
+        let exports = match world {
+            World::Flat => Exports::Flat(flat::GuestIndices::new(&pre).map_err(link)?),
+            World::Typed => Exports::Typed(typed::GuestIndices::new(&pre).map_err(link)?),
         };
         let plugin = Arc::new(Plugin {
             name: source.name.clone(),
             sha256: source.sha256.clone(),
-            world,
             config,
             limits,
             script: source.script.clone(),
             runtime: self.clone(),
             pre,
-            flat,
-            typed,
+            exports,
         });
         plugin.instantiate()?;
         Ok(plugin)

@@ -91,6 +91,25 @@ mod tests {
     }
 
     #[test]
+    fn every_sdk_carries_the_wit_package_as_it_is() {
+        let contents = |path: &str| FILES.iter().find(|(p, ..)| *p == path).unwrap().1;
+        let wit = contents("wit/transform.wit");
+        let copies: Vec<&str> = FILES
+            .iter()
+            .map(|(p, ..)| *p)
+            .filter(|p| p.starts_with("sdk/") && p.ends_with("/wit/transform.wit"))
+            .collect();
+        // Each SDK is published on its own, with its own copy.
+        assert_eq!(copies.len(), 5, "{copies:?}");
+        for copy in copies {
+            assert!(
+                contents(copy) == wit,
+                "{copy} differs from wit/transform.wit: copy it over"
+            );
+        }
+    }
+
+    #[test]
     fn the_build_scripts_stay_executable() {
         for script in ["sdk/go/build", "sdk/c/build"] {
             let (.., executable) = FILES.iter().find(|(p, ..)| *p == script).unwrap();

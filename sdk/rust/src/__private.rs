@@ -11,7 +11,7 @@ pub use wit_bindgen;
 #[cfg(not(feature = "typed"))]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit",
+        path: "wit",
         world: "flat-plugin",
         pub_export_macro: true,
         export_macro_name: "__export_bindings",
@@ -23,7 +23,7 @@ pub mod bindings {
 #[cfg(feature = "typed")]
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "../../wit",
+        path: "wit",
         world: "typed-plugin",
         pub_export_macro: true,
         export_macro_name: "__export_bindings",
