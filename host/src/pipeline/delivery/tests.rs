@@ -59,6 +59,11 @@ impl<D: Delivery<FakeProducer>> Bench<D> {
         self.delivery.commit(&mut self.out, &self.consumer)
     }
 
+    /// The next transaction commit fails with `e`.
+    fn refuse_next_commit(&self, e: TransactionError) {
+        self.script.lock().unwrap().commit_answers.push_back(Err(e));
+    }
+
     fn poison(&mut self, e: TransactionError) {
         self.delivery.poison(e);
     }
@@ -230,11 +235,7 @@ fn exactly_once_aborts_a_refused_transaction_and_reads_from_the_last_commit() {
     b.commit().unwrap();
     b.processed(0, 10, 20, &ack(0));
     b.processed(1, 40, 45, &ack(0));
-    b.script
-        .lock()
-        .unwrap()
-        .commit_answers
-        .push_back(Err(abortable()));
+    b.refuse_next_commit(abortable());
     let reread = b.commit().unwrap();
     assert_eq!(reread.partitions, vec![tp(0), tp(1)]);
     assert!(
@@ -258,11 +259,7 @@ fn exactly_once_replaces_a_fenced_producer_and_reads_from_the_groups_commit() {
     b.assign(&[0, 1]);
     b.processed(0, 17, 30, &ack(0));
     b.processed(1, 2, 4, &ack(0));
-    b.script
-        .lock()
-        .unwrap()
-        .commit_answers
-        .push_back(Err(fenced()));
+    b.refuse_next_commit(fenced());
     let reread = b.commit().unwrap();
     assert_eq!(reread.partitions, vec![tp(0), tp(1)]);
     let s = b.script.lock().unwrap();
@@ -313,11 +310,7 @@ fn exactly_once_stops_after_too_many_aborts_in_a_row_and_not_before() {
     b.assign(&[0]);
     for _ in 0..10 {
         b.processed(0, 0, 3, &ack(0));
-        b.script
-            .lock()
-            .unwrap()
-            .commit_answers
-            .push_back(Err(abortable()));
+        b.refuse_next_commit(abortable());
         b.commit().expect("ten aborts in a row are still retried");
     }
     // A commit that succeeds starts the count again.
@@ -325,19 +318,11 @@ fn exactly_once_stops_after_too_many_aborts_in_a_row_and_not_before() {
     b.commit().unwrap();
     for _ in 0..10 {
         b.processed(0, 3, 4, &ack(0));
-        b.script
-            .lock()
-            .unwrap()
-            .commit_answers
-            .push_back(Err(abortable()));
+        b.refuse_next_commit(abortable());
         b.commit().unwrap();
     }
     b.processed(0, 3, 4, &ack(0));
-    b.script
-        .lock()
-        .unwrap()
-        .commit_answers
-        .push_back(Err(abortable()));
+    b.refuse_next_commit(abortable());
     let err = b.commit().unwrap_err();
     assert!(
         format!("{err:#}").contains("10 transactions in a row were aborted"),
@@ -351,19 +336,11 @@ fn exactly_once_stops_when_producers_keep_being_fenced() {
     b.assign(&[0]);
     for _ in 0..5 {
         b.processed(0, 0, 3, &ack(0));
-        b.script
-            .lock()
-            .unwrap()
-            .commit_answers
-            .push_back(Err(fenced()));
+        b.refuse_next_commit(fenced());
         b.commit().unwrap();
     }
     b.processed(0, 0, 3, &ack(0));
-    b.script
-        .lock()
-        .unwrap()
-        .commit_answers
-        .push_back(Err(fenced()));
+    b.refuse_next_commit(fenced());
     let err = b.commit().unwrap_err();
     let msg = format!("{err:#}");
     assert!(
@@ -388,11 +365,7 @@ fn exactly_once_revocation_commits_revoked_partitions_and_rewinds_only_the_rest(
     );
     // Refused, a later transaction rewinds only what stayed ours.
     b.processed(1, 6, 9, &ack(0));
-    b.script
-        .lock()
-        .unwrap()
-        .commit_answers
-        .push_back(Err(abortable()));
+    b.refuse_next_commit(abortable());
     let reread = b.commit().unwrap();
     assert_eq!(reread.partitions, vec![tp(1)]);
     assert_eq!(b.consumer.seeks(), vec![(tp(1), 6)]);
