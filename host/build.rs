@@ -24,10 +24,10 @@ fn main() {
     files.sort();
     let mut code = String::from("&[\n");
     for (relative, path) in &files {
-        let source = if relative == "sdk/rust/Cargo.toml" {
-            // Outside the workspace, the crate's manifest stands alone.
-            let standalone = out.join("sdk-rust-Cargo.toml");
-            std::fs::write(&standalone, standalone_manifest(&root)).unwrap();
+        let source = if relative.starts_with("sdk/rust") && relative.ends_with("/Cargo.toml") {
+            // Outside the workspace, the crates' manifests stand alone.
+            let standalone = out.join(relative.replace('/', "-"));
+            std::fs::write(&standalone, standalone_manifest(&root, path)).unwrap();
             standalone
         } else {
             path.clone()
@@ -83,16 +83,16 @@ fn is_executable(_: &Path) -> bool {
     false
 }
 
-/// The Rust SDK's manifest with what it inherits from the workspace
+/// A Rust SDK crate's manifest with what it inherits from the workspace
 /// written out.
-fn standalone_manifest(root: &Path) -> String {
+fn standalone_manifest(root: &Path, manifest: &Path) -> String {
     let read = |p: &Path| -> toml::Table {
         toml::from_str(&std::fs::read_to_string(p).unwrap())
             .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
     };
     let workspace = read(&root.join("Cargo.toml"));
     let workspace = workspace["workspace"].as_table().unwrap();
-    let mut crate_ = read(&root.join("sdk/rust/Cargo.toml"));
+    let mut crate_ = read(manifest);
     let package = crate_["package"].as_table_mut().unwrap();
     for (key, value) in package.iter_mut() {
         if is_inherited(value) {

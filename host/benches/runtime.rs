@@ -63,11 +63,7 @@ fn bench(c: &mut Criterion) {
                 let mut native =
                     identity::Identity::init(&wasmpipe_sdk::Config::default()).unwrap();
                 group.bench_with_input(BenchmarkId::new("native", size), &input, |b, input| {
-                    b.iter(|| {
-                        let out = wasmpipe_sdk::run_batch(&mut native, black_box(input));
-                        out.validate(input).unwrap();
-                        out
-                    })
+                    b.iter(|| wasmpipe_sdk::run_batch(&mut native, black_box(input)))
                 });
                 for (world, plugin) in [("flat", &flat), ("typed", &typed)] {
                     let mut instance = plugin.instantiate().unwrap();

@@ -179,8 +179,7 @@ pub fn canonical(line: &str) -> Result<String, LineError> {
     let mut batch = Batch::default();
     let r: JsonRecord = serde_json::from_str(line).map_err(|e| LineError::Json(e.to_string()))?;
     push_line(&mut batch, line, "", 0)?;
-    // Just parsed into this batch; it reads back.
-    let rec = batch.get(0).map_err(|e| LineError::Json(e.to_string()))?;
+    let rec = batch.get(0).unwrap_or_default();
     Ok(output_line(
         rec.key(),
         rec.value(),

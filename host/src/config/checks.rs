@@ -28,6 +28,10 @@ pub const WASM_PAGE: usize = 64 << 10;
 /// Largest plugin memory: all a 32-bit wasm memory can address.
 pub const MAX_PLUGIN_MEMORY: usize = 4 << 30;
 
+/// Most bytes one batch's outputs may hold: the flat layout addresses
+/// 2 GiB (bit 31 of a span marks bytes kept from the input).
+pub const MAX_PLUGIN_OUTPUT: usize = (2 << 30) - (1 << 20);
+
 /// Longest topic name Kafka accepts.
 const MAX_TOPIC_LEN: usize = 249;
 
@@ -177,6 +181,12 @@ impl RunConfig {
         if limits.output_bytes == 0 {
             bail!(
                 "--plugin-output-mib (WASMPIPE_PLUGIN_OUTPUT_MIB) is 0: no batch could have an output; set 1 or more (default 16)"
+            );
+        }
+        if limits.output_bytes > MAX_PLUGIN_OUTPUT {
+            bail!(
+                "--plugin-output-mib (WASMPIPE_PLUGIN_OUTPUT_MIB) {} is more than one batch's outputs can hold (2047 MiB): set at most 2047 (default 16)",
+                limits.output_bytes >> 20
             );
         }
         Ok(())
@@ -391,6 +401,10 @@ mod tests {
         assert_eq!(
             refused(|c| c.limits.output_bytes = 0),
             "--plugin-output-mib (WASMPIPE_PLUGIN_OUTPUT_MIB) is 0: no batch could have an output; set 1 or more (default 16)"
+        );
+        assert_eq!(
+            refused(|c| c.limits.output_bytes = 2048 << 20),
+            "--plugin-output-mib (WASMPIPE_PLUGIN_OUTPUT_MIB) 2048 is more than one batch's outputs can hold (2047 MiB): set at most 2047 (default 16)"
         );
     }
 

@@ -97,7 +97,9 @@ pub fn handle<P: Producer>(
     raw_headers: Option<&RawHeaders>,
     ack: &Arc<BatchAck>,
 ) -> anyhow::Result<Result<(), TransactionError>> {
-    let r = batch.get(d.index as usize)?;
+    let r = batch
+        .get(d.index as usize)
+        .ok_or_else(|| anyhow!("failed record {} is not in its batch", d.index))?;
     let place = format!("{}/{}@{}", r.topic(), r.partition(), r.offset());
     let topic = match &cx.settings.on_failure {
         OnFailure::Halt => {

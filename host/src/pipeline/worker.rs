@@ -230,8 +230,13 @@ impl Worker {
                 return Ok(());
             }
         }
-        let first = batch.records.first().map_or(0, |r| r.offset);
-        let last = batch.records[done - 1].offset;
+        // The chain always runs at least one record of a batch.
+        let (Some(first), Some(last)) =
+            (batch.get(0), done.checked_sub(1).and_then(|i| batch.get(i)))
+        else {
+            anyhow::bail!("the chain ran none of a batch of {} records", batch.len());
+        };
+        let (first, last) = (first.offset(), last.offset());
         cx.delivery.produced(tp, first, last + 1, ack);
         let rest = if done < batch.len() {
             Some(Leftover {
@@ -266,8 +271,8 @@ impl Worker {
 /// Records `from..` of `batch`, as a batch of their own.
 fn remainder(batch: &Batch, from: usize) -> anyhow::Result<Batch> {
     let mut rest = Batch::default();
-    for i in from..batch.len() {
-        rest.push(&batch.get(i)?)?;
+    for record in batch.iter().skip(from) {
+        rest.push(&record)?;
     }
     Ok(rest)
 }

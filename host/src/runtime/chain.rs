@@ -5,11 +5,10 @@
 use super::error::{Failure, LoadError};
 use super::instance::PluginInstance;
 use super::load::Plugin;
+use crate::record::{Batch, Headers, OutHeaders, OutputBatch, RecordParts, TimestampType};
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
-use wasmpipe_sdk::Headers;
-use wasmpipe_sdk::flat::{Batch, OutHeaders, OutputBatch, RecordParts, TimestampType};
 
 /// The loaded plugins of a pipeline, in order. Shared by all workers.
 #[derive(Clone, Debug)]
@@ -108,14 +107,8 @@ impl<'a> ChainOutput<'a> {
     /// The records to produce, in order; none of a record that failed.
     pub fn records(&self) -> impl Iterator<Item = ChainRecord<'_>> + '_ {
         let stage = &self.stage;
-        let own = self
-            .last
-            .is_none()
-            .then(|| (0..stage.records.len()).map(|i| stage.record(i)));
-        let outputs = self
-            .last
-            .as_ref()
-            .map(|out| (0..out.len()).map(|i| stage.output(out, i)));
+        let own = self.last.is_none().then(|| stage.own());
+        let outputs = self.last.as_ref().map(|out| stage.outputs(out));
         let failures = &self.failures;
         own.into_iter()
             .flatten()
@@ -199,7 +192,7 @@ impl ChainInstance {
             }
             match instance.transform(&current.records) {
                 Ok(out) => {
-                    for e in &out.errors {
+                    for e in out.errors() {
                         let f = Failure::Guest(e.message.clone());
                         failures.push(failure(instance, current.origin[e.source as usize], f));
                     }
@@ -253,7 +246,7 @@ fn isolate_records(
     failures: &mut Vec<RecordFailure>,
     until: Option<Instant>,
 ) -> Option<u32> {
-    for i in 0..stage.records.len() {
+    for (i, record) in stage.records.iter().enumerate() {
         if i > 0 && until.is_some_and(|t| Instant::now() >= t) {
             return Some(stage.origin[i]);
         }
@@ -277,14 +270,15 @@ fn isolate_records(
             }
         }
         let mut single = Batch::default();
-        // Records of a host-built batch always read back.
-        let record = stage
-            .records
-            .get(i)
-            .expect("host-built batches follow the flat layout");
-        single
-            .push(&record)
-            .expect("one record of a valid batch fits a batch");
+        if single.push(&record).is_err() {
+            // Only a batch whose spans share bytes can hold a record
+            // larger than the layout; the host builds none.
+            let f = Failure::OutputLimit {
+                limit: u32::MAX as usize,
+            };
+            failures.push(failure(instance, stage.origin[i], f));
+            continue;
+        }
         let one = Stage {
             records: Cow::Owned(single),
             origin: vec![stage.origin[i]],
@@ -293,7 +287,7 @@ fn isolate_records(
         };
         match instance.transform(&one.records) {
             Ok(out) => {
-                if let Some(e) = out.errors.first() {
+                if let Some(e) = out.errors().first() {
                     let f = Failure::Guest(e.message.clone());
                     failures.push(failure(instance, stage.origin[i], f));
                 }
@@ -344,31 +338,22 @@ impl Stage<'_> {
     ) {
         // Sized once: most plugins emit about as much as they read.
         let records = self.records.to_mut();
-        records
-            .data
-            .reserve(input.records.data.len() + out.data.len());
-        records.records.reserve(out.len());
-        records.headers.reserve(out.headers.len());
+        records.reserve(out.len(), input.records.data_len() + out.data_len());
         self.origin.reserve(out.len());
         self.route.reserve(out.len());
-        for i in 0..out.len() {
-            // `PluginInstance::transform` validated the output batch.
-            let o = out.get(i, &input.records).expect("validated output batch");
-            // The source's metadata only: its spans were checked when the
-            // batch was built.
-            let src = &input.records.records[o.source as usize];
+        for o in out.records(&input.records) {
             let (timestamp, timestamp_type) = match o.timestamp {
                 Some(t) => (t, TimestampType::CreateTime),
-                None => (src.timestamp, src.timestamp_type),
+                None => (o.input.timestamp(), o.input.timestamp_type()),
             };
             let parts = RecordParts {
                 key: o.key,
                 value: o.value,
                 timestamp,
                 timestamp_type,
-                topic: &input.records.topics[src.topic as usize],
-                partition: src.partition,
-                offset: src.offset,
+                topic: o.input.topic(),
+                partition: o.input.partition(),
+                offset: o.input.offset(),
             };
             if records.push_parts(parts, o.headers.iter()).is_err() {
                 failed(
@@ -388,13 +373,9 @@ impl Stage<'_> {
         }
     }
 
-    /// Record `i` of the stage itself, to produce.
-    fn record(&self, i: usize) -> ChainRecord<'_> {
-        let r = self
-            .records
-            .get(i)
-            .expect("host-built batches follow the flat layout");
-        ChainRecord {
+    /// The stage's own records, to produce.
+    fn own(&self) -> impl Iterator<Item = ChainRecord<'_>> + '_ {
+        self.records.iter().enumerate().map(|(i, r)| ChainRecord {
             origin: self.origin[i],
             key: r.key(),
             value: r.value(),
@@ -404,30 +385,27 @@ impl Stage<'_> {
             source_topic: r.topic(),
             partition: r.partition(),
             offset: r.offset(),
-        }
+        })
     }
 
-    /// Output `i` a plugin made from this stage, to produce.
-    fn output<'o>(&'o self, out: &'o OutputBatch, i: usize) -> ChainRecord<'o> {
-        // `PluginInstance::transform` validated the output batch.
-        let o = out.get(i, &self.records).expect("validated output batch");
-        let source = o.source as usize;
-        let src = &self.records.records[source];
-        ChainRecord {
-            origin: self.origin[source],
-            key: o.key,
-            value: o.value,
-            headers: ChainHeaders::Plugin(o.headers),
-            timestamp: o
-                .timestamp
-                .or((src.timestamp_type != TimestampType::NotAvailable).then_some(src.timestamp)),
-            topic: o
-                .topic
-                .or_else(|| self.route[source].map(|t| self.routes[t as usize].as_str())),
-            source_topic: &self.records.topics[src.topic as usize],
-            partition: src.partition,
-            offset: src.offset,
-        }
+    /// The outputs a plugin made from this stage, to produce.
+    fn outputs<'o>(&'o self, out: &'o OutputBatch) -> impl Iterator<Item = ChainRecord<'o>> + 'o {
+        out.records(&self.records).map(|o| {
+            let source = o.source as usize;
+            ChainRecord {
+                origin: self.origin[source],
+                key: o.key,
+                value: o.value,
+                headers: ChainHeaders::Plugin(o.headers),
+                timestamp: o.timestamp.or(o.input.known_timestamp()),
+                topic: o
+                    .topic
+                    .or_else(|| self.route[source].map(|t| self.routes[t as usize].as_str())),
+                source_topic: o.input.topic(),
+                partition: o.input.partition(),
+                offset: o.input.offset(),
+            }
+        })
     }
 }
 

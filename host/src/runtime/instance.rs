@@ -6,10 +6,9 @@ use super::deadline_ticks;
 use super::error::{Failure, LoadError};
 use super::load::{Exports, Plugin};
 use super::state::HostState;
+use crate::record::{Batch, OutputBatch, Outputs, RecordError, TimestampType};
 use std::sync::Arc;
-use wasmpipe_sdk::flat::{
-    Batch, OutEntry, OutHeader, OutSpan, OutputBatch, RecordError, TimestampType,
-};
+use wasmpipe_abi::{Output, OutputHeaders};
 use wasmtime::Store;
 use wasmtime::component::Instance;
 
@@ -108,14 +107,10 @@ impl PluginInstance {
     /// errors the guest returned are in the output's `errors`.
     pub fn transform(&mut self, batch: &Batch) -> Result<OutputBatch, Failure> {
         // The guest's handles, copied: the call borrows the instance.
-        let out = match self.guest.clone() {
-            Guest::Flat(g) => self.transform_flat(&g, batch)?,
-            Guest::Typed(g) => self.transform_typed(&g, batch)?,
-        };
-        out.validate(batch).map_err(|e| {
-            Failure::Trap(format!("the plugin returned a malformed output batch: {e}"))
-        })?;
-        Ok(out)
+        match self.guest.clone() {
+            Guest::Flat(g) => self.transform_flat(&g, batch),
+            Guest::Typed(g) => self.transform_typed(&g, batch),
+        }
     }
 
     fn transform_flat(&mut self, g: &flat::Guest, batch: &Batch) -> Result<OutputBatch, Failure> {
@@ -123,7 +118,7 @@ impl PluginInstance {
         let scratch = std::mem::replace(&mut self.scratch, empty_batch());
         let result = self.call(|store| g.call_transform(store, &scratch));
         self.scratch = scratch;
-        lift_flat(result?)
+        lift_flat(result?, batch)
     }
 
     fn transform_typed(&mut self, g: &typed::Guest, batch: &Batch) -> Result<OutputBatch, Failure> {
@@ -136,7 +131,7 @@ impl PluginInstance {
                 batch.len()
             )));
         }
-        Ok(lift_typed(results))
+        Ok(lift_typed(results, batch))
     }
 
     /// One guest call under the plugin's deadline and memory cap.
@@ -231,12 +226,14 @@ fn timestamp_type(t: TimestampType) -> types::TimestampType {
 
 fn lower_flat(batch: &Batch, out: &mut flat::Batch) {
     out.data.clear();
-    out.data.extend_from_slice(&batch.data);
+    out.data.extend_from_slice(batch.data());
     batch.encode_index(&mut out.records, &mut out.positions, &mut out.headers);
-    out.topics.clone_from(&batch.topics);
+    out.topics.clear();
+    out.topics.extend_from_slice(batch.topics());
 }
 
-fn lift_flat(out: flat::Output) -> Result<OutputBatch, Failure> {
+/// The plugin's answer, checked against the batch it answers.
+fn lift_flat(out: flat::Output, input: &Batch) -> Result<OutputBatch, Failure> {
     let errors = out
         .errors
         .into_iter()
@@ -252,6 +249,7 @@ fn lift_flat(out: flat::Output) -> Result<OutputBatch, Failure> {
         &out.headers,
         out.topics,
         errors,
+        input,
     )
     .map_err(|e| Failure::Trap(format!("the plugin returned a malformed output batch: {e}")))
 }
@@ -259,83 +257,53 @@ fn lift_flat(out: flat::Output) -> Result<OutputBatch, Failure> {
 fn lower_typed(batch: &Batch) -> Vec<types::Record> {
     batch
         .iter()
-        .map(|r| {
-            // The host built this batch; its layout is valid.
-            let r = r.expect("host-built batches follow the flat layout");
-            types::Record {
-                key: r.key().map(<[u8]>::to_vec),
-                value: r.value().map(<[u8]>::to_vec),
-                headers: r
-                    .headers()
-                    .iter()
-                    .map(|(name, value)| types::Header {
-                        name: name.to_owned(),
-                        value: value.map(<[u8]>::to_vec),
-                    })
-                    .collect(),
-                timestamp: r.timestamp(),
-                timestamp_type: timestamp_type(r.timestamp_type()),
-                topic: r.topic().to_owned(),
-                partition: r.partition(),
-                offset: r.offset(),
-            }
+        .map(|r| types::Record {
+            key: r.key().map(<[u8]>::to_vec),
+            value: r.value().map(<[u8]>::to_vec),
+            headers: r
+                .headers()
+                .iter()
+                .map(|(name, value)| types::Header {
+                    name: name.to_owned(),
+                    value: value.map(<[u8]>::to_vec),
+                })
+                .collect(),
+            timestamp: r.timestamp(),
+            timestamp_type: timestamp_type(r.timestamp_type()),
+            topic: r.topic().to_owned(),
+            partition: r.partition(),
+            offset: r.offset(),
         })
         .collect()
 }
 
-fn lift_typed(results: Vec<Result<Vec<types::OutputRecord>, String>>) -> OutputBatch {
-    let mut out = OutputBatch::default();
-    let put = |data: &mut Vec<u8>, bytes: Option<Vec<u8>>| match bytes {
-        None => OutSpan::NONE,
-        Some(b) => {
-            let start = data.len() as u32;
-            data.extend_from_slice(&b);
-            OutSpan {
-                input: false,
-                start,
-                len: b.len() as u32,
-            }
-        }
-    };
+/// Typed results, in the flat layout: the same checks hold by construction.
+fn lift_typed(
+    results: Vec<Result<Vec<types::OutputRecord>, String>>,
+    input: &Batch,
+) -> OutputBatch {
+    let mut out = Outputs::new(input);
     for (source, result) in results.into_iter().enumerate() {
-        let source = source as u32;
+        out.begin(source as u32);
         match result {
-            Err(message) => out.errors.push(RecordError {
-                source,
-                message: crate::text::capped(&message).into_owned(),
-            }),
+            Err(message) => out.fail(crate::text::capped(&message).into_owned()),
             Ok(records) => {
-                for r in records {
-                    let key = put(&mut out.data, r.key);
-                    let value = put(&mut out.data, r.value);
-                    let headers_start = out.headers.len() as u32;
-                    for h in r.headers {
-                        let name = put(&mut out.data, Some(h.name.into_bytes()));
-                        let value = put(&mut out.data, h.value);
-                        out.headers.push(OutHeader { name, value });
-                    }
-                    let topic = match r.topic {
-                        None => -1,
-                        Some(t) => match out.topics.iter().position(|x| *x == t) {
-                            Some(i) => i as i32,
-                            None => {
-                                out.topics.push(t);
-                                out.topics.len() as i32 - 1
-                            }
-                        },
-                    };
-                    out.records.push(OutEntry {
-                        source,
-                        key,
-                        value,
-                        headers_start,
-                        headers_len: out.headers.len() as u32 - headers_start,
+                for r in &records {
+                    out.emit(&Output {
+                        key: r.key.as_deref(),
+                        value: r.value.as_deref(),
+                        headers: OutputHeaders::List(
+                            r.headers
+                                .iter()
+                                .map(|h| (h.name.as_str(), h.value.as_deref()))
+                                .collect(),
+                        ),
                         timestamp: r.timestamp,
-                        topic,
+                        topic: r.topic.as_deref(),
                     });
                 }
             }
         }
     }
-    out
+    out.finish()
 }

@@ -72,22 +72,55 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_rust_sdk_manifest_stands_alone_outside_the_workspace() {
-        let (_, manifest, _) = FILES
-            .iter()
-            .find(|(p, ..)| *p == "sdk/rust/Cargo.toml")
-            .unwrap();
-        let text = std::str::from_utf8(manifest).unwrap();
-        let parsed: toml::Table = toml::from_str(text).unwrap();
+    fn manifest(path: &str) -> (String, toml::Table) {
+        let (_, manifest, _) = FILES.iter().find(|(p, ..)| *p == path).unwrap();
+        let text = std::str::from_utf8(manifest).unwrap().to_owned();
         assert!(!text.contains("workspace"), "{text}");
+        let parsed = toml::from_str(&text).unwrap();
+        (text, parsed)
+    }
+
+    #[test]
+    fn the_rust_sdk_manifests_stand_alone_outside_the_workspace() {
+        let (text, sdk) = manifest("sdk/rust/Cargo.toml");
         assert_eq!(
-            parsed["package"]["version"].as_str(),
+            sdk["package"]["version"].as_str(),
             Some(env!("CARGO_PKG_VERSION"))
         );
         let wit_bindgen =
-            &parsed["target"]["cfg(target_arch = \"wasm32\")"]["dependencies"]["wit-bindgen"];
+            &sdk["target"]["cfg(target_arch = \"wasm32\")"]["dependencies"]["wit-bindgen"];
         assert!(wit_bindgen["version"].as_str().is_some(), "{text}");
+        let abi = &sdk["dependencies"]["wasmpipe-abi"];
+        assert_eq!(abi["path"].as_str(), Some("abi"), "{text}");
+        assert!(
+            FILES.iter().any(|(p, ..)| *p == "sdk/rust/abi/src/lib.rs"),
+            "the ABI crate travels with the SDK"
+        );
+        let (text, abi_crate) = manifest("sdk/rust/abi/Cargo.toml");
+        assert_eq!(
+            abi_crate["package"]["version"].as_str(),
+            abi["version"].as_str(),
+            "{text}"
+        );
+        assert!(abi_crate["package"]["license"].as_str().is_some(), "{text}");
+    }
+
+    #[test]
+    fn the_abi_crate_is_versioned_with_the_wit_package() {
+        let (_, abi) = manifest("sdk/rust/abi/Cargo.toml");
+        let version = abi["package"]["version"].as_str().unwrap();
+        let wit = FILES
+            .iter()
+            .find(|(p, ..)| *p == "wit/transform.wit")
+            .unwrap()
+            .1;
+        let wit = std::str::from_utf8(wit).unwrap();
+        assert!(
+            wit.contains(&format!("package {};", wasmpipe_abi::WIT_PACKAGE)),
+            "wit/transform.wit declares another package than {}",
+            wasmpipe_abi::WIT_PACKAGE
+        );
+        assert!(wasmpipe_abi::WIT_PACKAGE.ends_with(&format!("@{version}")));
     }
 
     #[test]

@@ -1,7 +1,6 @@
 //! The glue between the generated component bindings and [`Transform`].
 //! Only compiled for wasm; plugin authors never name anything here.
 
-use crate::flat;
 use crate::{Config, Level, Transform};
 use std::any::Any;
 use std::cell::RefCell;
@@ -80,7 +79,7 @@ mod world {
     pub use abi::{Batch, Output};
 
     pub fn transform<T: Transform>(batch: Batch) -> Output {
-        let batch = flat::Batch::from_wire(
+        let batch = wasmpipe_abi::Batch::from_wire(
             batch.data,
             &batch.records,
             &batch.positions,
@@ -99,10 +98,10 @@ mod world {
             errors: Vec::new(),
         };
         out.encode_index(&mut wire.records, &mut wire.timestamps, &mut wire.headers);
-        wire.data = out.data;
-        wire.topics = out.topics;
-        wire.errors = out
-            .errors
+        let (data, topics, errors) = out.into_parts();
+        wire.data = data;
+        wire.topics = topics;
+        wire.errors = errors
             .into_iter()
             .map(|e| abi::RecordError {
                 source: e.source,
@@ -116,7 +115,7 @@ mod world {
 #[cfg(feature = "typed")]
 mod world {
     use super::*;
-    use crate::flat::TimestampType;
+    use wasmpipe_abi::{RecordParts, TimestampType};
     use bindings::wasmpipe::transform::types as wit;
 
     fn timestamp_type(t: wit::TimestampType) -> TimestampType {
@@ -131,10 +130,10 @@ mod world {
     pub type Output = Vec<Result<Vec<wit::OutputRecord>, String>>;
 
     pub fn transform<T: Transform>(records: Batch) -> Output {
-        let mut batch = flat::Batch::default();
+        let mut batch = wasmpipe_abi::Batch::default();
         let mut results: Output = vec![Ok(Vec::new()); records.len()];
         for r in &records {
-            let parts = flat::RecordParts {
+            let parts = RecordParts {
                 key: r.key.as_deref(),
                 value: r.value.as_deref(),
                 timestamp: r.timestamp,
@@ -153,8 +152,7 @@ mod world {
                 .expect("a batch in guest memory fits the flat layout");
         }
         let out = with_plugin::<T, _>(|p| crate::run_batch(p, &batch));
-        for i in 0..out.len() {
-            let Ok(o) = out.get(i, &batch) else { continue };
+        for o in out.records(&batch) {
             if let Some(Ok(list)) = results.get_mut(o.source as usize) {
                 list.push(wit::OutputRecord {
                     key: o.key.map(<[u8]>::to_vec),
@@ -172,9 +170,9 @@ mod world {
                 });
             }
         }
-        for e in out.errors {
+        for e in out.errors() {
             if let Some(slot) = results.get_mut(e.source as usize) {
-                *slot = Err(e.message);
+                *slot = Err(e.message.clone());
             }
         }
         results

@@ -30,16 +30,15 @@
 
 extern crate self as wasmpipe_sdk;
 
-pub mod flat;
-mod record;
 pub mod testing;
 
 #[cfg(target_arch = "wasm32")]
 #[doc(hidden)]
 pub mod __private;
 
-pub use flat::{Outputs, TimestampType};
-pub use record::{Headers, Output, OutputHeaders, Record};
+pub use wasmpipe_abi::{Headers, Output, OutputHeaders, Outputs, Record, TimestampType};
+/// The batch layout under the SDK, for hosts and benchmarks.
+pub use wasmpipe_abi as abi;
 
 use std::fmt;
 
@@ -55,15 +54,11 @@ pub trait Transform: Sized + 'static {
 }
 
 /// Runs `plugin` over every record of `batch`, one result per record.
-pub fn run_batch<T: Transform>(plugin: &mut T, batch: &flat::Batch) -> flat::OutputBatch {
-    let mut out = Outputs::new(&batch.data);
-    for i in 0..batch.len() {
+pub fn run_batch<T: Transform>(plugin: &mut T, batch: &abi::Batch) -> abi::OutputBatch {
+    let mut out = Outputs::new(batch);
+    for (i, record) in batch.iter().enumerate() {
         out.begin(i as u32);
-        let result = match batch.get(i) {
-            Ok(record) => plugin.transform(&record, &mut out),
-            Err(e) => Err(Error::msg(format!("malformed input record: {e}"))),
-        };
-        if let Err(e) = result {
+        if let Err(e) = plugin.transform(&record, &mut out) {
             out.fail(e.message);
         }
     }

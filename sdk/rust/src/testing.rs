@@ -16,7 +16,7 @@
 //! assert_eq!(results[0].as_ref().unwrap()[0].value.as_deref(), Some(&b"v"[..]));
 //! ```
 
-use crate::flat::{Batch, RecordParts, TimestampType};
+use wasmpipe_abi::{Batch, RecordParts, TimestampType};
 use crate::{Config, Error, Transform};
 
 /// An input record for a test, built field by field.
@@ -128,11 +128,8 @@ pub fn run<T: Transform>(
             .expect("a test batch stays far below 4 GiB");
     }
     let out = crate::run_batch(plugin, &batch);
-    out.validate(&batch)
-        .expect("the SDK writes outputs in the contract's layout");
     let mut results: Vec<Result<Vec<TestOutput>, String>> = vec![Ok(Vec::new()); records.len()];
-    for i in 0..out.len() {
-        let o = out.get(i, &batch).expect("validated above");
+    for o in out.records(&batch) {
         if let Ok(list) = &mut results[o.source as usize] {
             list.push(TestOutput {
                 key: o.key.map(<[u8]>::to_vec),
@@ -147,8 +144,8 @@ pub fn run<T: Transform>(
             });
         }
     }
-    for e in out.errors {
-        results[e.source as usize] = Err(e.message);
+    for e in out.errors() {
+        results[e.source as usize] = Err(e.message.clone());
     }
     results
 }

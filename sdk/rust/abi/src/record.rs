@@ -1,9 +1,9 @@
 //! The record a transform reads and the output it writes.
 
-use crate::flat::{HeaderEntry, TimestampType};
+use crate::input::{HeaderEntry, TimestampType};
 
 /// A Kafka record as consumed, borrowed from its batch.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Record<'a> {
     pub(crate) key: Option<&'a [u8]>,
     pub(crate) value: Option<&'a [u8]>,
@@ -74,7 +74,7 @@ impl<'a> Record<'a> {
 }
 
 /// A record's headers, in order; names may repeat.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Headers<'a> {
     pub(crate) entries: &'a [HeaderEntry],
     pub(crate) data: &'a [u8],
@@ -93,14 +93,9 @@ impl<'a> Headers<'a> {
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&'a str, Option<&'a [u8]>)> + use<'a> {
         let data = self.data;
         self.entries.iter().map(move |h| {
-            // Spans and names were checked when the record was read.
-            let bytes = |s: crate::flat::Span| {
-                (s.len != crate::flat::ABSENT)
-                    .then(|| data.get(s.start as usize..(s.start + s.len) as usize))
-                    .flatten()
-            };
-            let name = std::str::from_utf8(bytes(h.name).unwrap_or_default()).unwrap_or_default();
-            (name, bytes(h.value))
+            // Checked when the batch was made: in bounds, names UTF-8.
+            let name = h.name.read(data).unwrap_or_default();
+            (std::str::from_utf8(name).unwrap_or_default(), h.value.read(data))
         })
     }
 

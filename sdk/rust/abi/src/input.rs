@@ -1,0 +1,374 @@
+//! Input batches: the records a transform sees.
+
+use crate::LayoutError;
+use crate::record::{Headers, Record};
+use crate::wire::{self, ABSENT, INPUT_SPAN, entries};
+
+/// How Kafka set a record's timestamp.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
+pub enum TimestampType {
+    #[default]
+    NotAvailable,
+    CreateTime,
+    LogAppendTime,
+}
+
+impl TimestampType {
+    fn to_wire(self) -> i64 {
+        match self {
+            TimestampType::NotAvailable => 0,
+            TimestampType::CreateTime => 1,
+            TimestampType::LogAppendTime => 2,
+        }
+    }
+
+    fn from_wire(v: i64) -> Result<Self, LayoutError> {
+        match v {
+            0 => Ok(TimestampType::NotAvailable),
+            1 => Ok(TimestampType::CreateTime),
+            2 => Ok(TimestampType::LogAppendTime),
+            _ => Err(LayoutError::TimestampType),
+        }
+    }
+}
+
+/// Bytes `data[start .. start + len]` of a batch, or absent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Span {
+    pub(crate) start: u32,
+    pub(crate) len: u32,
+}
+
+impl Span {
+    pub(crate) const NONE: Span = Span {
+        start: 0,
+        len: ABSENT,
+    };
+
+    pub(crate) fn resolve(self, data: &[u8]) -> Result<Option<&[u8]>, LayoutError> {
+        if self.len == ABSENT {
+            return Ok(None);
+        }
+        let start = self.start as usize;
+        start
+            .checked_add(self.len as usize)
+            .and_then(|end| data.get(start..end))
+            .map(Some)
+            .ok_or(LayoutError::SpanOutOfBounds)
+    }
+
+    /// The bytes of a span already checked against `data`.
+    pub(crate) fn read(self, data: &[u8]) -> Option<&[u8]> {
+        self.resolve(data).unwrap_or(None)
+    }
+
+    fn wire(s: &[u32]) -> Span {
+        Span {
+            start: s[0],
+            len: s[1],
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct HeaderEntry {
+    pub(crate) name: Span,
+    pub(crate) value: Span,
+}
+
+impl HeaderEntry {
+    fn check(&self, data: &[u8]) -> Result<(), LayoutError> {
+        let name = self.name.resolve(data)?.unwrap_or_default();
+        std::str::from_utf8(name).map_err(|_| LayoutError::HeaderNameNotUtf8)?;
+        self.value.resolve(data)?;
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct RecordEntry {
+    key: Span,
+    value: Span,
+    headers_start: u32,
+    headers_len: u32,
+    timestamp: i64,
+    timestamp_type: TimestampType,
+    topic: u32,
+    partition: i32,
+    offset: i64,
+}
+
+/// An input batch in the flat layout.
+///
+/// Always valid: every span lies in `data`, every header range in the
+/// header list, every header name is UTF-8 and every topic index names a
+/// topic, however the batch was made. Reading its records cannot fail.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Batch {
+    data: Vec<u8>,
+    records: Vec<RecordEntry>,
+    headers: Vec<HeaderEntry>,
+    topics: Vec<String>,
+}
+
+/// The scalar parts of a record, for [`Batch::push_parts`].
+#[derive(Clone, Copy, Debug)]
+pub struct RecordParts<'a> {
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    pub timestamp: i64,
+    pub timestamp_type: TimestampType,
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+impl Batch {
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// The bytes of every key, value and header, as laid out.
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// Bytes of keys, values and headers held.
+    pub fn data_len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// The topics the records name, each once.
+    pub fn topics(&self) -> &[String] {
+        &self.topics
+    }
+
+    pub fn clear(&mut self) {
+        self.data.clear();
+        self.records.clear();
+        self.headers.clear();
+        self.topics.clear();
+    }
+
+    /// Room for `records` more records holding `data` more bytes.
+    pub fn reserve(&mut self, records: usize, data: usize) {
+        self.records.reserve(records);
+        self.data.reserve(data);
+    }
+
+    /// Appends a copy of `record`.
+    pub fn push(&mut self, record: &Record<'_>) -> Result<(), LayoutError> {
+        self.push_parts(
+            RecordParts {
+                key: record.key(),
+                value: record.value(),
+                timestamp: record.timestamp(),
+                timestamp_type: record.timestamp_type(),
+                topic: record.topic(),
+                partition: record.partition(),
+                offset: record.offset(),
+            },
+            record.headers().iter(),
+        )
+    }
+
+    /// Appends a record given by its parts; headers are copied in order.
+    /// On error (the data would pass 2 GiB) the batch is left as it was.
+    pub fn push_parts<'h>(
+        &mut self,
+        parts: RecordParts<'_>,
+        headers: impl IntoIterator<Item = (&'h str, Option<&'h [u8]>)>,
+    ) -> Result<(), LayoutError> {
+        let mark = (self.data.len(), self.headers.len());
+        let entry = self.append(parts, headers);
+        match entry {
+            Ok(entry) => {
+                self.records.push(entry);
+                Ok(())
+            }
+            Err(e) => {
+                self.data.truncate(mark.0);
+                self.headers.truncate(mark.1);
+                Err(e)
+            }
+        }
+    }
+
+    fn append<'h>(
+        &mut self,
+        parts: RecordParts<'_>,
+        headers: impl IntoIterator<Item = (&'h str, Option<&'h [u8]>)>,
+    ) -> Result<RecordEntry, LayoutError> {
+        let key = append(&mut self.data, parts.key)?;
+        let value = append(&mut self.data, parts.value)?;
+        let headers_start = self.headers.len() as u32;
+        for (name, value) in headers {
+            let name = append(&mut self.data, Some(name.as_bytes()))?;
+            let value = append(&mut self.data, value)?;
+            self.headers.push(HeaderEntry { name, value });
+        }
+        Ok(RecordEntry {
+            key,
+            value,
+            headers_start,
+            headers_len: self.headers.len() as u32 - headers_start,
+            timestamp: parts.timestamp,
+            timestamp_type: parts.timestamp_type,
+            topic: intern(&mut self.topics, parts.topic),
+            partition: parts.partition,
+            offset: parts.offset,
+        })
+    }
+
+    /// The record at `index`, if there is one.
+    pub fn get(&self, index: usize) -> Option<Record<'_>> {
+        self.records.get(index).map(|e| self.record(e))
+    }
+
+    /// Every record, in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = Record<'_>> + '_ {
+        self.records.iter().map(|e| self.record(e))
+    }
+
+    fn record(&self, entry: &RecordEntry) -> Record<'_> {
+        let start = entry.headers_start as usize;
+        let headers = self
+            .headers
+            .get(start..start + entry.headers_len as usize)
+            .unwrap_or_default();
+        Record {
+            key: entry.key.read(&self.data),
+            value: entry.value.read(&self.data),
+            headers: Headers {
+                entries: headers,
+                data: &self.data,
+            },
+            timestamp: entry.timestamp,
+            timestamp_type: entry.timestamp_type,
+            topic: self
+                .topics
+                .get(entry.topic as usize)
+                .map_or("", String::as_str),
+            partition: entry.partition,
+            offset: entry.offset,
+        }
+    }
+
+    /// Writes this batch's index in wire form into `records`, `positions`
+    /// and `headers` (cleared first).
+    pub fn encode_index(
+        &self,
+        records: &mut Vec<u32>,
+        positions: &mut Vec<i64>,
+        headers: &mut Vec<u32>,
+    ) {
+        records.clear();
+        positions.clear();
+        headers.clear();
+        records.reserve(self.records.len() * wire::RECORD);
+        positions.reserve(self.records.len() * wire::POSITION);
+        for r in &self.records {
+            records.extend_from_slice(&[
+                r.key.start,
+                r.key.len,
+                r.value.start,
+                r.value.len,
+                r.headers_start,
+                r.headers_len,
+                r.topic,
+                r.partition as u32,
+            ]);
+            positions.extend_from_slice(&[r.timestamp, r.timestamp_type.to_wire(), r.offset]);
+        }
+        headers.reserve(self.headers.len() * wire::HEADER);
+        for h in &self.headers {
+            headers.extend_from_slice(&[h.name.start, h.name.len, h.value.start, h.value.len]);
+        }
+    }
+
+    /// A batch from its wire form, checked whole: every span, header range,
+    /// header name and topic index.
+    pub fn from_wire(
+        data: Vec<u8>,
+        records: &[u32],
+        positions: &[i64],
+        headers: &[u32],
+        topics: Vec<String>,
+    ) -> Result<Batch, LayoutError> {
+        if data.len() >= INPUT_SPAN as usize {
+            return Err(LayoutError::BatchTooLarge);
+        }
+        if positions.len() / wire::POSITION != records.len() / wire::RECORD {
+            return Err(LayoutError::IndexLength);
+        }
+        let headers: Vec<HeaderEntry> = entries::<_, { wire::HEADER }>(headers)?
+            .map(|h| HeaderEntry {
+                name: Span::wire(&h[0..2]),
+                value: Span::wire(&h[2..4]),
+            })
+            .collect();
+        for h in &headers {
+            h.check(&data)?;
+        }
+        let records = entries::<_, { wire::RECORD }>(records)?
+            .zip(entries::<_, { wire::POSITION }>(positions)?)
+            .map(|(r, p)| {
+                let entry = RecordEntry {
+                    key: Span::wire(&r[0..2]),
+                    value: Span::wire(&r[2..4]),
+                    headers_start: r[4],
+                    headers_len: r[5],
+                    topic: r[6],
+                    partition: r[7] as i32,
+                    timestamp: p[0],
+                    timestamp_type: TimestampType::from_wire(p[1])?,
+                    offset: p[2],
+                };
+                entry.key.resolve(&data)?;
+                entry.value.resolve(&data)?;
+                let start = entry.headers_start as usize;
+                start
+                    .checked_add(entry.headers_len as usize)
+                    .filter(|&end| end <= headers.len())
+                    .ok_or(LayoutError::HeadersOutOfBounds)?;
+                if entry.topic as usize >= topics.len() {
+                    return Err(LayoutError::TopicOutOfBounds);
+                }
+                Ok(entry)
+            })
+            .collect::<Result<_, LayoutError>>()?;
+        Ok(Batch {
+            data,
+            records,
+            headers,
+            topics,
+        })
+    }
+}
+
+fn append(data: &mut Vec<u8>, bytes: Option<&[u8]>) -> Result<Span, LayoutError> {
+    let Some(bytes) = bytes else {
+        return Ok(Span::NONE);
+    };
+    let start = u32::try_from(data.len()).map_err(|_| LayoutError::BatchTooLarge)?;
+    let len = u32::try_from(bytes.len())
+        .ok()
+        .filter(|&l| start.checked_add(l).is_some_and(|end| end < INPUT_SPAN))
+        .ok_or(LayoutError::BatchTooLarge)?;
+    data.extend_from_slice(bytes);
+    Ok(Span { start, len })
+}
+
+pub(crate) fn intern(topics: &mut Vec<String>, topic: &str) -> u32 {
+    match topics.iter().position(|t| t == topic) {
+        Some(i) => i as u32,
+        None => {
+            topics.push(topic.to_owned());
+            topics.len() as u32 - 1
+        }
+    }
+}
