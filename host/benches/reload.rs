@@ -10,9 +10,10 @@
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use wasmpipe::background::Background;
 use wasmpipe::config::load_snapshot;
 use wasmpipe::record::Batch;
-use wasmpipe::reload::{Reloader, Snapshot, WatchOptions, kubelet_update, read_snapshot};
+use wasmpipe::reload::{Reloader, Snapshot, Watch, WatchOptions, kubelet_update, read_snapshot};
 use wasmpipe::runtime::{Chain, Limits, Runtime, RuntimeOptions};
 use wasmpipe_test_guests as guests;
 
@@ -77,13 +78,19 @@ fn swaps(runtime: &Arc<Runtime>, config: &str, module: impl Fn(usize) -> Vec<u8>
         chain.instantiate()?;
         Ok(chain)
     });
+    let background = Background::new().unwrap();
+    let watch = Watch {
+        dir: dir.path(),
+        pipeline: None,
+        running: &first,
+        chain: &chain,
+    };
     let reloader = Reloader::start(
-        dir.path(),
-        None,
-        &first,
-        &chain,
+        &background,
+        watch,
         build,
         WatchOptions::default(),
+        Arc::default(),
     )
     .unwrap();
     let updates = reloader.updates();

@@ -6,13 +6,12 @@
 use crate::background::Background;
 use crate::config::{RunConfig, load_snapshot};
 use crate::k8s::ConfigMapMirror;
-use crate::ops::{Endpoints, OpsServer};
-use crate::pipeline::Counters;
-use crate::reload::{Reloader, Snapshot, Status, Updates, WatchOptions, read_snapshot};
+use crate::ops::{Endpoints, OpsServer, Telemetry};
+use crate::reload::{Reloader, Snapshot, Status, Updates, Watch, WatchOptions, read_snapshot};
 use crate::runtime::{Chain, Runtime};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Everything `wasmpipe run` needs beyond the pipeline's own settings.
@@ -41,19 +40,15 @@ pub struct App {
 pub fn run(app: App, runtime: Arc<Runtime>, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
     let App { config, .. } = &app;
     config.validate()?;
-    // The ops listener and the ConfigMap mirror, stopped together when
-    // this returns.
+    // The ops listener, the ConfigMap mirror, the reloader and the
+    // shutdown watchdog, stopped together when this returns.
     let background = Background::new()?;
+    watchdog(&background, shutdown.clone(), config.grace);
+    let telemetry = Arc::new(Telemetry::default());
     // Kept for the whole run: it feeds the reloader.
     let mut _mirror = None;
     let (chain, reloader, start_sha256) = if app.passthrough {
-        (
-            Chain {
-                plugins: Vec::new(),
-            },
-            None,
-            String::new(),
-        )
+        (Chain::default(), None, String::new())
     } else {
         let dir = &config.plugin_dir;
         if let Some(name) = app.watch_configmap.clone() {
@@ -69,7 +64,14 @@ pub fn run(app: App, runtime: Arc<Runtime>, shutdown: Arc<AtomicBool>) -> anyhow
         let reloader = if app.no_reload {
             None
         } else {
-            Some(reloader(&app, runtime, &snapshot, &chain)?)
+            Some(reloader(
+                &app,
+                &background,
+                runtime,
+                &snapshot,
+                &chain,
+                &telemetry,
+            )?)
         };
         (chain, reloader, snapshot.sha256)
     };
@@ -77,14 +79,13 @@ pub fn run(app: App, runtime: Arc<Runtime>, shutdown: Arc<AtomicBool>) -> anyhow
         tracing::info!(plugin = %p.name, sha256 = %p.sha256, world = p.world().as_str(), "plugin loaded");
     }
     let updates = reloader.as_ref().map(Reloader::updates);
-    let counters = Arc::new(Counters::default());
     let _ops = match app.ops_addr {
         Some(addr) => {
             let at_start = Status::of(&start_sha256, &chain);
             Some(ops_server(
                 &background,
                 addr,
-                &counters,
+                &telemetry,
                 updates.clone(),
                 at_start,
                 app.liveness_timeout,
@@ -92,15 +93,17 @@ pub fn run(app: App, runtime: Arc<Runtime>, shutdown: Arc<AtomicBool>) -> anyhow
         }
         None => None,
     };
-    crate::pipeline::run(app.config, chain, updates, shutdown, counters)
+    crate::pipeline::run(app.config, chain, updates, shutdown, telemetry)
 }
 
 /// Watches the plugin directory and builds each new set off the hot path.
 fn reloader(
     app: &App,
+    background: &Background,
     runtime: Arc<Runtime>,
     snapshot: &Snapshot,
     chain: &Chain,
+    telemetry: &Arc<Telemetry>,
 ) -> anyhow::Result<Reloader> {
     let limits = app.config.limits;
     let build = Box::new(move |s: &Snapshot| {
@@ -113,22 +116,21 @@ fn reloader(
         rescan: app.reload_rescan,
         ..WatchOptions::default()
     };
-    Reloader::start(
-        &app.config.plugin_dir,
-        app.config.pipeline_file.as_deref(),
-        snapshot,
+    let watch = Watch {
+        dir: &app.config.plugin_dir,
+        pipeline: app.config.pipeline_file.as_deref(),
+        running: snapshot,
         chain,
-        build,
-        options,
-    )
+    };
+    Reloader::start(background, watch, build, options, telemetry.clone())
 }
 
-/// Serves the ops endpoints from the pipeline's counters and the
+/// Serves the ops endpoints from the pipeline's telemetry and the
 /// reloader's status (or the set loaded at start, without hot reload).
 fn ops_server(
     background: &Background,
     addr: SocketAddr,
-    counters: &Arc<Counters>,
+    telemetry: &Arc<Telemetry>,
     updates: Option<Arc<Updates>>,
     at_start: Status,
     liveness: Duration,
@@ -138,20 +140,11 @@ fn ops_server(
             .as_ref()
             .map_or_else(|| at_start.clone(), |u| u.status())
     };
-    let status = Arc::new(status);
-    let (c1, c2, c3, s1) = (
-        counters.clone(),
-        counters.clone(),
-        counters.clone(),
-        status.clone(),
-    );
+    let (c1, c2, c3) = (telemetry.clone(), telemetry.clone(), telemetry.clone());
     OpsServer::start(
         addr,
         Endpoints {
-            metrics: Box::new(move || {
-                c1.metrics.reloads_refused(s1().failures);
-                c1.metrics.encode()
-            }),
+            metrics: Box::new(move || c1.metrics.encode()),
             live: Box::new(move || c2.health.check_live(liveness)),
             ready: Box::new(move || c3.health.is_ready()),
             plugins: Box::new(move || serde_json::to_value(status()).unwrap_or_default()),
@@ -159,3 +152,28 @@ fn ops_server(
         background,
     )
 }
+
+/// Bounds shutdown: once `shutdown` is set, the run has its grace (plus a
+/// little for leaving the group) to finish; then the process exits
+/// non-zero, and what it had not committed is read again by the next
+/// owner of its partitions. Ends with the run.
+fn watchdog(background: &Background, shutdown: Arc<AtomicBool>, grace: Duration) {
+    background.spawn(move |stop| async move {
+        let stuck = async {
+            while !shutdown.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            tokio::time::sleep(grace + LEAVE_GROUP).await;
+        };
+        tokio::select! {
+            _ = stop.cancelled() => {}
+            _ = stuck => {
+                tracing::error!("shutdown took longer than --shutdown-grace ({grace:?}); exiting now, uncommitted work will be read again");
+                std::process::exit(2);
+            }
+        }
+    });
+}
+
+/// Time allowed past the grace to leave the consumer group.
+const LEAVE_GROUP: Duration = Duration::from_secs(5);

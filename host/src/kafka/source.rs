@@ -248,7 +248,6 @@ impl ConsumerContext for SourceContext {
             Rebalance::Revoke(tpl) => {
                 self.generation.fetch_add(1, Ordering::AcqRel);
                 let revoked = partitions(tpl);
-                tracing::info!(partitions = ?revoked.iter().map(ToString::to_string).collect::<Vec<_>>(), "partitions revoked");
                 self.handler
                     .revoking(&revoked, &ConsumerCommitter(consumer));
             }
@@ -260,7 +259,6 @@ impl ConsumerContext for SourceContext {
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
             let assigned = partitions(tpl);
-            tracing::info!(partitions = ?assigned.iter().map(ToString::to_string).collect::<Vec<_>>(), "partitions assigned");
             let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
             self.handler.assigned(&assigned, generation);
         }

@@ -177,6 +177,26 @@ impl Metrics {
         out
     }
 
+    /// The sum of counter `wasmpipe_<name>_total` over all its labels, as
+    /// the text exposition shows it.
+    pub fn total(&self, name: &str) -> u64 {
+        self.total_where(name, "")
+    }
+
+    /// [`Metrics::total`] over the series whose labels contain `label`,
+    /// such as `outcome="swapped"`.
+    pub fn total_where(&self, name: &str, label: &str) -> u64 {
+        let name = format!("wasmpipe_{name}_total");
+        self.encode()
+            .lines()
+            .filter(|l| {
+                l.strip_prefix(name.as_str())
+                    .is_some_and(|rest| rest.starts_with(['{', ' ']) && rest.contains(label))
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64
+    }
+
     fn topic(&self, topic: &str) -> TopicLabel {
         let mut topics = self.topics.lock().unwrap_or_else(|e| e.into_inner());
         if topics.contains(topic) || topics.len() < MAX_TOPICS {
@@ -193,11 +213,11 @@ impl Metrics {
         }
     }
 
-    pub fn consumed(&self, topic: &str, n: u64) {
+    pub(super) fn consumed(&self, topic: &str, n: u64) {
         self.consumed.get_or_create(&self.topic(topic)).inc_by(n);
     }
 
-    pub fn produced(&self, topic: &str, n: u64) {
+    pub(super) fn produced(&self, topic: &str, n: u64) {
         self.produced.get_or_create(&self.topic(topic)).inc_by(n);
     }
 
@@ -211,32 +231,32 @@ impl Metrics {
 
     /// A record failed in `plugin`: `kind` and `reason` as the dead
     /// letter's `wasmpipe.error.kind` and `wasmpipe.error.reason` headers.
-    pub fn transform_error(&self, plugin: &str, kind: &str, reason: &str) {
+    pub(super) fn transform_error(&self, plugin: &str, kind: &str, reason: &str) {
         self.transform_errors
             .get_or_create(&Self::failure(plugin, kind, reason))
             .inc();
     }
 
-    pub fn dead_lettered(&self, plugin: &str, kind: &str, reason: &str) {
+    pub(super) fn dead_lettered(&self, plugin: &str, kind: &str, reason: &str) {
         self.dead_lettered
             .get_or_create(&Self::failure(plugin, kind, reason))
             .inc();
     }
 
-    pub fn skipped(&self, plugin: &str, kind: &str, reason: &str) {
+    pub(super) fn skipped(&self, plugin: &str, kind: &str, reason: &str) {
         self.skipped
             .get_or_create(&Self::failure(plugin, kind, reason))
             .inc();
     }
 
-    pub fn batch(&self, records: usize, seconds: f64) {
+    pub(super) fn batch(&self, records: usize, seconds: f64) {
         self.batch_records.observe(records as f64);
         self.transform_seconds.observe(seconds);
     }
 
     /// Replaces the lag gauges with `lags` (topic, partition, lag): the
     /// partitions no longer assigned disappear.
-    pub fn lags(&self, lags: &[(String, i32, i64)]) {
+    pub(super) fn lags(&self, lags: &[(String, i32, i64)]) {
         self.lag.clear();
         for (topic, partition, lag) in lags {
             self.lag
@@ -249,7 +269,7 @@ impl Metrics {
     }
 
     /// `outcome`: "assigned" or "revoked".
-    pub fn rebalance(&self, outcome: &str) {
+    pub(super) fn rebalance(&self, outcome: &str) {
         self.rebalances
             .get_or_create(&OutcomeLabel {
                 outcome: outcome.to_owned(),
@@ -258,7 +278,7 @@ impl Metrics {
     }
 
     /// `outcome`: "swapped" or "refused".
-    pub fn reload(&self, outcome: &str) {
+    pub(super) fn reload(&self, outcome: &str) {
         self.reloads
             .get_or_create(&OutcomeLabel {
                 outcome: outcome.to_owned(),
@@ -266,19 +286,8 @@ impl Metrics {
             .inc();
     }
 
-    /// Raises `reloads{outcome="refused"}` to `total`, the reloader's count.
-    pub fn reloads_refused(&self, total: u64) {
-        let refused = self.reloads.get_or_create(&OutcomeLabel {
-            outcome: "refused".into(),
-        });
-        let now = refused.get();
-        if total > now {
-            refused.inc_by(total - now);
-        }
-    }
-
     /// The running chain: (name, sha256) per plugin.
-    pub fn plugins(&self, plugins: &[(String, String)]) {
+    pub(super) fn plugins(&self, plugins: &[(String, String)]) {
         self.plugin_info.clear();
         for (plugin, sha256) in plugins {
             self.plugin_info
@@ -291,12 +300,12 @@ impl Metrics {
     }
 
     /// A transaction committed in `seconds`.
-    pub fn transaction(&self, seconds: f64) {
+    pub(super) fn transaction(&self, seconds: f64) {
         self.transactions.inc();
         self.commit_seconds.observe(seconds);
     }
 
-    pub fn recovery(&self) {
+    pub(super) fn recovery(&self) {
         self.recoveries.inc();
     }
 }

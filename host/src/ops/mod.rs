@@ -1,8 +1,9 @@
 //! What `wasmpipe run` tells its operator: Prometheus metrics, liveness
 //! and readiness, and the running plugin set, on one small HTTP listener.
-//! No wasm and no Kafka here: the pipeline reports into [`Metrics`] and
-//! [`Health`], the listener reads them.
+//! No wasm and no Kafka here: the pipeline reports [`events`] and its
+//! [`Health`] into [`Telemetry`], the listener reads them.
 
+pub mod events;
 mod metrics;
 mod server;
 
@@ -12,6 +13,20 @@ pub use server::{Endpoints, OpsServer};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+/// What a run reports: its events, counted in the metrics, and its health.
+#[derive(Debug, Default)]
+pub struct Telemetry {
+    pub metrics: Metrics,
+    pub health: Health,
+}
+
+impl Telemetry {
+    /// Logs `event` and counts it.
+    pub fn emit(&self, event: impl events::Event) {
+        event.emit(&self.metrics);
+    }
+}
 
 /// Liveness and readiness, as the pipeline reports them.
 #[derive(Debug, Default)]

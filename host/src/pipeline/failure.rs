@@ -6,6 +6,7 @@ use crate::dead_letter;
 use crate::kafka::{
     BatchAck, OutRecord, Producer, RawHeaders, Refusal, SendError, TransactionError,
 };
+use crate::ops::events::{RecordDeadLettered, RecordSkipped};
 use crate::record::Batch;
 use crate::runtime::{Plugin, RecordFailure};
 use crate::text::capped;
@@ -111,8 +112,13 @@ pub fn handle<P: Producer>(
             ));
         }
         OnFailure::Skip => {
-            tracing::warn!(record = %place, plugin = %d.plugin, kind = d.reason, error = %d.message, "record skipped");
-            cx.counters.skipped(&d.plugin, d.kind, d.reason);
+            cx.telemetry.emit(RecordSkipped {
+                record: &place,
+                plugin: &d.plugin,
+                kind: d.kind,
+                reason: d.reason,
+                error: &d.message,
+            });
             return Ok(Ok(()));
         }
         OnFailure::DeadLetter { topic } => topic.as_str(),
@@ -206,8 +212,15 @@ pub fn handle<P: Producer>(
         }
         other => other.with_context(|| format!("dead-lettering {place} to '{topic}'"))?,
     }
-    tracing::warn!(record = %place, plugin = %d.plugin, kind = d.reason, error = %message, dlq = topic, dropped = trim.dropped(), "record dead-lettered");
-    cx.counters.dead_lettered(&d.plugin, d.kind, d.reason);
+    cx.telemetry.emit(RecordDeadLettered {
+        record: &place,
+        plugin: &d.plugin,
+        kind: d.kind,
+        reason: d.reason,
+        error: &message,
+        dlq: topic,
+        dropped: trim.dropped(),
+    });
     Ok(Ok(()))
 }
 

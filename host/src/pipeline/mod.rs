@@ -19,66 +19,17 @@ use crate::config::{OnError, RunConfig};
 use crate::kafka::{
     Committer, Delivery as Mode, Polled, Producer, RebalanceHandler, Sink, Source, TopicPartition,
 };
-use crate::ops::{Health, Metrics};
+use crate::ops::Telemetry;
+use crate::ops::events::{LagReported, PipelineStopped, Rebalanced, SetRunning};
 use crate::reload::{Loaded, Updates};
 use crate::runtime::Chain;
 use anyhow::{Context as _, anyhow};
 use delivery::{AtLeastOnce, Delivery, ExactlyOnce, Output, Reread};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use worker::Worker;
-
-/// Counts of a run, for logs and tests, and what the ops endpoints serve.
-#[derive(Debug, Default)]
-pub struct Counters {
-    /// The Prometheus metrics.
-    pub metrics: Metrics,
-    /// Liveness and readiness.
-    pub health: Health,
-    pub consumed: AtomicU64,
-    pub produced: AtomicU64,
-    pub dead_lettered: AtomicU64,
-    pub skipped: AtomicU64,
-    pub transactions: AtomicU64,
-    /// Transactions aborted and producers replaced after a Kafka failure;
-    /// each time, the records since the last commit are processed again.
-    pub recoveries: AtomicU64,
-    /// Plugin sets swapped in while running.
-    pub reloads: AtomicU64,
-}
-
-impl Counters {
-    /// What was not final is processed again after a Kafka failure.
-    fn recovered(&self) {
-        self.recoveries.fetch_add(1, Ordering::Relaxed);
-        self.metrics.recovery();
-    }
-
-    fn transaction_committed(&self, took: Duration) {
-        tracing::trace!(?took, "transaction committed");
-        self.transactions.fetch_add(1, Ordering::Relaxed);
-        self.metrics.transaction(took.as_secs_f64());
-    }
-
-    fn produced(&self, count: u64, per_topic: &[(&str, u64)]) {
-        self.produced.fetch_add(count, Ordering::Relaxed);
-        for (topic, n) in per_topic {
-            self.metrics.produced(topic, *n);
-        }
-    }
-
-    fn skipped(&self, plugin: &str, kind: &str, reason: &str) {
-        self.skipped.fetch_add(1, Ordering::Relaxed);
-        self.metrics.skipped(plugin, kind, reason);
-    }
-
-    fn dead_lettered(&self, plugin: &str, kind: &str, reason: &str) {
-        self.dead_lettered.fetch_add(1, Ordering::Relaxed);
-        self.metrics.dead_lettered(plugin, kind, reason);
-    }
-}
 
 /// What the pipeline's loop and workers need of the configuration, checked.
 #[derive(Clone, Debug)]
@@ -173,7 +124,7 @@ impl<P: Producer> State<P> {
         &mut self,
         tp: &TopicPartition,
         settings: &Settings,
-        counters: &Counters,
+        telemetry: &Telemetry,
     ) -> anyhow::Result<()> {
         let Some(worker) = self.workers.get_mut(tp) else {
             return Ok(());
@@ -184,7 +135,7 @@ impl<P: Producer> State<P> {
                 producer: &self.out.producer,
                 delivery: &mut *self.delivery,
                 settings,
-                counters,
+                telemetry,
             },
         )
     }
@@ -195,7 +146,7 @@ struct Shared<P: Producer> {
     /// New plugin sets from the reloader, if hot reload is on.
     updates: Option<Arc<Updates>>,
     state: Mutex<State<P>>,
-    counters: Arc<Counters>,
+    telemetry: Arc<Telemetry>,
 }
 
 impl<P: Producer> Shared<P> {
@@ -208,7 +159,7 @@ impl<P: Producer> Shared<P> {
 
 impl<P: Producer + Send + 'static> RebalanceHandler for Shared<P> {
     fn assigned(&self, partitions: &[TopicPartition], generation: u64) {
-        self.counters.metrics.rebalance("assigned");
+        self.telemetry.emit(Rebalanced::Assigned(partitions));
         let mut state = self.state();
         state
             .assigned
@@ -216,7 +167,7 @@ impl<P: Producer + Send + 'static> RebalanceHandler for Shared<P> {
     }
 
     fn revoking(&self, partitions: &[TopicPartition], committer: &dyn Committer) {
-        self.counters.metrics.rebalance("revoked");
+        self.telemetry.emit(Rebalanced::Revoked(partitions));
         let mut state = self.state();
         state.assigned.retain(|(tp, _)| !partitions.contains(tp));
         if !state.failed {
@@ -237,7 +188,7 @@ impl<P: Producer + Send + 'static> RebalanceHandler for Shared<P> {
     }
 
     fn lag(&self, lags: &[(String, i32, i64)]) {
-        self.counters.metrics.lags(lags);
+        self.telemetry.emit(LagReported { lags });
     }
 }
 
@@ -257,7 +208,7 @@ pub fn run(
     chain: Chain,
     updates: Option<Arc<Updates>>,
     shutdown: Arc<AtomicBool>,
-    counters: Arc<Counters>,
+    telemetry: Arc<Telemetry>,
 ) -> anyhow::Result<()> {
     let settings = Settings::of(&config)?;
     let kafka = config.kafka.clone();
@@ -276,10 +227,14 @@ pub fn run(
         &config.transactional_id,
     )?;
     let delivery: Box<dyn Delivery<Sink>> = match config.delivery {
-        Mode::AtLeastOnce => Box::new(AtLeastOnce::new(config.grace, counters.clone())),
-        Mode::ExactlyOnce => Box::new(ExactlyOnce::new(counters.clone())),
+        Mode::AtLeastOnce => Box::new(AtLeastOnce::new(config.grace, telemetry.clone())),
+        Mode::ExactlyOnce => Box::new(ExactlyOnce::new(telemetry.clone())),
     };
-    counters.metrics.plugins(&plugin_labels(&chain));
+    telemetry.emit(SetRunning {
+        version: 1,
+        sha256: "",
+        plugins: &plugin_labels(&chain),
+    });
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             chain,
@@ -291,7 +246,7 @@ pub fn run(
             failed: false,
             held_until: None,
         }),
-        counters: counters.clone(),
+        telemetry: telemetry.clone(),
         updates,
         settings,
     });
@@ -310,7 +265,7 @@ pub fn run(
     })?;
     // Plugins loaded and subscribed: ready, assigned partitions or not (a
     // replica beyond the partition count is a hot standby, not a failure).
-    counters.health.set_ready(true);
+    telemetry.health.set_ready(true);
     tracing::info!(
         group = %config.group,
         inputs = ?config.input_topics,
@@ -321,7 +276,7 @@ pub fn run(
     );
 
     let result = run_loop(&shared, &source, &shutdown);
-    counters.health.set_ready(false);
+    telemetry.health.set_ready(false);
     let drained = match &result {
         Ok(()) => drain(&shared, &source),
         Err(_) => {
@@ -347,7 +302,7 @@ fn run_loop<P: Producer + Send + 'static>(
     let mut now = last_commit;
     let mut polled: Vec<Polled<'_>> = Vec::new();
     while !shutdown.load(Ordering::Relaxed) {
-        shared.counters.health.beat_at(now);
+        shared.telemetry.health.beat_at(now);
         let timeout = {
             let state = shared.state();
             match state.held_until {
@@ -383,10 +338,6 @@ fn run_loop<P: Producer + Send + 'static>(
         }
         state.start_assigned()?;
         route(&mut state, &polled, now);
-        shared
-            .counters
-            .consumed
-            .fetch_add(polled.len() as u64, Ordering::Relaxed);
         if let Some(until) = state.held_until {
             if now < until {
                 // Paused again each round: partitions assigned meanwhile too.
@@ -407,16 +358,13 @@ fn run_loop<P: Producer + Send + 'static>(
             .map(|(tp, _)| tp.clone())
             .collect();
         for tp in &due {
-            state.process(tp, settings, &shared.counters)?;
+            state.process(tp, settings, &shared.telemetry)?;
         }
         // Delivery reports: after producing, and while idle.
         if !due.is_empty() || polled.is_empty() {
             state.out.producer.poll();
         }
         if state.out.producer.is_fatal() {
-            tracing::warn!(
-                "the producer hit a fatal error (see the log above); replacing it and processing the records since the last commit again"
-            );
             let State { out, delivery, .. } = &mut *state;
             let reread = delivery.producer_failed(out, source)?;
             state.apply(reread);
@@ -496,13 +444,11 @@ fn swap<P: Producer>(
         }
     }
     state.chain = new.chain;
-    shared.counters.reloads.fetch_add(1, Ordering::Relaxed);
-    shared.counters.metrics.reload("swapped");
-    shared
-        .counters
-        .metrics
-        .plugins(&plugin_labels(&state.chain));
-    tracing::info!(version = new.version, sha256 = %new.sha256, "reload: new plugin set swapped in");
+    shared.telemetry.emit(SetRunning {
+        version: new.version,
+        sha256: &new.sha256,
+        plugins: &plugin_labels(&state.chain),
+    });
     Ok(())
 }
 
@@ -519,7 +465,7 @@ fn drain<P: Producer + Send + 'static>(shared: &Shared<P>, source: &Source) -> a
                 && !state.delivery.is_poisoned()
                 && Instant::now() < deadline
             {
-                state.process(tp, &shared.settings, &shared.counters)?;
+                state.process(tp, &shared.settings, &shared.telemetry)?;
             }
         }
         let State { out, delivery, .. } = &mut *state;
@@ -530,13 +476,6 @@ fn drain<P: Producer + Send + 'static>(shared: &Shared<P>, source: &Source) -> a
     if let Some(e) = &state.error {
         return Err(anyhow!("{e:#}"));
     }
-    let c = &shared.counters;
-    tracing::info!(
-        consumed = c.consumed.load(Ordering::Relaxed),
-        produced = c.produced.load(Ordering::Relaxed),
-        dead_lettered = c.dead_lettered.load(Ordering::Relaxed),
-        skipped = c.skipped.load(Ordering::Relaxed),
-        "pipeline stopped cleanly"
-    );
+    shared.telemetry.emit(PipelineStopped);
     Ok(())
 }

@@ -1,12 +1,14 @@
 //! One assigned partition: its chain instance, the batch being filled,
 //! and the run of that batch through the chain to the producer.
 
+use super::Settings;
 use super::delivery::Delivery;
 use super::failure::{self, DeadLetter};
-use super::{Counters, Settings};
 use crate::kafka::{
     BatchAck, OutRecord, Producer, RawHeaders, SendError, TopicPartition, TransactionError,
 };
+use crate::ops::Telemetry;
+use crate::ops::events::{BatchRun, OutputsProduced, RecordFailed};
 use crate::record::Batch;
 use crate::runtime::{ChainInstance, ChainRecord};
 use std::collections::BTreeSet;
@@ -41,7 +43,7 @@ pub struct Context<'a, P: Producer> {
     pub producer: &'a P,
     pub delivery: &'a mut dyn Delivery<P>,
     pub settings: &'a Settings,
-    pub counters: &'a Counters,
+    pub telemetry: &'a Telemetry,
 }
 
 impl Worker {
@@ -117,7 +119,7 @@ impl Worker {
         if batch.is_empty() {
             return Ok(());
         }
-        let metrics = &cx.counters.metrics;
+        let telemetry = cx.telemetry;
         let started = Instant::now();
         // Isolating failing records stops after about one deadline, so a
         // burst of records that each hit it still lets the loop go round,
@@ -125,10 +127,17 @@ impl Worker {
         let until = started + cx.settings.deadline;
         let out = self.chain.run_within(batch, Some(until), isolate);
         let done = out.done as usize;
-        metrics.batch(done, started.elapsed().as_secs_f64());
-        metrics.consumed(&tp.topic, done as u64);
+        telemetry.emit(BatchRun {
+            topic: &tp.topic,
+            records: done,
+            took: started.elapsed(),
+        });
         for f in &out.failures {
-            metrics.transform_error(&f.plugin, f.failure.kind().as_str(), f.failure.label());
+            telemetry.emit(RecordFailed {
+                plugin: &f.plugin,
+                kind: f.failure.kind().as_str(),
+                reason: f.failure.label(),
+            });
         }
         let last_plugin = self.chain.plugins().last().map(|p| &**p);
         // Outputs per destination topic; a batch has one or a few.
@@ -140,7 +149,6 @@ impl Worker {
             refused.insert(*index);
             dead.push(DeadLetter::malformed(*index));
         }
-        let mut produced = 0;
         let output_topic = cx.settings.output_topic.as_str();
         // The outputs of one input record, all admitted before any is
         // queued: a record Kafka refuses loses every output it had.
@@ -177,13 +185,10 @@ impl Worker {
                         &ack,
                     );
                     match sent {
-                        Ok(()) => {
-                            produced += 1;
-                            match per_topic.iter_mut().find(|(t, _)| *t == topic) {
-                                Some((_, n)) => *n += 1,
-                                None => per_topic.push((topic, 1)),
-                            }
-                        }
+                        Ok(()) => match per_topic.iter_mut().find(|(t, _)| *t == topic) {
+                            Some((_, n)) => *n += 1,
+                            None => per_topic.push((topic, 1)),
+                        },
                         Err(SendError::Refused { topic, refusal: r }) => {
                             if cx.delivery.transactional() && queued > 0 {
                                 // Outputs of this record are queued in the
@@ -209,16 +214,18 @@ impl Worker {
             }
             if let Some((topic, refusal)) = refusal {
                 refused.insert(origin);
-                metrics.transform_error(
-                    last_plugin.map_or("", |p| p.name.as_str()),
-                    "produce",
-                    refusal.reason,
-                );
+                telemetry.emit(RecordFailed {
+                    plugin: last_plugin.map_or("", |p| p.name.as_str()),
+                    kind: "produce",
+                    reason: refusal.reason,
+                });
                 dead.push(DeadLetter::refused(origin, &topic, &refusal, last_plugin));
             }
         }
         drop(records);
-        cx.counters.produced(produced, &per_topic);
+        cx.telemetry.emit(OutputsProduced {
+            per_topic: &per_topic,
+        });
         dead.sort_by_key(|d| d.index);
         for d in &dead {
             let raw = malformed

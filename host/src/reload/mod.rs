@@ -8,4 +8,4 @@ mod snapshot;
 mod watch;
 
 pub use snapshot::{Snapshot, kubelet_update, read_snapshot};
-pub use watch::{Build, Loaded, PluginStatus, Reloader, Status, Updates, WatchOptions};
+pub use watch::{Build, Loaded, PluginStatus, Reloader, Status, Updates, Watch, WatchOptions};

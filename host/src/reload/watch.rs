@@ -2,18 +2,22 @@
 //! path. Any filesystem event is only a hint: after a quiet moment the
 //! directory is read whole ([`read_snapshot`]); a set whose hash is the
 //! running one's is ignored; a new set is built (compiled, instantiated,
-//! `init` run) on this thread and handed to the pipeline, which swaps it in
+//! `init` run) on the background's blocking pool and handed to the pipeline, which swaps it in
 //! at a batch boundary. A set that fails to read or build is refused, logged
 //! with the file and the reason, and counted; the running set stays.
 
 use super::snapshot::{Snapshot, read_snapshot};
+use crate::background::Background;
+use crate::ops::Telemetry;
+use crate::ops::events::SetRefused;
 use crate::runtime::Chain;
 use notify::{RecursiveMode, Watcher as _};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{RecvTimeoutError, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc::unbounded_channel;
+use tokio::time::timeout;
 
 /// A built set, waiting for the pipeline to take it.
 pub struct Loaded {
@@ -138,95 +142,110 @@ impl Default for WatchOptions {
 }
 
 /// Builds a chain from a snapshot (compile, instantiate, `init`).
-pub type Build = dyn Fn(&Snapshot) -> anyhow::Result<Chain> + Send;
+pub type Build = dyn Fn(&Snapshot) -> anyhow::Result<Chain> + Send + Sync;
 
-/// The watching thread; stops when dropped.
+/// What the reloader watches, and the set running when it starts.
+pub struct Watch<'a> {
+    pub dir: &'a Path,
+    /// A pipeline file, if one is used (it may live outside `dir`).
+    pub pipeline: Option<&'a Path>,
+    pub running: &'a Snapshot,
+    pub chain: &'a Chain,
+}
+
+/// The watch; stops when dropped, or with the background it runs on.
 pub struct Reloader {
     updates: Arc<Updates>,
     _watcher: notify::RecommendedWatcher,
 }
 
 impl Reloader {
-    /// Watches `dir` (and `pipeline`, if given) for sets other than the
-    /// running one, `running` (as loaded at start).
+    /// Watches for sets other than the running one, as a task of
+    /// `background`; builds run on its blocking pool. Refused sets are
+    /// reported to `telemetry`.
     pub fn start(
-        dir: &Path,
-        pipeline: Option<&Path>,
-        running: &Snapshot,
-        chain: &Chain,
+        background: &Background,
+        watch: Watch<'_>,
         build: Box<Build>,
         options: WatchOptions,
+        telemetry: Arc<Telemetry>,
     ) -> anyhow::Result<Reloader> {
         let updates = Arc::new(Updates::default());
-        updates.loaded(&running.sha256, chain, false);
-        let (tx, rx) = channel::<()>();
+        updates.loaded(&watch.running.sha256, watch.chain, false);
+        let (tx, mut rx) = unbounded_channel::<()>();
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
                 if event.is_ok() {
                     let _ = tx.send(());
                 }
             })?;
-        let mut watch = |path: &Path| -> anyhow::Result<()> {
+        let mut watch_path = |path: &Path| -> anyhow::Result<()> {
             watcher
                 .watch(path, RecursiveMode::NonRecursive)
                 .map_err(|e| anyhow::anyhow!("watching {}: {e}", path.display()))
         };
-        watch(dir)?;
-        let outside = pipeline
+        watch_path(watch.dir)?;
+        let outside = watch
+            .pipeline
             .and_then(Path::parent)
-            .filter(|p| *p != dir && !p.as_os_str().is_empty());
+            .filter(|p| *p != watch.dir && !p.as_os_str().is_empty());
         if let Some(parent) = outside {
-            watch(parent)?;
+            watch_path(parent)?;
         }
-        let (dir, pipeline): (PathBuf, Option<PathBuf>) =
-            (dir.to_owned(), pipeline.map(Path::to_owned));
+        let read = Arc::new(Read {
+            dir: watch.dir.to_owned(),
+            pipeline: watch.pipeline.map(Path::to_owned),
+            build,
+        });
         let shared = updates.clone();
-        let mut current = running.sha256.clone();
-        std::thread::Builder::new()
-            .name("reloader".into())
-            .spawn(move || {
-                let mut last_error: Option<String> = None;
-                loop {
-                    match rx.recv_timeout(options.rescan) {
-                        Ok(()) => while rx.recv_timeout(options.debounce).is_ok() {},
-                        Err(RecvTimeoutError::Timeout) => {}
-                        Err(RecvTimeoutError::Disconnected) => return,
+        let mut current = watch.running.sha256.clone();
+        background.spawn(move |stop| async move {
+            let mut last_error: Option<String> = None;
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    event = timeout(options.rescan, rx.recv()) => match event {
+                        Ok(Some(())) => {
+                            while let Ok(Some(())) = timeout(options.debounce, rx.recv()).await {}
+                        }
+                        Ok(None) => return,
+                        Err(_rescan) => {}
+                    },
+                }
+                let (read, running) = (read.clone(), current.clone());
+                let job = tokio::task::spawn_blocking(move || read.new_set(&running));
+                let built = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    built = job => built.unwrap_or_else(|e| Err(anyhow::anyhow!("building the set panicked: {e}"))),
+                };
+                match built {
+                    Ok(None) => last_error = None,
+                    Ok(Some((snapshot, chain))) => {
+                        let version = shared.loaded(&snapshot.sha256, &chain, true);
+                        for p in &chain.plugins {
+                            tracing::info!(version, plugin = %p.name, sha256 = %p.sha256, "reload: plugin built");
+                        }
+                        tracing::info!(version, sha256 = %snapshot.sha256, dir = %snapshot.root.display(), "reload: new plugin set ready; swapping at the next batch boundary");
+                        current = snapshot.sha256.clone();
+                        shared.offer(Loaded {
+                            version,
+                            sha256: snapshot.sha256,
+                            chain,
+                        });
+                        last_error = None;
                     }
-                    let built = read_snapshot(&dir, pipeline.as_deref()).and_then(|snapshot| {
-                        if snapshot.sha256 == current {
-                            return Ok(None);
-                        }
-                        let chain = build(&snapshot)?;
-                        Ok(Some((snapshot, chain)))
-                    });
-                    match built {
-                        Ok(None) => last_error = None,
-                        Ok(Some((snapshot, chain))) => {
-                            let version = shared.loaded(&snapshot.sha256, &chain, true);
-                            for p in &chain.plugins {
-                                tracing::info!(version, plugin = %p.name, sha256 = %p.sha256, "reload: plugin built");
-                            }
-                            tracing::info!(version, sha256 = %snapshot.sha256, dir = %snapshot.root.display(), "reload: new plugin set ready; swapping at the next batch boundary");
-                            current = snapshot.sha256.clone();
-                            shared.offer(Loaded {
-                                version,
-                                sha256: snapshot.sha256,
-                                chain,
-                            });
-                            last_error = None;
-                        }
-                        Err(e) => {
-                            let message = format!("{e:#}");
-                            // A broken set is reported once, not at every rescan.
-                            if last_error.as_deref() != Some(&message) {
-                                tracing::warn!(error = %message, "reload: the new plugin set is refused; the running set stays");
-                                shared.failed(message.clone());
-                                last_error = Some(message);
-                            }
+                    Err(e) => {
+                        let message = format!("{e:#}");
+                        // A broken set is reported once, not at every rescan.
+                        if last_error.as_deref() != Some(&message) {
+                            telemetry.emit(SetRefused { error: &message });
+                            shared.failed(message.clone());
+                            last_error = Some(message);
                         }
                     }
                 }
-            })?;
+            }
+        });
         Ok(Reloader {
             updates,
             _watcher: watcher,
@@ -235,6 +254,25 @@ impl Reloader {
 
     pub fn updates(&self) -> Arc<Updates> {
         self.updates.clone()
+    }
+}
+
+/// Reads the watched directory and builds what is new in it.
+struct Read {
+    dir: PathBuf,
+    pipeline: Option<PathBuf>,
+    build: Box<Build>,
+}
+
+impl Read {
+    /// The set in the directory and its chain, unless it is `running`.
+    fn new_set(&self, running: &str) -> anyhow::Result<Option<(Snapshot, Chain)>> {
+        let snapshot = read_snapshot(&self.dir, self.pipeline.as_deref())?;
+        if snapshot.sha256 == running {
+            return Ok(None);
+        }
+        let chain = (self.build)(&snapshot)?;
+        Ok(Some((snapshot, chain)))
     }
 }
 
@@ -258,6 +296,15 @@ mod tests {
         })
     }
 
+    fn watch<'a>(dir: &'a Path, running: &'a Snapshot, chain: &'a Chain) -> Watch<'a> {
+        Watch {
+            dir,
+            pipeline: None,
+            running,
+            chain,
+        }
+    }
+
     fn wait(what: &str, mut done: impl FnMut() -> bool) {
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while !done() {
@@ -272,15 +319,13 @@ mod tests {
         kubelet_update(dir.path(), &[("a.wasm", &module(0))]).unwrap();
         let first = read_snapshot(dir.path(), None).unwrap();
         let builds = Arc::new(AtomicUsize::new(0));
+        let background = Background::new().unwrap();
         let reloader = Reloader::start(
-            dir.path(),
-            None,
-            &first,
-            &Chain {
-                plugins: Vec::new(),
-            },
+            &background,
+            watch(dir.path(), &first, &Chain::default()),
             counting(builds.clone()),
             WatchOptions::default(),
+            Arc::default(),
         )
         .unwrap();
         for n in 1..=50 {
@@ -307,16 +352,14 @@ mod tests {
             debounce: Duration::from_millis(20),
             rescan: Duration::from_millis(50),
         };
-        let chain = Chain {
-            plugins: Vec::new(),
-        };
+        let background = Background::new().unwrap();
+        let telemetry = Arc::new(Telemetry::default());
         let reloader = Reloader::start(
-            dir.path(),
-            None,
-            &first,
-            &chain,
+            &background,
+            watch(dir.path(), &first, &Chain::default()),
             counting(builds.clone()),
             options,
+            telemetry.clone(),
         )
         .unwrap();
         let updates = reloader.updates();
@@ -342,5 +385,37 @@ mod tests {
         assert!(status.last_error.unwrap().contains("gone.wasm"));
         assert_eq!(status.version, 1, "the running set stays");
         assert!(updates.take().is_none());
+        assert_eq!(telemetry.metrics.total("reloads"), 1, "counted once");
+    }
+
+    #[test]
+    fn the_watch_stops_with_its_background() {
+        let dir = tempfile::tempdir().unwrap();
+        kubelet_update(dir.path(), &[("a.wasm", &module(1))]).unwrap();
+        let first = read_snapshot(dir.path(), None).unwrap();
+        let builds = Arc::new(AtomicUsize::new(0));
+        let background = Background::new().unwrap();
+        let reloader = Reloader::start(
+            &background,
+            watch(dir.path(), &first, &Chain::default()),
+            counting(builds.clone()),
+            WatchOptions::default(),
+            Arc::default(),
+        )
+        .unwrap();
+        let started = std::time::Instant::now();
+        drop(background);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "stopped at once"
+        );
+        kubelet_update(dir.path(), &[("a.wasm", &module(2))]).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(
+            builds.load(Ordering::Relaxed),
+            0,
+            "nothing built after the stop"
+        );
+        assert_eq!(reloader.updates().status().version, 1);
     }
 }

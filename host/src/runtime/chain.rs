@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// The loaded plugins of a pipeline, in order. Shared by all workers.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Chain {
     pub plugins: Vec<Arc<Plugin>>,
 }

@@ -9,7 +9,6 @@ use crate::kafka::{
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use wasmpipe::config::RunConfig;
 use wasmpipe::kafka::{Delivery, KafkaConfig};
@@ -115,7 +114,7 @@ fn exactly_once_survives_a_broker_killed_and_restarted() {
     let running = start(config);
 
     let deadline = Instant::now() + Duration::from_secs(60);
-    while running.counters.produced.load(Ordering::Relaxed) < 2_000 {
+    while running.telemetry.metrics.total("records_produced") < 2_000 {
         assert!(Instant::now() < deadline, "no progress before the failover");
         std::thread::sleep(Duration::from_millis(20));
     }

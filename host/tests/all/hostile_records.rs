@@ -9,7 +9,6 @@ use crate::kafka::{
 use rdkafka::ClientConfig;
 use rdkafka::message::{BorrowedHeaders, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 use wasmpipe::kafka::Delivery;
 
@@ -112,7 +111,7 @@ fn a_header_name_that_is_not_utf8_is_dead_lettered_with_its_headers_as_they_came
         let running = start(run_config(&input, &output, Some(&dlq), &plugins, delivery));
         let kept = consume(&output, 2, true, Duration::from_secs(60));
         let dead = consume(&dlq, 1, true, Duration::from_secs(60));
-        let counters = running.stop();
+        let telemetry = running.stop();
         let values: Vec<_> = kept.iter().map(|m| m.payload().unwrap().to_vec()).collect();
         assert_eq!(values, [b"a".to_vec(), b"c".to_vec()], "{delivery:?}");
         assert_eq!(dead.len(), 1, "{delivery:?}");
@@ -130,7 +129,7 @@ fn a_header_name_that_is_not_utf8_is_dead_lettered_with_its_headers_as_they_came
             "header_name_not_utf8"
         );
         assert_eq!(header(d, "wasmpipe.source.offset").unwrap(), "1");
-        assert_eq!(counters.dead_lettered.load(Ordering::Relaxed), 1);
+        assert_eq!(telemetry.metrics.total("records_dead_lettered"), 1);
     }
 }
 
@@ -158,7 +157,7 @@ fn outputs_to_a_topic_name_kafka_refuses_are_dead_lettered() {
             let running = start(run_config(&input, &output, Some(&dlq), &plugins, delivery));
             let kept = consume(&output, 16, true, Duration::from_secs(60));
             let dead = consume(&dlq, 4, true, Duration::from_secs(60));
-            let counters = running.stop();
+            let telemetry = running.stop();
             assert_eq!(kept.len(), 16, "{delivery:?} {bad:?}");
             assert!(kept.iter().all(|m| m.payload() != Some(b"poison")));
             assert_eq!(dead.len(), 4, "{delivery:?} {bad:?}");
@@ -167,7 +166,7 @@ fn outputs_to_a_topic_name_kafka_refuses_are_dead_lettered() {
                 assert_eq!(header(m, "wasmpipe.error.kind").unwrap(), "produce");
                 assert_eq!(header(m, "wasmpipe.error.reason").unwrap(), "invalid_topic");
             }
-            assert_eq!(counters.dead_lettered.load(Ordering::Relaxed), 4);
+            assert_eq!(telemetry.metrics.total("records_dead_lettered"), 4);
         }
     }
 }
@@ -203,7 +202,7 @@ fn a_dead_letter_too_large_for_its_topic_is_written_trimmed() {
         let running = start(run_config(&input, &output, Some(&dlq), &plugins, delivery));
         let dead = consume(&dlq, 1, true, Duration::from_secs(90));
         let kept = consume(&output, 9, true, Duration::from_secs(60));
-        let counters = running.stop();
+        let telemetry = running.stop();
         assert_eq!(dead.len(), 1, "{delivery:?}");
         let d = &dead[0];
         assert_eq!(header(d, "wasmpipe.dropped").unwrap(), "headers,key,value");
@@ -220,8 +219,8 @@ fn a_dead_letter_too_large_for_its_topic_is_written_trimmed() {
         // Counted each time one is queued: the whole one Kafka refused (and,
         // where Kafka refused it too, the one without headers), then the
         // trimmed one. The topic holds one.
-        assert!(counters.dead_lettered.load(Ordering::Relaxed) >= 2);
-        assert!(counters.recoveries.load(Ordering::Relaxed) >= 1);
+        assert!(telemetry.metrics.total("records_dead_lettered") >= 2);
+        assert!(telemetry.metrics.total("recoveries") >= 1);
     }
 }
 
@@ -266,7 +265,7 @@ fn a_burst_of_poison_records_keeps_the_pipeline_live_and_committing() {
         // 40 deadlines: 8 s at least. Liveness is checked against 1.5 s.
         let started = std::time::Instant::now();
         let mut commits_during_burst = std::collections::BTreeSet::new();
-        while running.counters.dead_lettered.load(Ordering::Relaxed) < 40 {
+        while running.telemetry.metrics.total("records_dead_lettered") < 40 {
             assert!(
                 started.elapsed() < Duration::from_secs(120),
                 "{delivery:?}: stuck"
@@ -276,7 +275,7 @@ fn a_burst_of_poison_records_keeps_the_pipeline_live_and_committing() {
                 "{delivery:?}: the pipeline stopped"
             );
             if let Err(e) = running
-                .counters
+                .telemetry
                 .health
                 .check_live(Duration::from_millis(1500))
             {
@@ -291,7 +290,7 @@ fn a_burst_of_poison_records_keeps_the_pipeline_live_and_committing() {
         }
         let kept = consume(&output, 10, true, Duration::from_secs(60));
         let dead = consume(&dlq, 40, true, Duration::from_secs(60));
-        let counters = running.stop();
+        let telemetry = running.stop();
         assert!(
             commits_during_burst.len() >= 3,
             "{delivery:?}: offsets committed during the burst: {commits_during_burst:?}"
@@ -321,7 +320,7 @@ fn a_burst_of_poison_records_keeps_the_pipeline_live_and_committing() {
             assert_eq!(header(m, "wasmpipe.error.kind").unwrap(), "limit");
             assert_eq!(header(m, "wasmpipe.error.reason").unwrap(), "deadline");
         }
-        assert_eq!(counters.dead_lettered.load(Ordering::Relaxed), 40);
+        assert_eq!(telemetry.metrics.total("records_dead_lettered"), 40);
     }
 }
 

@@ -286,19 +286,53 @@ fn a_mirror_refuses_a_directory_holding_other_files() {
 #[test]
 fn the_alerts_and_dashboard_use_only_metrics_wasmpipe_exports() {
     // Every family with one series, so every metric is in the exposition.
-    let m = wasmpipe::ops::Metrics::default();
-    m.consumed("t", 1);
-    m.produced("t", 1);
-    m.transform_error("p", "trap", "trap");
-    m.dead_lettered("p", "trap", "trap");
-    m.skipped("p", "trap", "trap");
-    m.batch(1, 0.001);
-    m.lags(&[("t".into(), 0, 0)]);
-    m.rebalance("assigned");
-    m.reload("swapped");
-    m.plugins(&[("p".into(), "s".into())]);
-    m.transaction(0.05);
-    m.recovery();
+    use std::time::Duration;
+    use wasmpipe::ops::events::*;
+    let t = wasmpipe::ops::Telemetry::default();
+    let (plugin, kind, reason, record) = ("p", "trap", "trap", "t/0@0");
+    t.emit(BatchRun {
+        topic: "t",
+        records: 1,
+        took: Duration::from_millis(1),
+    });
+    t.emit(OutputsProduced {
+        per_topic: &[("t", 1)],
+    });
+    t.emit(RecordFailed {
+        plugin,
+        kind,
+        reason,
+    });
+    t.emit(RecordDeadLettered {
+        record,
+        plugin,
+        kind,
+        reason,
+        error: "e",
+        dlq: "dlq",
+        dropped: None,
+    });
+    t.emit(RecordSkipped {
+        record,
+        plugin,
+        kind,
+        reason,
+        error: "e",
+    });
+    t.emit(LagReported {
+        lags: &[("t".into(), 0, 0)],
+    });
+    t.emit(Rebalanced::Assigned(&[]));
+    t.emit(SetRunning {
+        version: 2,
+        sha256: "s",
+        plugins: &[("p".into(), "s".into())],
+    });
+    t.emit(TransactionCommitted {
+        took: Duration::from_millis(50),
+    });
+    t.emit(Recovery::ProducerFailed);
+    let m = &t.metrics;
     let exported: std::collections::BTreeSet<String> = m
         .encode()
         .lines()

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use wasmpipe::config::{OnError, RunConfig, load_chain};
 use wasmpipe::kafka::{Delivery, KafkaConfig};
-use wasmpipe::pipeline::Counters;
+use wasmpipe::ops::Telemetry;
 use wasmpipe::reload::Updates;
 use wasmpipe::runtime::Limits;
 
@@ -222,15 +222,15 @@ pub fn consume_at(
 
 pub struct Running {
     pub shutdown: Arc<AtomicBool>,
-    pub counters: Arc<Counters>,
+    pub telemetry: Arc<Telemetry>,
     pub handle: std::thread::JoinHandle<anyhow::Result<()>>,
 }
 
 impl Running {
-    pub fn stop(self) -> Arc<Counters> {
+    pub fn stop(self) -> Arc<Telemetry> {
         self.shutdown.store(true, Ordering::Relaxed);
         self.handle.join().unwrap().unwrap();
-        self.counters
+        self.telemetry
     }
 }
 
@@ -291,12 +291,12 @@ pub fn start_with(config: RunConfig, updates: Option<Arc<Updates>>) -> Running {
     )
     .unwrap();
     let shutdown = Arc::new(AtomicBool::new(false));
-    let counters = Arc::new(Counters::default());
-    let (s, c) = (shutdown.clone(), counters.clone());
+    let telemetry = Arc::new(Telemetry::default());
+    let (s, c) = (shutdown.clone(), telemetry.clone());
     let handle = std::thread::spawn(move || wasmpipe::pipeline::run(config, chain, updates, s, c));
     Running {
         shutdown,
-        counters,
+        telemetry,
         handle,
     }
 }
@@ -391,7 +391,7 @@ fn records_survive_the_round_trip_byte_for_byte() {
         Delivery::AtLeastOnce,
     ));
     let got = consume(&output, records.len(), false, Duration::from_secs(90));
-    let counters = running.stop();
+    let telemetry = running.stop();
 
     let want: BTreeSet<Rec> = records.iter().map(|(_, r)| r.clone()).collect();
     let got_set: BTreeSet<Rec> = got.iter().map(Rec::of).collect();
@@ -408,7 +408,7 @@ fn records_survive_the_round_trip_byte_for_byte() {
             .collect::<Vec<_>>()
     );
     assert_eq!(
-        counters.produced.load(Ordering::Relaxed),
+        telemetry.metrics.total("records_produced"),
         records.len() as u64
     );
 
@@ -461,14 +461,14 @@ fn failing_records_go_to_the_dead_letter_topic_with_their_story() {
         false,
         Duration::from_secs(60),
     );
-    let counters = running.stop();
+    let telemetry = running.stop();
 
     assert_eq!(poison.len(), 6);
     assert_eq!(dead.len(), poison.len());
     assert_eq!(good.len(), records.len() - poison.len());
     assert!(good.iter().all(|m| m.payload() != Some(b"poison")));
-    assert_eq!(counters.dead_lettered.load(Ordering::Relaxed), 6);
-    let metrics = counters.metrics.encode();
+    assert_eq!(telemetry.metrics.total("records_dead_lettered"), 6);
+    let metrics = telemetry.metrics.encode();
     for line in [
         r#"wasmpipe_records_dead_lettered_total{plugin="misbehave",kind="error",reason="guest_error"} 6"#,
         r#"wasmpipe_transform_errors_total{plugin="misbehave",kind="error",reason="guest_error"} 6"#,
@@ -534,12 +534,12 @@ fn exactly_once_survives_a_restart_without_loss_or_duplicates() {
     // Stop the first instance part-way, then let a second one finish.
     let first = start(config.clone());
     let deadline = Instant::now() + Duration::from_secs(60);
-    while first.counters.produced.load(Ordering::Relaxed) < 1500 {
+    while first.telemetry.metrics.total("records_produced") < 1500 {
         assert!(Instant::now() < deadline, "the pipeline made no progress");
         std::thread::sleep(Duration::from_millis(20));
     }
     let first = first.stop();
-    assert!(first.transactions.load(Ordering::Relaxed) > 0);
+    assert!(first.metrics.total("transactions") > 0);
     let second = start(RunConfig {
         transactional_id: format!("{}-2", config.transactional_id),
         ..config
@@ -703,15 +703,15 @@ fn an_aborted_transaction_is_processed_again_without_duplicates() {
     let deadline = Instant::now() + Duration::from_secs(90);
     let routed = loop {
         let routed = consume(&narrow, 0, true, Duration::from_secs(3));
-        let skipped = running.counters.skipped.load(Ordering::Relaxed) as usize;
+        let skipped = running.telemetry.metrics.total("records_skipped") as usize;
         if routed.len() + skipped >= 500 || Instant::now() > deadline {
             break routed;
         }
         assert!(!running.handle.is_finished(), "the pipeline stopped");
     };
-    let counters = running.stop();
-    assert!(counters.recoveries.load(Ordering::Relaxed) >= 1);
-    let skipped = counters.skipped.load(Ordering::Relaxed) as usize;
+    let telemetry = running.stop();
+    assert!(telemetry.metrics.total("recoveries") >= 1);
+    let skipped = telemetry.metrics.total("records_skipped") as usize;
     assert!(skipped >= 1);
     let mut seen: BTreeMap<(i64, i64), usize> = BTreeMap::new();
     for m in kept.iter().chain(&routed) {
@@ -756,7 +756,7 @@ fn outputs_to_a_missing_topic_are_dead_lettered() {
     let running = start(config);
     let kept = consume(&output, 200, true, Duration::from_secs(90));
     let dead = consume(&dlq, 200, true, Duration::from_secs(90));
-    let counters = running.stop();
+    let telemetry = running.stop();
 
     let seqs = |ms: &[OwnedMessage]| -> BTreeSet<(i64, i64)> {
         ms.iter().map(|m| sequence(m).unwrap()).collect()
@@ -776,8 +776,8 @@ fn outputs_to_a_missing_topic_are_dead_lettered() {
         assert!(header(m, "wasmpipe.error.message").contains(&missing));
         assert_eq!(header(m, "wasmpipe.plugin"), "route");
     }
-    assert_eq!(counters.dead_lettered.load(Ordering::Relaxed), 200);
-    let metrics = counters.metrics.encode();
+    assert_eq!(telemetry.metrics.total("records_dead_lettered"), 200);
+    let metrics = telemetry.metrics.encode();
     let line = r#"wasmpipe_transform_errors_total{plugin="route",kind="produce",reason="unknown_topic"} 200"#;
     assert!(
         metrics.lines().any(|l| l == line),

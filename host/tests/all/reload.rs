@@ -10,11 +10,12 @@ use crate::kafka::{
 };
 use rdkafka::message::{Headers, Message};
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use wasmpipe::background::Background;
 use wasmpipe::config::load_snapshot;
 use wasmpipe::kafka::Delivery;
-use wasmpipe::reload::{Reloader, Snapshot, WatchOptions, kubelet_update, read_snapshot};
+use wasmpipe::reload::{Reloader, Snapshot, Watch, WatchOptions, kubelet_update, read_snapshot};
 use wasmpipe_test_guests::{FLAT_RESHAPE, FLAT_WRONG_WORLD};
 
 fn pipeline(version: u32) -> Vec<u8> {
@@ -55,8 +56,21 @@ fn swaps_under_exactly_once_lose_and_duplicate_nothing() {
         chain.instantiate()?;
         Ok(chain)
     });
-    let reloader =
-        Reloader::start(dir, None, &snapshot, &chain, build, WatchOptions::default()).unwrap();
+    let background = Background::new().unwrap();
+    let watch = Watch {
+        dir,
+        pipeline: None,
+        running: &snapshot,
+        chain: &chain,
+    };
+    let reloader = Reloader::start(
+        &background,
+        watch,
+        build,
+        WatchOptions::default(),
+        Arc::default(),
+    )
+    .unwrap();
     let updates = reloader.updates();
     let running = start_with(config, Some(updates.clone()));
 
@@ -120,7 +134,8 @@ fn swaps_under_exactly_once_lose_and_duplicate_nothing() {
             )
             .unwrap();
             wait("a new set to be swapped in", || {
-                running.counters.reloads.load(Ordering::Relaxed) == u64::from(version - 1)
+                running.telemetry.metrics.total_where("reloads", "swapped")
+                    == u64::from(version - 1)
             });
         }
         assert!(
@@ -130,13 +145,13 @@ fn swaps_under_exactly_once_lose_and_duplicate_nothing() {
     }
     feeder.join().unwrap();
     let got = consume(&output, records.len(), true, Duration::from_secs(120));
-    let counters = running.stop();
+    let telemetry = running.stop();
     drop(reloader);
 
     assert!(swaps >= 50);
     assert_eq!(updates.status().failures, refused);
     assert_eq!(
-        counters.reloads.load(Ordering::Relaxed),
+        telemetry.metrics.total_where("reloads", "swapped"),
         u64::from(version - 1)
     );
     // Per input partition, in input order: (sequence, version mark).

@@ -115,8 +115,8 @@ mod world {
 #[cfg(feature = "typed")]
 mod world {
     use super::*;
-    use wasmpipe_abi::{RecordParts, TimestampType};
     use bindings::wasmpipe::transform::types as wit;
+    use wasmpipe_abi::{RecordParts, TimestampType};
 
     fn timestamp_type(t: wit::TimestampType) -> TimestampType {
         match t {

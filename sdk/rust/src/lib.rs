@@ -36,9 +36,9 @@ pub mod testing;
 #[doc(hidden)]
 pub mod __private;
 
-pub use wasmpipe_abi::{Headers, Output, OutputHeaders, Outputs, Record, TimestampType};
 /// The batch layout under the SDK, for hosts and benchmarks.
 pub use wasmpipe_abi as abi;
+pub use wasmpipe_abi::{Headers, Output, OutputHeaders, Outputs, Record, TimestampType};
 
 use std::fmt;
 

@@ -16,8 +16,8 @@
 //! assert_eq!(results[0].as_ref().unwrap()[0].value.as_deref(), Some(&b"v"[..]));
 //! ```
 
-use wasmpipe_abi::{Batch, RecordParts, TimestampType};
 use crate::{Config, Error, Transform};
+use wasmpipe_abi::{Batch, RecordParts, TimestampType};
 
 /// An input record for a test, built field by field.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -18,22 +18,6 @@ use wasmpipe::k8s;
 use wasmpipe::runtime::{CompileBudget, Limits, Runtime, RuntimeOptions};
 use wasmpipe::scaffold::{self, SdkSource};
 
-/// Bounds shutdown: once `shutdown` is set, the process has `grace` (plus
-/// a little for leaving the group) to finish; then it exits non-zero, and
-/// whatever it had not committed is processed again by the next owner.
-fn watchdog(shutdown: Arc<AtomicBool>, grace: Duration) {
-    std::thread::spawn(move || {
-        while !shutdown.load(std::sync::atomic::Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        std::thread::sleep(grace + Duration::from_secs(5));
-        eprintln!(
-            "wasmpipe: shutdown took longer than --shutdown-grace ({grace:?}); exiting now, uncommitted work will be read again"
-        );
-        std::process::exit(2);
-    });
-}
-
 /// How long a metadata request to Kafka may take.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -188,7 +172,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 signal_hook::flag::register_conditional_shutdown(signal, 1, shutdown.clone())?;
                 signal_hook::flag::register(signal, shutdown.clone())?;
             }
-            watchdog(shutdown.clone(), config.grace);
             let app = App {
                 config,
                 passthrough: args.passthrough,

@@ -4,7 +4,8 @@
 
 use super::{Delivery, Output, Positions, Reread};
 use crate::kafka::{BatchAck, Committer, Producer, TopicPartition};
-use crate::pipeline::Counters;
+use crate::ops::Telemetry;
+use crate::ops::events::Recovery;
 use anyhow::Context as _;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -15,7 +16,7 @@ pub struct AtLeastOnce {
     acks: BTreeMap<TopicPartition, Acks>,
     /// How long a revocation waits for outputs to be acknowledged.
     grace: Duration,
-    counters: Arc<Counters>,
+    telemetry: Arc<Telemetry>,
 }
 
 /// One partition's batches produced and not yet acknowledged, and the
@@ -56,12 +57,12 @@ impl Acks {
 }
 
 impl AtLeastOnce {
-    pub fn new(grace: Duration, counters: Arc<Counters>) -> AtLeastOnce {
+    pub fn new(grace: Duration, telemetry: Arc<Telemetry>) -> AtLeastOnce {
         AtLeastOnce {
             positions: Positions::default(),
             acks: BTreeMap::new(),
             grace,
-            counters,
+            telemetry,
         }
     }
 }
@@ -97,8 +98,11 @@ impl<P: Producer> Delivery<P> for AtLeastOnce {
         let mut offsets = Vec::new();
         for (tp, a) in self.acks.iter_mut() {
             if let Err((from, error)) = a.settle(&mut self.positions, tp) {
-                tracing::warn!(partition = %tp, from, %error, "kafka did not take every output of a batch; its records are processed again");
-                self.counters.recovered();
+                self.telemetry.emit(Recovery::BatchRetried {
+                    partition: tp,
+                    from,
+                    error: &error,
+                });
                 a.in_flight.clear();
                 self.positions.restart_at(tp, from);
                 consumer
@@ -159,12 +163,13 @@ impl<P: Producer> Delivery<P> for AtLeastOnce {
         out: &mut Output<P>,
         consumer: &dyn Committer,
     ) -> anyhow::Result<Reread> {
+        self.telemetry.emit(Recovery::ProducerFailed);
         out.replace()?;
         for a in self.acks.values_mut() {
             a.in_flight.clear();
         }
         Ok(Reread {
-            partitions: self.positions.rewind(consumer, false, &self.counters)?,
+            partitions: self.positions.rewind(consumer, false)?,
             hold_until: None,
         })
     }

@@ -5,7 +5,8 @@
 
 use super::{Delivery, Output, Positions, Reread};
 use crate::kafka::{BatchAck, Committer, Producer, TopicPartition, TransactionError};
-use crate::pipeline::Counters;
+use crate::ops::Telemetry;
+use crate::ops::events::{Recovery, TransactionCommitted};
 use anyhow::anyhow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,17 +26,17 @@ pub struct ExactlyOnce {
     /// The open transaction failed and must be aborted before anything
     /// more is produced.
     poisoned: Option<TransactionError>,
-    counters: Arc<Counters>,
+    telemetry: Arc<Telemetry>,
 }
 
 impl ExactlyOnce {
-    pub fn new(counters: Arc<Counters>) -> ExactlyOnce {
+    pub fn new(telemetry: Arc<Telemetry>) -> ExactlyOnce {
         ExactlyOnce {
             positions: Positions::default(),
             offsets: BTreeMap::new(),
             aborts_in_row: 0,
             poisoned: None,
-            counters,
+            telemetry,
         }
     }
 
@@ -48,12 +49,14 @@ impl ExactlyOnce {
             std::mem::take(&mut self.offsets).into_iter().collect();
         let started = Instant::now();
         let committed = {
-            let _slow = self.counters.health.waiting();
+            let _slow = self.telemetry.health.waiting();
             out.producer.commit_transaction(&offsets, consumer)
         };
         match committed {
             Ok(()) => {
-                self.counters.transaction_committed(started.elapsed());
+                self.telemetry.emit(TransactionCommitted {
+                    took: started.elapsed(),
+                });
                 self.aborts_in_row = 0;
                 for (tp, next) in &offsets {
                     self.positions.restart_at(tp, *next);
@@ -87,9 +90,14 @@ impl ExactlyOnce {
             e,
             TransactionError::Abortable(_) | TransactionError::RecordRefused { .. }
         );
-        tracing::warn!(error = %e, replace_producer = replace, in_a_row = self.aborts_in_row, "transaction aborted; the records since the last commit are processed again in {pause:?}");
-        let counters = self.counters.clone();
-        let _slow = counters.health.waiting();
+        self.telemetry.emit(Recovery::TransactionAborted {
+            error: &e,
+            replace_producer: replace,
+            in_a_row: self.aborts_in_row,
+            pause,
+        });
+        let telemetry = self.telemetry.clone();
+        let _slow = telemetry.health.waiting();
         if replace {
             out.replace()?;
         } else if let Err(e) = out.producer.abort_and_begin() {
@@ -111,7 +119,7 @@ impl ExactlyOnce {
         from_group: bool,
     ) -> anyhow::Result<Vec<TopicPartition>> {
         self.offsets.clear();
-        self.positions.rewind(consumer, from_group, &self.counters)
+        self.positions.rewind(consumer, from_group)
     }
 }
 
@@ -170,6 +178,7 @@ impl<P: Producer> Delivery<P> for ExactlyOnce {
         out: &mut Output<P>,
         consumer: &dyn Committer,
     ) -> anyhow::Result<Reread> {
+        self.telemetry.emit(Recovery::ProducerFailed);
         out.replace()?;
         Ok(Reread {
             partitions: self.rewind(consumer, true)?,

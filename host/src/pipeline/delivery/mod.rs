@@ -14,7 +14,6 @@ pub use at_least_once::AtLeastOnce;
 pub use exactly_once::ExactlyOnce;
 
 use crate::kafka::{BatchAck, Committer, Producer, TopicPartition, TransactionError};
-use crate::pipeline::Counters;
 use anyhow::{Context as _, anyhow};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -160,9 +159,7 @@ impl Positions {
         &mut self,
         consumer: &dyn Committer,
         from_group: bool,
-        counters: &Counters,
     ) -> anyhow::Result<Vec<TopicPartition>> {
-        counters.recovered();
         let partitions: Vec<TopicPartition> = self.0.keys().cloned().collect();
         if from_group {
             let committed = consumer

@@ -5,8 +5,7 @@
 use super::fakes::{FakeConsumer, FakeProducer, Script, abortable, ack, fenced, output, tp};
 use super::{AtLeastOnce, Delivery, ExactlyOnce, Output, Reread};
 use crate::kafka::TransactionError;
-use crate::pipeline::Counters;
-use std::sync::atomic::Ordering;
+use crate::ops::Telemetry;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,30 +14,30 @@ struct Bench<D> {
     out: Output<FakeProducer>,
     script: Arc<Mutex<Script>>,
     consumer: FakeConsumer,
-    counters: Arc<Counters>,
+    telemetry: Arc<Telemetry>,
 }
 
 fn at_least_once() -> Bench<AtLeastOnce> {
-    let counters = Arc::new(Counters::default());
+    let telemetry = Arc::new(Telemetry::default());
     let script = Arc::default();
     Bench {
-        delivery: AtLeastOnce::new(Duration::from_secs(1), counters.clone()),
+        delivery: AtLeastOnce::new(Duration::from_secs(1), telemetry.clone()),
         out: output(&script),
         script,
         consumer: FakeConsumer::default(),
-        counters,
+        telemetry,
     }
 }
 
 fn exactly_once() -> Bench<ExactlyOnce> {
-    let counters = Arc::new(Counters::default());
+    let telemetry = Arc::new(Telemetry::default());
     let script = Arc::default();
     Bench {
-        delivery: ExactlyOnce::new(counters.clone()),
+        delivery: ExactlyOnce::new(telemetry.clone()),
         out: output(&script),
         script,
         consumer: FakeConsumer::default(),
-        counters,
+        telemetry,
     }
 }
 
@@ -73,7 +72,7 @@ impl<D: Delivery<FakeProducer>> Bench<D> {
     }
 
     fn recoveries(&self) -> u64 {
-        self.counters.recoveries.load(Ordering::Relaxed)
+        self.telemetry.metrics.total("recoveries")
     }
 }
 
@@ -220,7 +219,7 @@ fn exactly_once_commits_the_open_transaction_with_its_offsets() {
     // Nothing processed since: no empty transaction.
     b.commit().unwrap();
     assert_eq!(b.script.lock().unwrap().transactions.len(), 1);
-    assert_eq!(b.counters.transactions.load(Ordering::Relaxed), 1);
+    assert_eq!(b.telemetry.metrics.total("transactions"), 1);
     assert!(
         b.consumer.commits().is_empty(),
         "offsets go in the transaction only"

@@ -1,9 +1,9 @@
 //! Output batches: what a transform made of an input batch.
 
+use crate::LayoutError;
 use crate::input::{Batch, Span, intern};
 use crate::record::{Output, OutputHeaders, Record};
 use crate::wire::{self, ABSENT, INPUT_SPAN, entries};
-use crate::LayoutError;
 
 /// Bytes of an output: in the input batch's data (`input`) or the output's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,8 +32,7 @@ impl OutSpan {
         input: &'a [u8],
         output: &'a [u8],
     ) -> Result<Option<&'a [u8]>, LayoutError> {
-        self.span()
-            .resolve(if self.input { input } else { output })
+        self.span().resolve(if self.input { input } else { output })
     }
 
     /// The bytes of a span already checked.

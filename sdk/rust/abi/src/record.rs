@@ -95,7 +95,10 @@ impl<'a> Headers<'a> {
         self.entries.iter().map(move |h| {
             // Checked when the batch was made: in bounds, names UTF-8.
             let name = h.name.read(data).unwrap_or_default();
-            (std::str::from_utf8(name).unwrap_or_default(), h.value.read(data))
+            (
+                std::str::from_utf8(name).unwrap_or_default(),
+                h.value.read(data),
+            )
         })
     }
 

@@ -136,18 +136,30 @@ fn malformed_input_batches_are_refused_whole() {
     };
     let mut bad = r.clone();
     bad[3] = 100; // value length past the data
-    assert_eq!(read(&bad, &p, &h, &["in"]), Err(LayoutError::SpanOutOfBounds));
+    assert_eq!(
+        read(&bad, &p, &h, &["in"]),
+        Err(LayoutError::SpanOutOfBounds)
+    );
     let mut bad = r.clone();
     bad[0] = u32::MAX - 1; // start + len overflows
-    assert_eq!(read(&bad, &p, &h, &["in"]), Err(LayoutError::SpanOutOfBounds));
+    assert_eq!(
+        read(&bad, &p, &h, &["in"]),
+        Err(LayoutError::SpanOutOfBounds)
+    );
     let mut bad = r.clone();
     bad[5] = 3; // three headers, two exist
-    assert_eq!(read(&bad, &p, &h, &["in"]), Err(LayoutError::HeadersOutOfBounds));
+    assert_eq!(
+        read(&bad, &p, &h, &["in"]),
+        Err(LayoutError::HeadersOutOfBounds)
+    );
     assert_eq!(read(&r, &p, &h, &[]), Err(LayoutError::TopicOutOfBounds));
     let mut bad = p.clone();
     bad[1] = 5;
     assert_eq!(read(&r, &bad, &h, &["in"]), Err(LayoutError::TimestampType));
-    assert_eq!(read(&r, &p[..3], &h, &["in"]), Err(LayoutError::IndexLength));
+    assert_eq!(
+        read(&r, &p[..3], &h, &["in"]),
+        Err(LayoutError::IndexLength)
+    );
     // A header name pointing at bytes that are not UTF-8.
     let data = [b"a".as_slice(), &[0xff]].concat();
     let name_not_utf8 = [1, 1, 0, ABSENT];
@@ -163,7 +175,15 @@ fn malformed_outputs_are_refused() {
     let out = |records: &[u32], headers: &[u32], data: &[u8], topics: &[&str]| {
         let timestamps = vec![KEEP_TIMESTAMP; records.len() / wire::OUTPUT];
         let topics = topics.iter().map(|t| t.to_string()).collect();
-        OutputBatch::from_wire(data.to_vec(), records, &timestamps, headers, topics, vec![], &b)
+        OutputBatch::from_wire(
+            data.to_vec(),
+            records,
+            &timestamps,
+            headers,
+            topics,
+            vec![],
+            &b,
+        )
     };
     let none = [0, ABSENT];
     let entry = |source, key: [u32; 2], headers: [u32; 2], topic| {
@@ -185,7 +205,11 @@ fn malformed_outputs_are_refused() {
         out(&entry(9, none, [0, 0], NO_TOPIC), &[], b"", &[]).unwrap_err(),
         LayoutError::SourceOutOfOrder
     );
-    let twice = [entry(1, none, [0, 0], NO_TOPIC), entry(0, none, [0, 0], NO_TOPIC)].concat();
+    let twice = [
+        entry(1, none, [0, 0], NO_TOPIC),
+        entry(0, none, [0, 0], NO_TOPIC),
+    ]
+    .concat();
     assert_eq!(
         out(&twice, &[], b"", &[]).unwrap_err(),
         LayoutError::SourceOutOfOrder
@@ -201,15 +225,33 @@ fn malformed_outputs_are_refused() {
     let one_header = entry(0, none, [0, 1], NO_TOPIC);
     let header = |name: [u32; 2], value: [u32; 2]| [name, value].concat();
     assert_eq!(
-        out(&one_header, &header(own(0, 1), own(1, 1)), &[0xff, b'v'], &[]).unwrap_err(),
+        out(
+            &one_header,
+            &header(own(0, 1), own(1, 1)),
+            &[0xff, b'v'],
+            &[]
+        )
+        .unwrap_err(),
         LayoutError::HeaderNameNotUtf8
     );
     assert_eq!(
-        out(&one_header, &header(own(1, 1), own(2, 1)), &[0xff, b'v'], &[]).unwrap_err(),
+        out(
+            &one_header,
+            &header(own(1, 1), own(2, 1)),
+            &[0xff, b'v'],
+            &[]
+        )
+        .unwrap_err(),
         LayoutError::SpanOutOfBounds
     );
     // A name may point at any UTF-8 bytes of the input, here a value.
-    let ok = out(&one_header, &header(input(2, 2), own(1, 1)), &[0xff, b'v'], &[]).unwrap();
+    let ok = out(
+        &one_header,
+        &header(input(2, 2), own(1, 1)),
+        &[0xff, b'v'],
+        &[],
+    )
+    .unwrap();
     let h: Vec<_> = ok.records(&b).next().unwrap().headers.iter().collect();
     assert_eq!(h, [("v1", Some(&b"v"[..]))]);
     let errors = vec![RecordError {

@@ -1,0 +1,254 @@
+//! What happens in a run, one type per event. `emit` writes the event's
+//! log line and counts it in the metrics, so the two cannot drift apart
+//! (in the spirit of vector's `internal_events`). Nothing else in the host
+//! counts into [`Metrics`].
+
+use super::Metrics;
+use std::fmt::Display;
+use std::time::Duration;
+
+/// Something worth a log line, a metric, or both.
+pub trait Event {
+    fn emit(self, metrics: &Metrics);
+}
+
+/// A batch of a partition ran through the chain.
+pub struct BatchRun<'a> {
+    pub topic: &'a str,
+    pub records: usize,
+    pub took: Duration,
+}
+
+impl Event for BatchRun<'_> {
+    fn emit(self, m: &Metrics) {
+        tracing::trace!(topic = self.topic, records = self.records, took = ?self.took, "batch run");
+        m.batch(self.records, self.took.as_secs_f64());
+        m.consumed(self.topic, self.records as u64);
+    }
+}
+
+/// A record failed in a plugin, or its output was refused by Kafka: `kind`
+/// and `reason` as the dead letter's `wasmpipe.error.*` headers say.
+pub struct RecordFailed<'a> {
+    pub plugin: &'a str,
+    pub kind: &'a str,
+    pub reason: &'a str,
+}
+
+impl Event for RecordFailed<'_> {
+    fn emit(self, m: &Metrics) {
+        tracing::debug!(
+            plugin = self.plugin,
+            kind = self.kind,
+            reason = self.reason,
+            "record failed"
+        );
+        m.transform_error(self.plugin, self.kind, self.reason);
+    }
+}
+
+/// A failed record written to the dead-letter topic.
+pub struct RecordDeadLettered<'a> {
+    /// `topic/partition@offset` of the record.
+    pub record: &'a str,
+    pub plugin: &'a str,
+    pub kind: &'a str,
+    pub reason: &'a str,
+    pub error: &'a str,
+    pub dlq: &'a str,
+    /// What the dead letter left out to fit the topic.
+    pub dropped: Option<&'a str>,
+}
+
+impl Event for RecordDeadLettered<'_> {
+    fn emit(self, m: &Metrics) {
+        tracing::warn!(
+            record = self.record,
+            plugin = self.plugin,
+            kind = self.reason,
+            error = self.error,
+            dlq = self.dlq,
+            dropped = self.dropped,
+            "record dead-lettered"
+        );
+        m.dead_lettered(self.plugin, self.kind, self.reason);
+    }
+}
+
+/// A failed record dropped (`--on-error skip`).
+pub struct RecordSkipped<'a> {
+    pub record: &'a str,
+    pub plugin: &'a str,
+    pub kind: &'a str,
+    pub reason: &'a str,
+    pub error: &'a str,
+}
+
+impl Event for RecordSkipped<'_> {
+    fn emit(self, m: &Metrics) {
+        tracing::warn!(
+            record = self.record,
+            plugin = self.plugin,
+            kind = self.reason,
+            error = self.error,
+            "record skipped"
+        );
+        m.skipped(self.plugin, self.kind, self.reason);
+    }
+}
+
+/// Outputs of a batch queued to the producer, per destination topic.
+pub struct OutputsProduced<'a> {
+    pub per_topic: &'a [(&'a str, u64)],
+}
+
+impl Event for OutputsProduced<'_> {
+    fn emit(self, m: &Metrics) {
+        for (topic, n) in self.per_topic {
+            m.produced(topic, *n);
+        }
+    }
+}
+
+/// An exactly-once transaction committed.
+pub struct TransactionCommitted {
+    pub took: Duration,
+}
+
+impl Event for TransactionCommitted {
+    fn emit(self, m: &Metrics) {
+        tracing::trace!(took = ?self.took, "transaction committed");
+        m.transaction(self.took.as_secs_f64());
+    }
+}
+
+/// What was not final is thrown away and processed again.
+pub enum Recovery<'a> {
+    /// At-least-once: Kafka did not take every output of a batch of
+    /// `partition`; it is read again from `from`.
+    BatchRetried {
+        partition: &'a dyn Display,
+        from: i64,
+        error: &'a dyn Display,
+    },
+    /// Exactly-once: the transaction was aborted (and the producer
+    /// replaced, if `replace_producer`); every partition restarts from its
+    /// last commit after `pause`.
+    TransactionAborted {
+        error: &'a dyn Display,
+        replace_producer: bool,
+        in_a_row: u32,
+        pause: Duration,
+    },
+    /// The producer hit a fatal error (logged by the Kafka client): it is
+    /// replaced, and every partition restarts from its last acknowledged
+    /// batch (at-least-once) or from the group's offsets (exactly-once).
+    ProducerFailed,
+}
+
+impl Event for Recovery<'_> {
+    fn emit(self, m: &Metrics) {
+        match self {
+            Recovery::BatchRetried {
+                partition,
+                from,
+                error,
+            } => {
+                tracing::warn!(%partition, from, %error, "kafka did not take every output of a batch; its records are processed again")
+            }
+            Recovery::TransactionAborted {
+                error,
+                replace_producer,
+                in_a_row,
+                pause,
+            } => {
+                tracing::warn!(%error, replace_producer, in_a_row, "transaction aborted; the records since the last commit are processed again in {pause:?}")
+            }
+            Recovery::ProducerFailed => {
+                tracing::warn!(
+                    "the producer hit a fatal error (see the log above); replacing it and processing the records since the last commit again"
+                )
+            }
+        }
+        m.recovery();
+    }
+}
+
+/// Partitions assigned to this member, or taken from it.
+pub enum Rebalanced<'a> {
+    Assigned(&'a [crate::kafka::TopicPartition]),
+    Revoked(&'a [crate::kafka::TopicPartition]),
+}
+
+impl Event for Rebalanced<'_> {
+    fn emit(self, m: &Metrics) {
+        let (outcome, partitions) = match self {
+            Rebalanced::Assigned(p) => ("assigned", p),
+            Rebalanced::Revoked(p) => ("revoked", p),
+        };
+        let list: Vec<String> = partitions.iter().map(ToString::to_string).collect();
+        tracing::info!(partitions = %list.join(","), "partitions {outcome}");
+        m.rebalance(outcome);
+    }
+}
+
+/// librdkafka's statistics: (topic, partition, lag) of each assigned
+/// partition.
+pub struct LagReported<'a> {
+    pub lags: &'a [(String, i32, i64)],
+}
+
+impl Event for LagReported<'_> {
+    fn emit(self, m: &Metrics) {
+        m.lags(self.lags);
+    }
+}
+
+/// A plugin set running: loaded at start (`version` 1) or swapped in.
+pub struct SetRunning<'a> {
+    pub version: u64,
+    pub sha256: &'a str,
+    /// (name, sha256) of each plugin.
+    pub plugins: &'a [(String, String)],
+}
+
+impl Event for SetRunning<'_> {
+    fn emit(self, m: &Metrics) {
+        if self.version > 1 {
+            tracing::info!(
+                version = self.version,
+                sha256 = self.sha256,
+                "reload: new plugin set swapped in"
+            );
+            m.reload("swapped");
+        }
+        m.plugins(self.plugins);
+    }
+}
+
+/// The pipeline drained, delivered, committed and left its group.
+pub struct PipelineStopped;
+
+impl Event for PipelineStopped {
+    fn emit(self, m: &Metrics) {
+        tracing::info!(
+            consumed = m.total("records_consumed"),
+            produced = m.total("records_produced"),
+            dead_lettered = m.total("records_dead_lettered"),
+            skipped = m.total("records_skipped"),
+            "pipeline stopped cleanly"
+        );
+    }
+}
+
+/// A new plugin set refused: the running one stays.
+pub struct SetRefused<'a> {
+    pub error: &'a dyn Display,
+}
+
+impl Event for SetRefused<'_> {
+    fn emit(self, m: &Metrics) {
+        tracing::error!(error = %self.error, "reload: new plugin set refused; the running set stays");
+        m.reload("refused");
+    }
+}
