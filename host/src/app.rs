@@ -4,7 +4,7 @@
 //! [`run`]; tests call it the same way.
 
 use crate::background::Background;
-use crate::config::{RunConfig, load_snapshot};
+use crate::config::{ValidConfig, load_snapshot};
 use crate::k8s::ConfigMapMirror;
 use crate::ops::{Endpoints, OpsServer, Telemetry};
 use crate::reload::{Reloader, Snapshot, Status, Updates, Watch, WatchOptions, read_snapshot};
@@ -17,7 +17,7 @@ use std::time::Duration;
 /// Everything `wasmpipe run` needs beyond the pipeline's own settings.
 pub struct App {
     /// The pipeline: Kafka, topics, delivery, the plugin directory, limits.
-    pub config: RunConfig,
+    pub config: ValidConfig,
     /// Run no plugin: records are copied through.
     pub passthrough: bool,
     /// Keep the set loaded at start.
@@ -39,7 +39,6 @@ pub struct App {
 /// with it.
 pub fn run(app: App, runtime: Arc<Runtime>, shutdown: Arc<AtomicBool>) -> anyhow::Result<()> {
     let App { config, .. } = &app;
-    config.validate()?;
     // The ops listener, the ConfigMap mirror, the reloader and the
     // shutdown watchdog, stopped together when this returns.
     let background = Background::new()?;

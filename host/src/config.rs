@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod checks;
-pub use checks::{default_name, topic_name_error};
+pub use checks::{MAX_PLUGIN_OUTPUT, default_name, topic_name_error};
 
 /// What happens to a record a plugin fails on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -24,7 +24,43 @@ pub enum OnError {
     Halt,
 }
 
-/// Everything `wasmpipe run` needs.
+/// What happens to a record that fails, with what that needs: `OnError`
+/// as [`RunConfig::validate`] settles it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OnFailure {
+    /// Written to `topic` with headers saying why.
+    DeadLetter { topic: String },
+    /// Dropped, counted and logged.
+    Skip,
+    /// The pipeline stops with an error naming the record.
+    Halt,
+}
+
+/// A [`RunConfig`] that [`RunConfig::validate`] accepted, with what it
+/// settled: what the app and the pipeline run with. Read its settings
+/// through `Deref`.
+#[derive(Clone, Debug)]
+pub struct ValidConfig {
+    config: RunConfig,
+    on_failure: OnFailure,
+}
+
+impl ValidConfig {
+    pub fn on_failure(&self) -> &OnFailure {
+        &self.on_failure
+    }
+}
+
+impl std::ops::Deref for ValidConfig {
+    type Target = RunConfig;
+
+    fn deref(&self) -> &RunConfig {
+        &self.config
+    }
+}
+
+/// Everything `wasmpipe run` needs, as given; [`RunConfig::validate`]
+/// makes it a [`ValidConfig`].
 #[derive(Clone, Debug)]
 pub struct RunConfig {
     pub kafka: KafkaConfig,

@@ -2,7 +2,7 @@
 //! names the setting (flag and environment variable, or the pipeline file)
 //! and the fix, so a mistake never runs as silent harm.
 
-use super::{OnError, PipelineFile, PluginSpec, RunConfig};
+use super::{OnError, OnFailure, PipelineFile, PluginSpec, RunConfig, ValidConfig};
 use anyhow::bail;
 use std::path::Path;
 use std::time::Duration;
@@ -69,9 +69,10 @@ fn show(d: Duration) -> humantime::FormattedDuration {
 }
 
 impl RunConfig {
-    /// Checks what flags alone cannot: names the setting and the fix.
-    pub fn validate(&self) -> anyhow::Result<()> {
-        self.check_topics()?;
+    /// Checks what flags alone cannot, naming the setting and the fix, and
+    /// settles what depends on several settings.
+    pub fn validate(self) -> anyhow::Result<ValidConfig> {
+        let on_failure = self.check_topics()?;
         self.check_batching()?;
         self.check_limits()?;
         if !self.plugin_dir.is_dir() {
@@ -80,10 +81,14 @@ impl RunConfig {
                 self.plugin_dir.display()
             );
         }
-        Ok(())
+        Ok(ValidConfig {
+            config: self,
+            on_failure,
+        })
     }
 
-    fn check_topics(&self) -> anyhow::Result<()> {
+    /// The topics, and the failure policy they allow.
+    fn check_topics(&self) -> anyhow::Result<OnFailure> {
         if self.input_topics.is_empty() {
             bail!("no input topic: set --input-topic (WASMPIPE_INPUT_TOPIC)");
         }
@@ -92,11 +97,16 @@ impl RunConfig {
         }
         check_topic("--output-topic (WASMPIPE_OUTPUT_TOPIC)", &self.output_topic)?;
         let dlq = self.dlq_topic.as_deref().filter(|t| !t.is_empty());
-        if self.on_error == OnError::Dlq && dlq.is_none() {
-            bail!(
+        let on_failure = match (self.on_error, dlq) {
+            (OnError::Dlq, Some(topic)) => OnFailure::DeadLetter {
+                topic: topic.to_owned(),
+            },
+            (OnError::Dlq, None) => bail!(
                 "--on-error dlq needs a dead-letter topic: set --dlq-topic (WASMPIPE_DLQ_TOPIC), or choose --on-error skip|halt"
-            );
-        }
+            ),
+            (OnError::Skip, _) => OnFailure::Skip,
+            (OnError::Halt, _) => OnFailure::Halt,
+        };
         if self.input_topics.contains(&self.output_topic) {
             bail!(
                 "--output-topic (WASMPIPE_OUTPUT_TOPIC) '{}' is also an input topic: records would loop; choose an output topic that --input-topic (WASMPIPE_INPUT_TOPIC) does not name",
@@ -116,7 +126,7 @@ impl RunConfig {
                 );
             }
         }
-        Ok(())
+        Ok(on_failure)
     }
 
     fn check_batching(&self) -> anyhow::Result<()> {
@@ -275,12 +285,21 @@ mod tests {
     }
 
     #[test]
-    fn the_defaults_pass() {
-        config().validate().unwrap();
+    fn the_defaults_pass_and_settle_the_failure_policy() {
+        let valid = config().validate().unwrap();
+        assert_eq!(
+            valid.on_failure(),
+            &OnFailure::DeadLetter {
+                topic: "orders-dlq".into()
+            }
+        );
         let mut c = config();
         c.on_error = OnError::Skip;
         c.dlq_topic = None;
-        c.validate().unwrap();
+        assert_eq!(c.validate().unwrap().on_failure(), &OnFailure::Skip);
+        let mut c = config();
+        c.on_error = OnError::Halt;
+        assert_eq!(c.validate().unwrap().on_failure(), &OnFailure::Halt);
     }
 
     #[test]

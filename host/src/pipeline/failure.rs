@@ -2,6 +2,7 @@
 //! is dead-lettered, skipped or halted on, by policy.
 
 use super::worker::Context;
+use crate::config::OnFailure;
 use crate::dead_letter;
 use crate::kafka::{
     BatchAck, OutRecord, Producer, RawHeaders, Refusal, SendError, TransactionError,
@@ -13,17 +14,6 @@ use crate::text::capped;
 use anyhow::{Context as _, anyhow};
 use std::borrow::Cow;
 use std::sync::Arc;
-
-/// What happens to a record that fails, with what that needs.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum OnFailure {
-    /// Written to `topic` with headers saying why.
-    DeadLetter { topic: String },
-    /// Dropped, counted and logged.
-    Skip,
-    /// The pipeline stops with an error naming the record.
-    Halt,
-}
 
 /// A dead letter's header taken from its record: the name as kept.
 type KeptHeader<'a> = (Cow<'a, [u8]>, Option<&'a [u8]>);

@@ -13,9 +13,7 @@ mod delivery;
 mod failure;
 mod worker;
 
-pub use failure::OnFailure;
-
-use crate::config::{OnError, RunConfig};
+use crate::config::{OnFailure, ValidConfig};
 use crate::kafka::{
     Committer, Delivery as Mode, Polled, Producer, RebalanceHandler, Sink, Source, TopicPartition,
 };
@@ -47,27 +45,17 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn of(config: &RunConfig) -> anyhow::Result<Settings> {
-        let on_failure = match (config.on_error, &config.dlq_topic) {
-            (OnError::Dlq, Some(topic)) => OnFailure::DeadLetter {
-                topic: topic.clone(),
-            },
-            (OnError::Dlq, None) => {
-                anyhow::bail!("--on-error dlq needs a dead-letter topic: pass --dlq-topic")
-            }
-            (OnError::Skip, _) => OnFailure::Skip,
-            (OnError::Halt, _) => OnFailure::Halt,
-        };
-        Ok(Settings {
+    pub fn of(config: &ValidConfig) -> Settings {
+        Settings {
             output_topic: config.output_topic.clone(),
-            on_failure,
-            batch_records: config.batch_records.max(1),
+            on_failure: config.on_failure().clone(),
+            batch_records: config.batch_records,
             batch_bytes: config.batch_bytes,
             linger: config.linger,
             commit_interval: config.commit_interval,
             deadline: config.limits.deadline,
             grace: config.grace,
-        })
+        }
     }
 }
 
@@ -204,13 +192,13 @@ fn plugin_labels(chain: &Chain) -> Vec<(String, String)> {
 /// Runs the pipeline until `shutdown` is set (then drains, commits and
 /// leaves the group) or an error stops it.
 pub fn run(
-    config: RunConfig,
+    config: ValidConfig,
     chain: Chain,
     updates: Option<Arc<Updates>>,
     shutdown: Arc<AtomicBool>,
     telemetry: Arc<Telemetry>,
 ) -> anyhow::Result<()> {
-    let settings = Settings::of(&config)?;
+    let settings = Settings::of(&config);
     let kafka = config.kafka.clone();
     let (mode, txn_id) = (config.delivery, config.transactional_id.clone());
     let mut first = true;

@@ -293,6 +293,7 @@ pub fn start_with(config: RunConfig, updates: Option<Arc<Updates>>) -> Running {
     let shutdown = Arc::new(AtomicBool::new(false));
     let telemetry = Arc::new(Telemetry::default());
     let (s, c) = (shutdown.clone(), telemetry.clone());
+    let config = config.validate().expect("the test's config is valid");
     let handle = std::thread::spawn(move || wasmpipe::pipeline::run(config, chain, updates, s, c));
     Running {
         shutdown,

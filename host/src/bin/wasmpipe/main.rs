@@ -154,10 +154,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 commit_interval: args.commit_interval,
                 limits: args.limits.into(),
                 grace: args.shutdown_grace,
-            };
-            // Refused before anything starts (app::run checks again, for
-            // callers of the library).
-            config.validate()?;
+            }
+            .validate()?;
             let ops_addr = match args.ops_addr.as_str() {
                 "off" => None,
                 addr => Some(addr.parse().with_context(|| {
