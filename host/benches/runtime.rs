@@ -14,7 +14,7 @@
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::path::Path;
-use wasmpipe::record::{Batch, RecordParts, TimestampType};
+use wasmpipe::record::{Batch, OutputBatch, RecordParts, TimestampType};
 use wasmpipe::runtime::{Chain, Limits, Runtime, RuntimeOptions, read_plugin_file};
 use wasmpipe_sdk::Transform;
 
@@ -62,8 +62,26 @@ fn bench(c: &mut Criterion) {
                 group.throughput(Throughput::Elements(size as u64));
                 let mut native =
                     identity::Identity::init(&wasmpipe_sdk::Config::default()).unwrap();
+                let (mut records, mut timestamps, mut headers) =
+                    (Vec::new(), Vec::new(), Vec::new());
                 group.bench_with_input(BenchmarkId::new("native", size), &input, |b, input| {
-                    b.iter(|| wasmpipe_sdk::run_batch(&mut native, black_box(input)))
+                    b.iter(|| {
+                        // The outputs through the wire form and the host's
+                        // checks, as the flat call's are.
+                        let out = wasmpipe_sdk::run_batch(&mut native, black_box(input));
+                        out.encode_index(&mut records, &mut timestamps, &mut headers);
+                        let (data, topics, errors) = out.into_parts();
+                        OutputBatch::from_wire(
+                            data,
+                            &records,
+                            &timestamps,
+                            &headers,
+                            topics,
+                            errors,
+                            input,
+                        )
+                        .unwrap()
+                    })
                 });
                 for (world, plugin) in [("flat", &flat), ("typed", &typed)] {
                     let mut instance = plugin.instantiate().unwrap();

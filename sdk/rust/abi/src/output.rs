@@ -3,7 +3,7 @@
 use crate::LayoutError;
 use crate::input::{Batch, Span, intern};
 use crate::record::{Output, OutputHeaders, Record};
-use crate::wire::{self, ABSENT, INPUT_SPAN, entries};
+use crate::wire::{self, ABSENT, CollectExact, INPUT_SPAN, entries};
 
 /// Bytes of an output: in the input batch's data (`input`) or the output's.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -285,7 +285,7 @@ impl OutputBatch {
                 header.value.resolve(in_data, out_data)?;
                 Ok(header)
             })
-            .collect::<Result<_, LayoutError>>()?;
+            .collect_exact()?;
         let mut last = 0;
         let records = entries::<_, { wire::OUTPUT }>(records)?
             .zip(timestamps)
@@ -314,7 +314,7 @@ impl OutputBatch {
                 }
                 Ok(entry)
             })
-            .collect::<Result<_, LayoutError>>()?;
+            .collect_exact()?;
         if errors.iter().any(|e| e.source as usize >= input.len()) {
             return Err(LayoutError::SourceOutOfOrder);
         }

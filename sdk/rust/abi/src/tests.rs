@@ -160,13 +160,19 @@ fn malformed_input_batches_are_refused_whole() {
         read(&r, &p[..3], &h, &["in"]),
         Err(LayoutError::IndexLength)
     );
-    // A header name pointing at bytes that are not UTF-8.
-    let data = [b"a".as_slice(), &[0xff]].concat();
-    let name_not_utf8 = [1, 1, 0, ABSENT];
+    // A header span past the data, though no record names the header.
+    let past = [0, 2, 0, ABSENT];
     assert_eq!(
-        Batch::from_wire(data, &[], &[], &name_not_utf8, vec![]),
-        Err(LayoutError::HeaderNameNotUtf8)
+        Batch::from_wire(b"a".to_vec(), &[], &[], &past, vec![]),
+        Err(LayoutError::SpanOutOfBounds)
     );
+    // A header name that is not UTF-8 reads as empty.
+    let data = [b"k".as_slice(), &[0xff]].concat();
+    let record = [0, 1, 0, ABSENT, 0, 1, 0, 0];
+    let name_not_utf8 = [1, 1, 0, ABSENT];
+    let b = Batch::from_wire(data, &record, &[0, 0, 0], &name_not_utf8, vec!["t".into()]).unwrap();
+    let headers: Vec<_> = b.get(0).unwrap().headers().iter().collect();
+    assert_eq!(headers, [("", None)]);
 }
 
 #[test]

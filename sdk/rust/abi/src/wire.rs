@@ -29,3 +29,19 @@ pub(crate) fn entries<T, const N: usize>(
     }
     Ok(list.chunks_exact(N))
 }
+
+/// `collect` for a fallible iterator of known length: the vector is sized
+/// once (collecting into `Result` loses the length and grows it by doubling).
+pub(crate) trait CollectExact<T>:
+    ExactSizeIterator<Item = Result<T, crate::LayoutError>> + Sized
+{
+    fn collect_exact(self) -> Result<Vec<T>, crate::LayoutError> {
+        let mut out = Vec::with_capacity(self.len());
+        for item in self {
+            out.push(item?);
+        }
+        Ok(out)
+    }
+}
+
+impl<T, I: ExactSizeIterator<Item = Result<T, crate::LayoutError>>> CollectExact<T> for I {}
