@@ -105,13 +105,37 @@ struct RecordEntry {
 /// batch built by [`Batch::push_parts`]; one read from the wire whose name
 /// is not reads it as empty (checking every name of every batch costs the
 /// flat call more than a third of its time).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Batch {
     data: Vec<u8>,
     records: Vec<RecordEntry>,
     headers: Vec<HeaderEntry>,
     topics: Vec<String>,
+    /// Every header name is UTF-8: the batch was built by `push_parts`.
+    names_utf8: bool,
 }
+
+impl Default for Batch {
+    fn default() -> Batch {
+        Batch {
+            data: Vec::new(),
+            records: Vec::new(),
+            headers: Vec::new(),
+            topics: Vec::new(),
+            names_utf8: true,
+        }
+    }
+}
+
+/// Equal batches hold the same records, however they were made.
+impl PartialEq for Batch {
+    fn eq(&self, other: &Batch) -> bool {
+        (&self.data, &self.records, &self.headers, &self.topics)
+            == (&other.data, &other.records, &other.headers, &other.topics)
+    }
+}
+
+impl Eq for Batch {}
 
 /// The scalar parts of a record, for [`Batch::push_parts`].
 #[derive(Clone, Copy, Debug)]
@@ -154,6 +178,15 @@ impl Batch {
         self.records.clear();
         self.headers.clear();
         self.topics.clear();
+        self.names_utf8 = true;
+    }
+
+    /// The header entries of record `index` if every header name of the
+    /// batch is known to be UTF-8 (it was built record by record).
+    pub(crate) fn utf8_headers_of(&self, index: usize) -> Option<&[HeaderEntry]> {
+        let entry = self.records.get(index).filter(|_| self.names_utf8)?;
+        let start = entry.headers_start as usize;
+        self.headers.get(start..start + entry.headers_len as usize)
     }
 
     /// Room for `records` more records holding `data` more bytes.
@@ -348,6 +381,7 @@ impl Batch {
             records,
             headers,
             topics,
+            names_utf8: false,
         })
     }
 }

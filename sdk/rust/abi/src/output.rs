@@ -102,8 +102,8 @@ impl Shape {
 /// A transform's result for one input batch, in the flat layout.
 ///
 /// Always valid against the batch it answers: sources exist and come in
-/// input order, spans lie in the input's data or the output's, header names
-/// are UTF-8 and topic indexes name a topic.
+/// input order, spans lie in the input's data or the output's, the header
+/// names of every output are UTF-8 and topic indexes name a topic.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OutputBatch {
     data: Vec<u8>,
@@ -280,8 +280,7 @@ impl OutputBatch {
                     name: OutSpan::from_wire(h[0], h[1]),
                     value: OutSpan::from_wire(h[2], h[3]),
                 };
-                let name = header.name.resolve(in_data, out_data)?.unwrap_or_default();
-                std::str::from_utf8(name).map_err(|_| LayoutError::HeaderNameNotUtf8)?;
+                header.name.resolve(in_data, out_data)?;
                 header.value.resolve(in_data, out_data)?;
                 Ok(header)
             })
@@ -305,10 +304,12 @@ impl OutputBatch {
                 last = entry.source;
                 entry.key.resolve(in_data, out_data)?;
                 entry.value.resolve(in_data, out_data)?;
-                (entry.headers_start as usize)
+                let start = entry.headers_start as usize;
+                let own = start
                     .checked_add(entry.headers_len as usize)
-                    .filter(|&end| end <= headers.len())
+                    .and_then(|end| headers.get(start..end))
                     .ok_or(LayoutError::HeadersOutOfBounds)?;
+                check_names(own, entry.source, input, out_data)?;
                 if entry.topic.is_some_and(|t| t as usize >= topics.len()) {
                     return Err(LayoutError::TopicOutOfBounds);
                 }
@@ -327,6 +328,34 @@ impl OutputBatch {
             input: Shape::of(input),
         })
     }
+}
+
+/// Checks that the names of an output's headers are UTF-8. The input's own
+/// headers, passed on as they are, were UTF-8 when the host built the
+/// batch: comparing spans is enough for them.
+fn check_names(
+    own: &[OutHeader],
+    source: u32,
+    input: &Batch,
+    out_data: &[u8],
+) -> Result<(), LayoutError> {
+    let passed_on = input
+        .utf8_headers_of(source as usize)
+        .is_some_and(|theirs| {
+            theirs.len() == own.len()
+                && own
+                    .iter()
+                    .zip(theirs)
+                    .all(|(o, i)| o.name.input && o.name.span() == i.name)
+        });
+    if passed_on {
+        return Ok(());
+    }
+    for h in own {
+        let name = h.name.read(input.data(), out_data).unwrap_or_default();
+        std::str::from_utf8(name).map_err(|_| LayoutError::HeaderNameNotUtf8)?;
+    }
+    Ok(())
 }
 
 /// Where a transform writes its outputs for one batch.

@@ -316,3 +316,45 @@ fn the_crate_is_versioned_with_the_wit_package() {
     let minor = |v: &str| v.rsplit_once('.').unwrap().0.to_owned();
     assert_eq!(minor(env!("CARGO_PKG_VERSION")), minor(version));
 }
+
+#[test]
+fn names_passed_on_skip_the_utf8_check_and_others_do_not() {
+    let mut b = Batch::default();
+    let parts = RecordParts {
+        key: None,
+        value: Some(&[0xff]),
+        timestamp: 0,
+        timestamp_type: TimestampType::NotAvailable,
+        topic: "in",
+        partition: 0,
+        offset: 0,
+    };
+    b.push_parts(parts, [("n", Some(&b"v"[..]))]).unwrap();
+    // data: 0xff (the value), "n", "v"
+    let read = |name: [u32; 2]| {
+        // source 0, no key, no value, header 0 only, the output topic
+        let record = [0, 0, ABSENT, 0, ABSENT, 0, 1, NO_TOPIC];
+        let header = [name[0], name[1], 2 | INPUT_SPAN, 1];
+        OutputBatch::from_wire(
+            vec![],
+            &record,
+            &[KEEP_TIMESTAMP],
+            &header,
+            vec![],
+            vec![],
+            &b,
+        )
+    };
+    // The input's own header, passed on: accepted.
+    let passed_on = read([1 | INPUT_SPAN, 1]).unwrap();
+    let names: Vec<_> = passed_on
+        .records(&b)
+        .next()
+        .unwrap()
+        .headers
+        .iter()
+        .collect();
+    assert_eq!(names, [("n", Some(&b"v"[..]))]);
+    // A name pointing at the value's byte 0xff: refused.
+    assert_eq!(read([INPUT_SPAN, 1]), Err(LayoutError::HeaderNameNotUtf8));
+}
