@@ -47,14 +47,20 @@ impl Event for RecordFailed<'_> {
     }
 }
 
-/// A failed record written to the dead-letter topic.
-pub struct RecordDeadLettered<'a> {
+/// A record that failed, as the log names it.
+#[derive(Clone, Copy)]
+pub struct Failed<'a> {
     /// `topic/partition@offset` of the record.
     pub record: &'a str,
     pub plugin: &'a str,
     pub kind: &'a str,
     pub reason: &'a str,
     pub error: &'a str,
+}
+
+/// A failed record written to the dead-letter topic.
+pub struct RecordDeadLettered<'a> {
+    pub failed: Failed<'a>,
     pub dlq: &'a str,
     /// What the dead letter left out to fit the topic.
     pub dropped: Option<&'a str>,
@@ -62,38 +68,34 @@ pub struct RecordDeadLettered<'a> {
 
 impl Event for RecordDeadLettered<'_> {
     fn emit(self, m: &Metrics) {
+        let f = self.failed;
         tracing::warn!(
-            record = self.record,
-            plugin = self.plugin,
-            kind = self.reason,
-            error = self.error,
+            record = f.record,
+            plugin = f.plugin,
+            kind = f.reason,
+            error = f.error,
             dlq = self.dlq,
             dropped = self.dropped,
             "record dead-lettered"
         );
-        m.dead_lettered(self.plugin, self.kind, self.reason);
+        m.dead_lettered(f.plugin, f.kind, f.reason);
     }
 }
 
 /// A failed record dropped (`--on-error skip`).
-pub struct RecordSkipped<'a> {
-    pub record: &'a str,
-    pub plugin: &'a str,
-    pub kind: &'a str,
-    pub reason: &'a str,
-    pub error: &'a str,
-}
+pub struct RecordSkipped<'a>(pub Failed<'a>);
 
 impl Event for RecordSkipped<'_> {
     fn emit(self, m: &Metrics) {
+        let f = self.0;
         tracing::warn!(
-            record = self.record,
-            plugin = self.plugin,
-            kind = self.reason,
-            error = self.error,
+            record = f.record,
+            plugin = f.plugin,
+            kind = f.reason,
+            error = f.error,
             "record skipped"
         );
-        m.skipped(self.plugin, self.kind, self.reason);
+        m.skipped(f.plugin, f.kind, f.reason);
     }
 }
 

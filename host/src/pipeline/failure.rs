@@ -7,7 +7,7 @@ use crate::dead_letter;
 use crate::kafka::{
     BatchAck, OutRecord, Producer, RawHeaders, Refusal, SendError, TransactionError,
 };
-use crate::ops::events::{RecordDeadLettered, RecordSkipped};
+use crate::ops::events::{Failed, RecordDeadLettered, RecordSkipped};
 use crate::record::Batch;
 use crate::runtime::{Plugin, RecordFailure};
 use crate::text::capped;
@@ -92,6 +92,13 @@ pub fn handle<P: Producer>(
         .get(d.index as usize)
         .ok_or_else(|| anyhow!("failed record {} is not in its batch", d.index))?;
     let place = format!("{}/{}@{}", r.topic(), r.partition(), r.offset());
+    let failed = |error| Failed {
+        record: &place,
+        plugin: &d.plugin,
+        kind: d.kind,
+        reason: d.reason,
+        error,
+    };
     let topic = match &cx.settings.on_failure {
         OnFailure::Halt => {
             return Err(anyhow!(
@@ -102,13 +109,7 @@ pub fn handle<P: Producer>(
             ));
         }
         OnFailure::Skip => {
-            cx.telemetry.emit(RecordSkipped {
-                record: &place,
-                plugin: &d.plugin,
-                kind: d.kind,
-                reason: d.reason,
-                error: &d.message,
-            });
+            cx.telemetry.emit(RecordSkipped(failed(&d.message)));
             return Ok(Ok(()));
         }
         OnFailure::DeadLetter { topic } => topic.as_str(),
@@ -203,11 +204,7 @@ pub fn handle<P: Producer>(
         other => other.with_context(|| format!("dead-lettering {place} to '{topic}'"))?,
     }
     cx.telemetry.emit(RecordDeadLettered {
-        record: &place,
-        plugin: &d.plugin,
-        kind: d.kind,
-        reason: d.reason,
-        error: &message,
+        failed: failed(&message),
         dlq: topic,
         dropped: trim.dropped(),
     });

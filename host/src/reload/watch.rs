@@ -296,13 +296,29 @@ mod tests {
         })
     }
 
-    fn watch<'a>(dir: &'a Path, running: &'a Snapshot, chain: &'a Chain) -> Watch<'a> {
-        Watch {
+    /// A reloader over `dir` as it is now, counting its builds in `builds`.
+    fn start(
+        background: &Background,
+        dir: &Path,
+        builds: &Arc<AtomicUsize>,
+        options: WatchOptions,
+        telemetry: Arc<Telemetry>,
+    ) -> Reloader {
+        let first = read_snapshot(dir, None).unwrap();
+        let watch = Watch {
             dir,
             pipeline: None,
-            running,
-            chain,
-        }
+            running: &first,
+            chain: &Chain::default(),
+        };
+        Reloader::start(
+            background,
+            watch,
+            counting(builds.clone()),
+            options,
+            telemetry,
+        )
+        .unwrap()
     }
 
     fn wait(what: &str, mut done: impl FnMut() -> bool) {
@@ -317,17 +333,15 @@ mod tests {
     fn an_event_storm_ends_in_the_last_set_built_few_times() {
         let dir = tempfile::tempdir().unwrap();
         kubelet_update(dir.path(), &[("a.wasm", &module(0))]).unwrap();
-        let first = read_snapshot(dir.path(), None).unwrap();
         let builds = Arc::new(AtomicUsize::new(0));
         let background = Background::new().unwrap();
-        let reloader = Reloader::start(
+        let reloader = start(
             &background,
-            watch(dir.path(), &first, &Chain::default()),
-            counting(builds.clone()),
+            dir.path(),
+            &builds,
             WatchOptions::default(),
             Arc::default(),
-        )
-        .unwrap();
+        );
         for n in 1..=50 {
             kubelet_update(dir.path(), &[("a.wasm", &module(n))]).unwrap();
         }
@@ -346,7 +360,6 @@ mod tests {
     fn an_identical_set_is_not_a_reload_and_a_broken_one_is_refused_once() {
         let dir = tempfile::tempdir().unwrap();
         kubelet_update(dir.path(), &[("a.wasm", &module(1))]).unwrap();
-        let first = read_snapshot(dir.path(), None).unwrap();
         let builds = Arc::new(AtomicUsize::new(0));
         let options = WatchOptions {
             debounce: Duration::from_millis(20),
@@ -354,14 +367,7 @@ mod tests {
         };
         let background = Background::new().unwrap();
         let telemetry = Arc::new(Telemetry::default());
-        let reloader = Reloader::start(
-            &background,
-            watch(dir.path(), &first, &Chain::default()),
-            counting(builds.clone()),
-            options,
-            telemetry.clone(),
-        )
-        .unwrap();
+        let reloader = start(&background, dir.path(), &builds, options, telemetry.clone());
         let updates = reloader.updates();
         // The same bytes in a new directory: nothing to build.
         kubelet_update(dir.path(), &[("a.wasm", &module(1))]).unwrap();
@@ -392,17 +398,15 @@ mod tests {
     fn the_watch_stops_with_its_background() {
         let dir = tempfile::tempdir().unwrap();
         kubelet_update(dir.path(), &[("a.wasm", &module(1))]).unwrap();
-        let first = read_snapshot(dir.path(), None).unwrap();
         let builds = Arc::new(AtomicUsize::new(0));
         let background = Background::new().unwrap();
-        let reloader = Reloader::start(
+        let reloader = start(
             &background,
-            watch(dir.path(), &first, &Chain::default()),
-            counting(builds.clone()),
+            dir.path(),
+            &builds,
             WatchOptions::default(),
             Arc::default(),
-        )
-        .unwrap();
+        );
         let started = std::time::Instant::now();
         drop(background);
         assert!(

@@ -303,22 +303,19 @@ fn the_alerts_and_dashboard_use_only_metrics_wasmpipe_exports() {
         kind,
         reason,
     });
-    t.emit(RecordDeadLettered {
+    let failed = Failed {
         record,
         plugin,
         kind,
         reason,
         error: "e",
+    };
+    t.emit(RecordDeadLettered {
+        failed,
         dlq: "dlq",
         dropped: None,
     });
-    t.emit(RecordSkipped {
-        record,
-        plugin,
-        kind,
-        reason,
-        error: "e",
-    });
+    t.emit(RecordSkipped(failed));
     t.emit(LagReported {
         lags: &[("t".into(), 0, 0)],
     });
