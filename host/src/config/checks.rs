@@ -3,6 +3,7 @@
 //! and the fix, so a mistake never runs as silent harm.
 
 use super::{OnError, OnFailure, PipelineFile, PluginSpec, RunConfig, ValidConfig};
+use crate::runtime::Limits;
 use anyhow::bail;
 use std::path::Path;
 use std::time::Duration;
@@ -171,7 +172,16 @@ impl RunConfig {
     }
 
     fn check_limits(&self) -> anyhow::Result<()> {
-        let limits = &self.limits;
+        self.limits.check()
+    }
+}
+
+impl Limits {
+    /// Checks the plugin limits, naming the flag and the fix: for `run`
+    /// and for every command that runs a plugin (`plugin check`, `plugin
+    /// test`, `deploy`).
+    pub fn check(&self) -> anyhow::Result<()> {
+        let limits = self;
         if limits.memory_bytes < WASM_PAGE {
             bail!(
                 "--plugin-memory-mib (WASMPIPE_PLUGIN_MEMORY_MIB) is 0: a plugin needs at least one wasm page (64 KiB); set 1 or more (default 64)"

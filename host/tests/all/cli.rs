@@ -70,6 +70,23 @@ fn check_exits_non_zero_for_the_wrong_world_and_a_refused_config() {
 }
 
 #[test]
+fn every_command_that_runs_a_plugin_refuses_an_impossible_limit_by_its_flag() {
+    let refusal = "--plugin-output-mib (WASMPIPE_PLUGIN_OUTPUT_MIB) 4096 is more than one batch's outputs can hold (2047 MiB): set at most 2047 (default 16)";
+    for args in [
+        &["plugin", "check", FLAT_IDENTITY][..],
+        &["plugin", "test", FLAT_IDENTITY],
+    ] {
+        let out = wasmpipe(&[args, &["--plugin-output-mib", "4096"]].concat(), "");
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(
+            text(&out.stderr).contains(refusal),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+}
+
+#[test]
 fn check_names_a_missing_file() {
     let out = wasmpipe(&["plugin", "check", "no/such/plugin.wasm"], "");
     assert_eq!(out.status.code(), Some(1));

@@ -360,14 +360,20 @@ pub(crate) struct LimitArgs {
     pub(crate) plugin_output_mib: usize,
 }
 
-impl From<LimitArgs> for Limits {
-    fn from(a: LimitArgs) -> Limits {
-        Limits {
+impl TryFrom<LimitArgs> for Limits {
+    type Error = anyhow::Error;
+
+    /// The limits, checked: every command that runs a plugin refuses an
+    /// impossible one by its flag.
+    fn try_from(a: LimitArgs) -> anyhow::Result<Limits> {
+        let limits = Limits {
             // Saturating: a huge value is refused by name, not wrapped.
             memory_bytes: a.plugin_memory_mib.saturating_mul(1 << 20),
             deadline: a.plugin_deadline,
             output_bytes: a.plugin_output_mib.saturating_mul(1 << 20),
-        }
+        };
+        limits.check()?;
+        Ok(limits)
     }
 }
 

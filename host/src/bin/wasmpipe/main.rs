@@ -152,7 +152,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 batch_bytes: args.batch_bytes,
                 linger: args.linger,
                 commit_interval: args.commit_interval,
-                limits: args.limits.into(),
+                limits: args.limits.try_into()?,
                 grace: args.shutdown_grace,
             }
             .validate()?;
@@ -198,7 +198,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 namespace,
                 pipeline,
                 dry_run,
-                limits.into(),
+                limits.try_into()?,
             )?;
             Ok(ExitCode::SUCCESS)
         }
@@ -263,7 +263,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
             limits,
         }) => {
-            let report = harness::check(&runtime()?, &file, config, limits.into())?;
+            let report = harness::check(&runtime()?, &file, config, limits.try_into()?)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -290,7 +290,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 config,
                 input,
                 expect,
-                limits: limits.into(),
+                limits: limits.try_into()?,
                 batch_records: batch_records.max(1),
                 batch_bytes,
                 topic,
