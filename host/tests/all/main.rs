@@ -35,13 +35,14 @@ pub fn heavy() -> std::sync::MutexGuard<'static, ()> {
 }
 
 /// One runtime for the whole test binary, with a compile cache so each
-/// component is compiled once.
+/// component is compiled once. The cache lives in cargo's target dir and
+/// is reused by later runs: it is keyed by the component's hash and the
+/// engine, so a stale entry is never loaded.
 pub fn runtime() -> Arc<Runtime> {
     static RUNTIME: OnceLock<Arc<Runtime>> = OnceLock::new();
     RUNTIME
         .get_or_init(|| {
-            let dir =
-                std::env::temp_dir().join(format!("wasmpipe-test-cache-{}", std::process::id()));
+            let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache");
             Runtime::new(RuntimeOptions {
                 cache_dir: Some(dir),
                 ..RuntimeOptions::default()
