@@ -104,24 +104,7 @@ impl Sink {
         transactional_id: &str,
         refusals: Arc<Refusals>,
     ) -> Result<Sink, TransactionError> {
-        let mut own = vec![
-            ("enable.idempotence", "true"),
-            ("acks", "all"),
-            ("partitioner", "murmur2_random"),
-            ("linger.ms", "5"),
-            ("compression.type", "lz4"),
-            // Bounded memory: a full queue makes consumption wait. Small
-            // records are bounded by count: librdkafka keeps ~0.4 KiB per
-            // queued record with three headers on top of its bytes, and
-            // its default (100,000) let a process peak at 66 MiB.
-            ("queue.buffering.max.kbytes", "16384"),
-            ("queue.buffering.max.messages", "20000"),
-        ];
-        if delivery == Delivery::ExactlyOnce {
-            own.push(("transactional.id", transactional_id));
-            own.push(("transaction.timeout.ms", "60000"));
-        }
-        let client = config.client_config(super::Client::Producer, &own);
+        let client = config.producer_config(delivery, transactional_id);
         let max_message_bytes = client
             .get("message.max.bytes")
             .and_then(|v| v.parse().ok())

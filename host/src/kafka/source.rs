@@ -2,16 +2,17 @@
 //! reading each record straight into its partition's batch. Offsets are
 //! committed only when the pipeline says so.
 
+use super::queue::{Fetched, PartitionQueue, Wake};
 use super::{Delivery, KafkaConfig, TopicPartition};
-use crate::record::{Batch, LayoutError, RecordParts, TimestampType};
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, ConsumerGroupMetadata, Rebalance,
 };
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Message, Timestamp};
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The group's metadata, which a transaction's offsets are committed with
@@ -265,9 +266,31 @@ impl ConsumerContext for SourceContext {
     }
 }
 
-/// The consumer.
+/// The consumer. Each assigned partition's records are read from its own
+/// queue in batches ([`Source::read`]); the consumer's queue serves
+/// rebalances, errors and statistics ([`Source::poll_many`]), and the
+/// records of a partition not yet split from it.
 pub struct Source {
-    consumer: BaseConsumer<SourceContext>,
+    /// Dropped in this order: every queue handle before the client.
+    queues: Mutex<BTreeMap<TopicPartition, PartitionQueue>>,
+    /// A handle on the consumer's queue, for its length.
+    consumer_queue: ConsumerQueue,
+    consumer: Arc<BaseConsumer<SourceContext>>,
+    wake: Arc<Wake>,
+}
+
+/// Our handle on the consumer's queue.
+struct ConsumerQueue(*mut rdkafka::bindings::rd_kafka_queue_t);
+
+// SAFETY: librdkafka's queue handles may be used from any thread.
+unsafe impl Send for ConsumerQueue {}
+unsafe impl Sync for ConsumerQueue {}
+
+impl Drop for ConsumerQueue {
+    fn drop(&mut self) {
+        // SAFETY: our handle, destroyed once (before the client: field order).
+        unsafe { rdkafka::bindings::rd_kafka_queue_destroy(self.0) }
+    }
 }
 
 impl Source {
@@ -278,75 +301,115 @@ impl Source {
         delivery: Delivery,
         handler: Arc<dyn RebalanceHandler>,
     ) -> Result<Source, KafkaError> {
-        let isolation = match delivery {
-            Delivery::ExactlyOnce => "read_committed",
-            Delivery::AtLeastOnce => "read_uncommitted",
-        };
-        let own = [
-            ("group.id", group),
-            ("partition.assignment.strategy", "cooperative-sticky"),
-            ("enable.auto.commit", "false"),
-            ("enable.auto.offset.store", "false"),
-            ("auto.offset.reset", "earliest"),
-            ("isolation.level", isolation),
-            ("enable.partition.eof", "false"),
-            // Bounded prefetch: 2 MiB queued and 4 MiB per fetch
-            // (librdkafka's defaults are 64 MiB and 50 MiB).
-            ("queued.max.messages.kbytes", "2048"),
-            ("fetch.max.bytes", "4194304"),
-            // With a small queue the next fetch must not wait librdkafka's
-            // default second once the queue has drained below its bound:
-            // that second capped a process at ~19k records/s of 0.5 KiB
-            // (the bench's mix) while it sat at 10% CPU.
-            ("fetch.queue.backoff.ms", "10"),
-            // Consumer lag for the metrics.
-            ("statistics.interval.ms", "10000"),
-        ];
-        let mut client = config.client_config(super::Client::Consumer, &own);
-        // librdkafka refuses a fetch smaller than `message.max.bytes`: where
-        // that was raised (for large records), one fetch holds one record.
-        let bytes = |k| client.get(k).and_then(|v| v.parse::<u64>().ok());
-        if let (Some(record), Some(fetch)) = (bytes("message.max.bytes"), bytes("fetch.max.bytes"))
-            && fetch < record
-        {
-            client.set("fetch.max.bytes", record.to_string());
-        }
-        let consumer: BaseConsumer<SourceContext> = client
+        let client = config.consumer_config(group, delivery);
+        let mut consumer: BaseConsumer<SourceContext> = client
             .create_with_context(SourceContext {
                 handler,
                 generation: AtomicU64::new(0),
                 token_source: config.token_source.clone(),
             })
             .map_err(super::secrets::redact_error)?;
+        let wake = Arc::new(Wake::default());
+        let waker = wake.clone();
+        consumer.set_nonempty_callback(move || waker.notify());
+        // SAFETY: a live consumer with a group: a new handle on its queue.
+        let queue = unsafe {
+            rdkafka::bindings::rd_kafka_queue_get_consumer(consumer.client().native_ptr())
+        };
+        if queue.is_null() {
+            return Err(KafkaError::ClientCreation(
+                "librdkafka gave no consumer queue".into(),
+            ));
+        }
         let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
-        Ok(Source { consumer })
+        Ok(Source {
+            consumer_queue: ConsumerQueue(queue),
+            consumer: Arc::new(consumer),
+            queues: Mutex::new(BTreeMap::new()),
+            wake,
+        })
     }
 
-    /// Waits up to `timeout` for a record, then takes the records already
-    /// fetched, up to `max` in all, into `into`. Rebalances happen in here.
-    /// A consumer error ends the round and is returned after the records
-    /// before it.
-    pub fn poll_many<'c>(
-        &'c self,
-        timeout: Duration,
-        max: usize,
-        into: &mut Vec<Polled<'c>>,
-    ) -> Result<(), KafkaError> {
-        let mut wait = timeout;
-        while into.len() < max {
-            let message = match self.consumer.poll(wait) {
+    /// Serves the consumer's queue without waiting: rebalances happen in
+    /// here, and records of partitions not yet split from it are taken,
+    /// up to `max`, into `into`. Says whether the queue was drained (a
+    /// partition's own queue is read only then, so that its records
+    /// still here come first), and the first consumer error met.
+    pub fn poll_many<'c>(&'c self, max: usize, into: &mut Vec<Polled<'c>>) -> PollRound {
+        let mut error = None;
+        // A served event (a rebalance, an error) ends a poll as if nothing
+        // were queued: go on while the queue holds anything, within a bound.
+        let mut rounds = 0;
+        while into.len() < max && rounds < 64 {
+            match self.consumer.poll(Duration::ZERO) {
+                Some(Ok(message)) => into.push(Polled {
+                    generation: self.consumer.context().generation.load(Ordering::Acquire),
+                    message,
+                }),
+                Some(Err(e)) => {
+                    error.get_or_insert(e);
+                    rounds += 1;
+                }
+                None if self.queued() > 0 => rounds += 1,
                 None => break,
-                Some(m) => m?,
-            };
-            into.push(Polled {
-                generation: self.consumer.context().generation.load(Ordering::Acquire),
-                message,
-            });
-            wait = Duration::ZERO;
+            }
         }
-        Ok(())
+        PollRound {
+            drained: self.queued() == 0,
+            error,
+        }
     }
+
+    fn queued(&self) -> usize {
+        // SAFETY: our live handle.
+        unsafe { rdkafka::bindings::rd_kafka_queue_length(self.consumer_queue.0) }
+    }
+
+    /// Splits the records of `tp` (just assigned) into a queue of their
+    /// own, read by [`Source::read`]. Each assignment is split anew.
+    pub fn split(&self, tp: &TopicPartition) {
+        let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+        match PartitionQueue::split(&self.consumer, tp, &self.wake) {
+            Some(q) => {
+                queues.insert(tp.clone(), q);
+            }
+            None => {
+                queues.remove(tp);
+                tracing::warn!(
+                    "no queue of its own for {tp}: its records come through the consumer's"
+                );
+            }
+        }
+    }
+
+    /// Takes up to `max` of `tp`'s records already fetched, without
+    /// waiting, handing each to `each` in offset order; how many.
+    pub fn read(
+        &self,
+        tp: &TopicPartition,
+        max: usize,
+        each: impl FnMut(Fetched<'_>),
+    ) -> Result<usize, KafkaError> {
+        let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+        match queues.get_mut(tp) {
+            Some(q) if max > 0 => q.read(&tp.topic, max, each),
+            _ => Ok(0),
+        }
+    }
+
+    /// Waits up to `timeout` for anything new in the consumer's queue or
+    /// a partition's (since the last wait).
+    pub fn wait(&self, timeout: Duration) {
+        self.wake.wait(timeout);
+    }
+}
+
+/// What a round of [`Source::poll_many`] found besides records.
+pub struct PollRound {
+    /// Nothing is left in the consumer's queue.
+    pub drained: bool,
+    pub error: Option<KafkaError>,
 }
 
 /// A record of a poll round, still in librdkafka's buffers.
@@ -373,122 +436,10 @@ impl Polled<'_> {
         self.generation
     }
 
-    /// Appends the record to `batch`. A header name another client wrote
-    /// that is not UTF-8 cannot be given to a plugin as it is: the record
-    /// goes in with the name made readable, and its headers as they came
-    /// are returned for the pipeline to dead-letter it with.
-    pub fn fill(&self, batch: &mut Batch) -> Result<Option<RawHeaders>, LayoutError> {
-        let message = &self.message;
-        let (timestamp, timestamp_type) = match message.timestamp() {
-            Timestamp::NotAvailable => (0, TimestampType::NotAvailable),
-            Timestamp::CreateTime(t) => (t, TimestampType::CreateTime),
-            Timestamp::LogAppendTime(t) => (t, TimestampType::LogAppendTime),
-        };
-        let parts = RecordParts {
-            key: message.key(),
-            value: message.payload(),
-            timestamp,
-            timestamp_type,
-            topic: message.topic(),
-            partition: message.partition(),
-            offset: message.offset(),
-        };
-        let headers = NativeHeaders::of(message);
-        if headers.names_are_utf8() {
-            let all = headers
-                .iter()
-                .map(|(name, value)| (std::str::from_utf8(name).unwrap_or_default(), value));
-            batch.push_parts(parts, all)?;
-            return Ok(None);
-        }
-        let names: Vec<_> = headers
-            .iter()
-            .map(|(name, _)| String::from_utf8_lossy(name))
-            .collect();
-        let all = names
-            .iter()
-            .zip(headers.iter())
-            .map(|(n, (_, v))| (n.as_ref(), v));
-        batch.push_parts(parts, all)?;
-        Ok(Some(headers.to_owned()))
-    }
-}
-
-/// A record's headers as they came from Kafka (names are bytes).
-pub type RawHeaders = Vec<(Vec<u8>, Option<Vec<u8>>)>;
-
-/// A consumed record's headers as librdkafka holds them: names are bytes.
-/// (rdkafka's `Headers::get` panics on a name that is not UTF-8.)
-struct NativeHeaders<'m> {
-    native: *const rdkafka::bindings::rd_kafka_headers_t,
-    count: usize,
-    _message: std::marker::PhantomData<&'m BorrowedMessage<'m>>,
-}
-
-impl<'m> NativeHeaders<'m> {
-    fn of(message: &'m BorrowedMessage<'m>) -> NativeHeaders<'m> {
-        let mut native = std::ptr::null_mut();
-        // SAFETY: the message is live; librdkafka writes the message's
-        // headers object (owned by the message) or returns an error.
-        let err =
-            unsafe { rdkafka::bindings::rd_kafka_message_headers(message.ptr(), &mut native) };
-        let count = if err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
-            && !native.is_null()
-        {
-            // SAFETY: a headers object librdkafka just returned.
-            unsafe { rdkafka::bindings::rd_kafka_header_cnt(native) }
-        } else {
-            0
-        };
-        NativeHeaders {
-            native,
-            count,
-            _message: std::marker::PhantomData,
-        }
-    }
-
-    fn get(&self, index: usize) -> Option<(&'m [u8], Option<&'m [u8]>)> {
-        let mut name = std::ptr::null();
-        let mut value = std::ptr::null();
-        let mut size = 0;
-        // SAFETY: `native` belongs to the message, which outlives 'm;
-        // librdkafka checks the index.
-        let err = unsafe {
-            rdkafka::bindings::rd_kafka_header_get_all(
-                self.native,
-                index,
-                &mut name,
-                &mut value,
-                &mut size,
-            )
-        };
-        if err != rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
-            || name.is_null()
-        {
-            return None;
-        }
-        // SAFETY: librdkafka returns a NUL-terminated name and a value of
-        // `size` bytes (or null), both owned by the message.
-        unsafe {
-            let name = std::ffi::CStr::from_ptr(name).to_bytes();
-            let value = (!value.is_null()).then(|| std::slice::from_raw_parts(value.cast(), size));
-            Some((name, value))
-        }
-    }
-
-    fn iter(&self) -> impl Iterator<Item = (&'m [u8], Option<&'m [u8]>)> + '_ {
-        (0..self.count).filter_map(|i| self.get(i))
-    }
-
-    fn names_are_utf8(&self) -> bool {
-        self.iter()
-            .all(|(name, _)| std::str::from_utf8(name).is_ok())
-    }
-
-    fn to_owned(&self) -> RawHeaders {
-        self.iter()
-            .map(|(n, v)| (n.to_vec(), v.map(<[u8]>::to_vec)))
-            .collect()
+    /// The record, to append to a batch.
+    pub fn fetched(&self) -> Fetched<'_> {
+        // SAFETY: a consumed message without error, live while `self` is.
+        unsafe { Fetched::of(self.message.ptr(), self.message.topic()) }
     }
 }
 

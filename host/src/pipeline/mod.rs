@@ -76,14 +76,16 @@ struct State<P: Producer> {
 }
 
 impl<P: Producer> State<P> {
-    /// Starts the workers of partitions assigned since the last round.
-    fn start_assigned(&mut self) -> anyhow::Result<()> {
+    /// Starts the workers of partitions assigned since the last round,
+    /// each reading its own queue.
+    fn start_assigned(&mut self, source: &Source) -> anyhow::Result<()> {
         for (tp, since) in std::mem::take(&mut self.assigned) {
             let chain = self
                 .chain
                 .instantiate()
                 .with_context(|| format!("instantiating the chain for {tp}"))?;
             self.delivery.assigned(&tp);
+            source.split(&tp);
             self.workers.insert(tp, Worker::new(chain, since));
         }
         Ok(())
@@ -99,6 +101,43 @@ impl<P: Producer> State<P> {
         }
         if reread.hold_until.is_some() {
             self.held_until = reread.hold_until;
+        }
+    }
+
+    /// Reads each partition's queue into its batch, as far as the batch
+    /// has room; how many records.
+    fn read(&mut self, source: &Source, settings: &Settings, now: Instant) -> usize {
+        let State {
+            workers, delivery, ..
+        } = self;
+        let mut read = 0;
+        for (tp, w) in workers.iter_mut() {
+            let room = w.room(settings);
+            match source.read(tp, room, |f| w.take(tp, &f, now, &mut **delivery)) {
+                Ok(n) => read += n,
+                Err(e) => tracing::warn!(error = %e, "kafka consumer error reading {tp}; retrying"),
+            }
+        }
+        read
+    }
+
+    /// How long an idle loop may wait for records: until the first open
+    /// batch's linger ends, or the hold after an abort, within 100 ms.
+    fn wait(&self, settings: &Settings, now: Instant) -> Duration {
+        let most = Duration::from_millis(100);
+        match self.held_until {
+            Some(until) => until.saturating_duration_since(now).min(most),
+            None => self
+                .workers
+                .values()
+                .filter_map(Worker::opened)
+                .min()
+                .map_or(most, |t| {
+                    settings
+                        .linger
+                        .saturating_sub(now.saturating_duration_since(t))
+                        .min(most)
+                }),
         }
     }
 
@@ -289,52 +328,50 @@ fn run_loop<P: Producer + Send + 'static>(
     // a record's cost.
     let mut now = last_commit;
     let mut polled: Vec<Polled<'_>> = Vec::new();
+    // The last round read nothing and ran nothing: this one waits first.
+    let mut idle = false;
     while !shutdown.load(Ordering::Relaxed) {
-        shared.telemetry.health.beat_at(now);
-        let timeout = {
-            let state = shared.state();
-            match state.held_until {
-                // Nothing is processed before then: no batch is due.
-                Some(until) => until
-                    .saturating_duration_since(now)
-                    .min(Duration::from_millis(100)),
-                None => state
-                    .workers
-                    .values()
-                    .filter_map(Worker::opened)
-                    .min()
-                    .map_or(Duration::from_millis(100), |t| {
-                        settings
-                            .linger
-                            .saturating_sub(now.saturating_duration_since(t))
-                    }),
-            }
-        };
-        // Records are polled without the lock (rebalance callbacks take
-        // it), then put in their batches under one lock for the round.
+        if idle {
+            let timeout = shared.state().wait(settings, now);
+            source.wait(timeout);
+        }
+        // Events and records are taken without the state's lock
+        // (rebalance callbacks take it), then put in their batches under
+        // one lock for the round.
         polled.clear();
-        if let Err(e) = source.poll_many(timeout, settings.batch_records, &mut polled) {
+        let round = source.poll_many(settings.batch_records, &mut polled);
+        if let Some(e) = round.error {
             tracing::warn!(error = %e, "kafka consumer error; retrying");
             if polled.is_empty() {
                 std::thread::sleep(Duration::from_millis(200));
             }
         }
         now = Instant::now();
+        shared.telemetry.health.beat_at(now);
         let mut state = shared.state();
         if let Some(e) = state.error.take() {
             return Err(e);
         }
-        state.start_assigned()?;
+        state.start_assigned(source)?;
         route(&mut state, &polled, now);
         if let Some(until) = state.held_until {
             if now < until {
                 // Paused again each round: partitions assigned meanwhile too.
                 source.hold(true);
+                idle = true;
                 continue;
             }
             state.held_until = None;
             source.hold(false);
         }
+        // A partition's own queue is read once the consumer's holds none
+        // of its records.
+        let read = polled.len()
+            + if round.drained {
+                state.read(source, settings, now)
+            } else {
+                0
+            };
         if let Some(new) = shared.updates.as_ref().and_then(|u| u.take()) {
             swap(shared, &mut state, source, new)?;
             last_commit = Instant::now();
@@ -349,7 +386,8 @@ fn run_loop<P: Producer + Send + 'static>(
             state.process(tp, settings, &shared.telemetry)?;
         }
         // Delivery reports: after producing, and while idle.
-        if !due.is_empty() || polled.is_empty() {
+        idle = read == 0 && due.is_empty();
+        if !due.is_empty() || read == 0 {
             state.out.producer.poll();
         }
         if state.out.producer.is_fatal() {
@@ -384,20 +422,7 @@ fn route<P: Producer>(state: &mut State<P>, polled: &[Polled<'_>], now: Instant)
         if p.generation() < w.since {
             continue;
         }
-        let (batch, opening) = w.filling(now);
-        match p.fill(batch) {
-            Ok(raw) => {
-                if opening {
-                    delivery.reading(tp, p.offset());
-                }
-                if let Some(raw) = raw {
-                    w.malformed_last(raw);
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "record {tp}@{} does not fit a batch", p.offset())
-            }
-        }
+        w.take(tp, &p.fetched(), now, &mut **delivery);
     }
 }
 

@@ -5,7 +5,7 @@ use super::Settings;
 use super::delivery::Delivery;
 use super::failure::{self, DeadLetter};
 use crate::kafka::{
-    BatchAck, OutRecord, Producer, RawHeaders, SendError, TopicPartition, TransactionError,
+    BatchAck, Fetched, OutRecord, Producer, RawHeaders, SendError, TopicPartition, TransactionError,
 };
 use crate::ops::Telemetry;
 use crate::ops::events::{BatchRun, OutputsProduced, RecordFailed};
@@ -60,16 +60,44 @@ impl Worker {
 
     /// The batch to read the next record into; `now` opens it if empty.
     /// Returns whether it was empty.
-    pub fn filling(&mut self, now: Instant) -> (&mut Batch, bool) {
+    fn filling(&mut self, now: Instant) -> (&mut Batch, bool) {
         let empty = self.batch.is_empty();
         self.opened.get_or_insert(now);
         (&mut self.batch, empty)
     }
 
-    /// The record just read into the batch had header names that are not
-    /// UTF-8; these are its headers as they came.
-    pub fn malformed_last(&mut self, raw: RawHeaders) {
-        self.malformed.push((self.batch.len() as u32 - 1, raw));
+    /// Appends a record read for this worker's partition `tp` to the batch
+    /// (opening it at `now`). One whose header names are not UTF-8 is kept
+    /// with its headers as they came, to be dead-lettered.
+    pub fn take<P: Producer>(
+        &mut self,
+        tp: &TopicPartition,
+        record: &Fetched<'_>,
+        now: Instant,
+        delivery: &mut dyn Delivery<P>,
+    ) {
+        let (batch, opening) = self.filling(now);
+        match record.fill(batch) {
+            Ok(raw) => {
+                if opening {
+                    delivery.reading(tp, record.offset());
+                }
+                if let Some(raw) = raw {
+                    self.malformed.push((self.batch.len() as u32 - 1, raw));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "record {tp}@{} does not fit a batch", record.offset())
+            }
+        }
+    }
+
+    /// How many more records the batch takes before it is due.
+    pub fn room(&self, settings: &Settings) -> usize {
+        if self.batch.data_len() >= settings.batch_bytes {
+            return 0;
+        }
+        settings.batch_records.saturating_sub(self.batch.len())
     }
 
     pub fn opened(&self) -> Option<Instant> {

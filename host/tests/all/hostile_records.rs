@@ -368,15 +368,26 @@ fn holding_the_partitions_past_max_poll_interval_keeps_the_member_in_its_group()
     )
     .unwrap();
     let mut batch = Batch::default();
+    // The pipeline's round: wait, serve the consumer's queue, then read
+    // the partition's own queue.
+    let tp = TopicPartition {
+        topic: input.clone(),
+        partition: 0,
+    };
     let poll = |source: &Source, batch: &mut Batch| {
+        source.wait(Duration::from_millis(100));
         let mut polled = Vec::new();
-        source
-            .poll_many(Duration::from_millis(100), 1, &mut polled)
-            .unwrap();
+        let round = source.poll_many(1, &mut polled);
+        assert!(round.error.is_none(), "{:?}", round.error);
         for p in &polled {
-            p.fill(batch).unwrap();
+            p.fetched().fill(batch).unwrap();
         }
-        !polled.is_empty()
+        let read = source
+            .read(&tp, 1, |f| {
+                f.fill(batch).unwrap();
+            })
+            .unwrap();
+        !polled.is_empty() || read > 0
     };
     let started = std::time::Instant::now();
     while *seen.assigned.lock().unwrap() == 0 {
@@ -386,6 +397,7 @@ fn holding_the_partitions_past_max_poll_interval_keeps_the_member_in_its_group()
         );
         poll(&source, &mut batch);
     }
+    source.split(&tp);
     source.hold(true);
     produce(&input, &numbered(1, 50));
     let held = std::time::Instant::now();

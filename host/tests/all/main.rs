@@ -5,6 +5,7 @@ mod chaos;
 mod cli;
 mod cluster;
 mod conformance;
+mod consumer;
 mod failover;
 mod hostile;
 mod hostile_records;
