@@ -4,55 +4,67 @@
 //!
 //! A 3-partition topic is loaded with `WASMPIPE_BENCH_RECORDS` (default
 //! 1,000,000) JSON records, 100 B and 1 KiB values alternating, three
-//! headers each. Every contender drains it from the beginning with three
-//! processes (Kafka Streams: one JVM with three stream threads):
+//! headers each. Every contender drains it from the beginning:
 //!
 //! - `wasmpipe run` with the identity and the redact plugin and with
 //!   `--passthrough` (no wasm), at-least-once and exactly-once;
 //! - the Kafka Streams application of `tests/bench/streams` (identity, and
-//!   redact with Jackson), `at_least_once` and `exactly_once_v2`;
-//! - a plain rdkafka consume→produce loop (this binary, `rdkafka-loop`).
+//!   redact with Jackson), `at_least_once` and `exactly_once_v2`, warmed up
+//!   by a drain of 200,000 other records in the same JVM first;
+//! - a plain rdkafka consume→produce loop (`support/rdkafka_loop.rs`),
+//!   at-least-once and with transactions.
+//!
+//! Each is given the same client settings, commit cadence (100 ms) and
+//! error handling (`support/contender.rs`), and runs with 1, 2 and 3
+//! processes (Kafka Streams: stream threads in one JVM); Kafka Streams
+//! also with each `-Xmx` of `WASMPIPE_BENCH_HEAPS` (G1, the JVM's default
+//! collector). Every drain is repeated `WASMPIPE_BENCH_REPEAT` (default 5)
+//! times, the contenders' order reversed every other round; the JSON
+//! holds every run, and the median.
 //!
 //! Throughput is the records read back (`read_committed`) from the moment
 //! the contender's group has formed (all its members, each with partitions)
 //! to the last, over that time; CPU is the contender's processes' user +
-//! system time over that span, per record; RSS the sum of their peaks (VmHWM). Each
-//! output is checked: every input key exactly once, and for a sample the
-//! value against `wasmpipe plugin test` (redact) or the input (identity).
-//! Then, at a steady rate of half the slowest contender's throughput,
-//! end-to-end latency (input create time to output read back) p50, p99 and
-//! p99.9, once the contender's group has formed and every partition has
-//! answered a probe. wasmpipe commits every 100 ms, as Kafka Streams does
-//! under exactly_once_v2. Last, wasmpipe with redact on 1, 2 and 3
-//! processes.
+//! system time over that span, per record; RSS the sum of their peaks
+//! (VmHWM). Each output is checked: every input key exactly once, and for a
+//! sample the value against `wasmpipe plugin test` (redact) or the input
+//! (identity). Then, for each contender with three processes, at a steady
+//! rate of half the slowest one's median throughput, end-to-end latency
+//! (input create time to output read back) p50, p99 and p99.9, once the
+//! contender's group has formed and every partition has answered a probe.
 //!
 //! Environment: `WASMPIPE_BENCH_STREAMS_CP` (the contender's classpath;
 //! without it Kafka Streams is left out), `WASMPIPE_BENCH_OUT` (the JSON
 //! results, default `bench-results.json`), `WASMPIPE_BENCH_ONLY` (a
-//! substring of the contenders' names to run), `WASMPIPE_BENCH_PERF` (a
-//! directory: while each contender drains, `perf record -a -g` profiles the
-//! whole machine into `SLUG.perf.data` there, wasm functions named through
-//! `--perf-map`).
+//! substring of the contenders' names to run), `WASMPIPE_BENCH_PROCS`
+//! (default `1,2,3`), `WASMPIPE_BENCH_HEAPS` (default `256m,512m,1g`, and
+//! the JVM's own default is always run), `WASMPIPE_BENCH_COMPRESSION`
+//! (`lz4`, the default, or `none`), `WASMPIPE_BENCH_LATENCY` (`0` skips
+//! the latency runs), `WASMPIPE_BENCH_PERF` (a directory: while each
+//! contender drains, `perf record -a -g` profiles the whole machine into
+//! `SLUG.perf.data` there, wasm functions named through `--perf-map`).
 
+#[path = "support/contender.rs"]
+mod contender;
 #[path = "support/kafka.rs"]
 mod kafka;
+#[path = "support/rdkafka_loop.rs"]
+mod rdkafka_loop;
 
+use contender::{Contender, DROP, Kind, MASK, Setup, Transform};
 use kafka::{
-    Profile, brokers, client, cpu_seconds, create, now_ms, peak_rss_mib, percentile, read, stop,
-    wait_stable,
+    Profile, client, cpu_seconds, create, now_ms, peak_rss_mib, percentile, read, stop, wait_stable,
 };
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde_json::{Value, json};
 use std::collections::{HashMap, HashSet};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-const MASK: &str = "user.email";
-const DROP: &str = "card.number";
 /// Keys whose output values are compared.
 const SAMPLE: usize = 200;
 
@@ -67,182 +79,6 @@ fn value(i: usize) -> Vec<u8> {
 
 fn key(i: usize) -> String {
     format!("seq-{i}")
-}
-
-#[derive(Clone, Copy, PartialEq)]
-enum Transform {
-    Identity,
-    Redact,
-    Passthrough,
-}
-
-#[derive(Clone)]
-enum Kind {
-    Wasmpipe,
-    Streams,
-    RdkafkaLoop,
-}
-
-#[derive(Clone)]
-struct Contender {
-    name: String,
-    kind: Kind,
-    transform: Transform,
-    exactly_once: bool,
-    procs: usize,
-}
-
-struct Setup {
-    plugins: HashMap<&'static str, (String, String)>, // transform -> (dir, cache)
-    streams_cp: Option<String>,
-    stamp: u64,
-}
-
-impl Contender {
-    /// A name for its topics.
-    fn slug(&self) -> String {
-        let s: String = format!("{} {} {}", self.name, self.delivery(), self.procs)
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_lowercase()
-                } else {
-                    '-'
-                }
-            })
-            .collect();
-        s
-    }
-
-    /// The consumer group its processes (or stream threads) join.
-    fn group(&self, output: &str, run: &str) -> String {
-        match self.kind {
-            Kind::Streams => format!("app-{output}-{run}"),
-            _ => format!("g-{output}"),
-        }
-    }
-
-    fn delivery(&self) -> &'static str {
-        if self.exactly_once {
-            "exactly-once"
-        } else {
-            "at-least-once"
-        }
-    }
-
-    fn spawn(&self, setup: &Setup, input: &str, output: &str, run: &str) -> Vec<Child> {
-        match self.kind {
-            Kind::Wasmpipe => (0..self.procs)
-                .map(|p| {
-                    let mut c = Command::new(env!("CARGO_BIN_EXE_wasmpipe"));
-                    c.args([
-                        "run",
-                        "--brokers",
-                        &brokers(),
-                        "--group",
-                        &format!("g-{output}"),
-                    ])
-                    .args(["--input-topic", input, "--output-topic", output])
-                    .args(["--on-error", "skip", "--delivery", self.delivery()])
-                    // Commits at Kafka Streams' exactly_once_v2 cadence
-                    // (commit.interval.ms 100).
-                    .args(["--commit-interval", "100ms"])
-                    .args(["--transactional-id", &format!("{output}-{p}")])
-                    .args(["--ops-addr", &format!("127.0.0.1:{}", kafka::free_port())]);
-                    if Profile::wanted() {
-                        c.arg("--perf-map");
-                    }
-                    match self.transform {
-                        Transform::Passthrough => {
-                            c.arg("--passthrough");
-                        }
-                        t => {
-                            let (dir, cache) = &setup.plugins[if t == Transform::Redact {
-                                "redact"
-                            } else {
-                                "identity"
-                            }];
-                            c.args(["--plugin-dir", dir, "--cache-dir", cache]);
-                        }
-                    }
-                    quiet(c)
-                })
-                .collect(),
-            Kind::Streams => {
-                let mut c = Command::new("java");
-                c.arg("-Dorg.slf4j.simpleLogger.defaultLogLevel=warn")
-                    .args(["-cp", setup.streams_cp.as_deref().unwrap()])
-                    .arg("wasmpipe.bench.Contender")
-                    .args([&brokers(), input, output, &format!("{output}-dlq")])
-                    .arg(if self.transform == Transform::Redact {
-                        "redact"
-                    } else {
-                        "identity"
-                    })
-                    .arg(if self.exactly_once {
-                        "exactly_once_v2"
-                    } else {
-                        "at_least_once"
-                    })
-                    .args([
-                        &self.procs.to_string(),
-                        &format!("app-{output}-{run}"),
-                        MASK,
-                        DROP,
-                    ]);
-                vec![quiet(c)]
-            }
-            Kind::RdkafkaLoop => (0..self.procs)
-                .map(|_| {
-                    let mut c = Command::new(std::env::current_exe().unwrap());
-                    c.args(["rdkafka-loop", input, output, &self.group(output, run)]);
-                    quiet(c)
-                })
-                .collect(),
-        }
-    }
-}
-
-fn quiet(mut c: Command) -> Child {
-    c.env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap()
-}
-
-/// The client's limit: consume, produce the same record, nothing else.
-fn rdkafka_loop(args: &[String]) {
-    let (input, output, group) = (&args[0], &args[1], &args[2]);
-    let consumer: BaseConsumer = client(&[
-        ("group.id", group),
-        ("auto.offset.reset", "earliest"),
-        ("isolation.level", "read_committed"),
-    ])
-    .create()
-    .unwrap();
-    consumer.subscribe(&[input]).unwrap();
-    let producer: BaseProducer = client(&[("linger.ms", "5")]).create().unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone()).unwrap();
-    while !stop.load(Ordering::Relaxed) {
-        let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) else {
-            continue;
-        };
-        let mut record = BaseRecord::<[u8], [u8]>::to(output)
-            .key(m.key().unwrap_or_default())
-            .payload(m.payload().unwrap_or_default())
-            .timestamp(m.timestamp().to_millis().unwrap_or(0));
-        if let Some(h) = m.headers() {
-            record = record.headers(h.detach());
-        }
-        while let Err((_, r)) = producer.send(record) {
-            record = r;
-            producer.poll(Duration::from_millis(5));
-        }
-        producer.poll(Duration::ZERO);
-    }
-    producer.flush(Duration::from_secs(30)).unwrap();
 }
 
 /// What `wasmpipe plugin test` makes of the sample records: the reference
@@ -454,7 +290,7 @@ fn latency(c: &Contender, setup: &Setup, rate: u64, seconds: u64) -> Vec<i64> {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("rdkafka-loop") {
-        return rdkafka_loop(&args[2..]);
+        return rdkafka_loop::run(&args[2..]);
     }
     let records: usize = std::env::var("WASMPIPE_BENCH_RECORDS")
         .ok()
@@ -508,118 +344,153 @@ fn main() {
             ),
         );
     }
+    let streams_cp = std::env::var("WASMPIPE_BENCH_STREAMS_CP").ok();
     let setup = Setup {
         plugins,
-        streams_cp: std::env::var("WASMPIPE_BENCH_STREAMS_CP").ok(),
+        warmup: streams_cp
+            .as_ref()
+            .map(|_| (format!("bench-warmup-{stamp}"), 200_000)),
+        streams_cp,
         stamp,
+        compression: std::env::var("WASMPIPE_BENCH_COMPRESSION").unwrap_or_else(|_| "lz4".into()),
     };
 
-    let mut contenders = Vec::new();
-    let add = |contenders: &mut Vec<Contender>,
-               name: &str,
-               kind: Kind,
-               t: Transform,
-               eos: bool,
-               procs: usize| {
-        contenders.push(Contender {
-            name: name.to_owned(),
-            kind,
-            transform: t,
-            exactly_once: eos,
-            procs,
-        })
+    let list = |var: &str, default: &str| -> Vec<String> {
+        std::env::var(var)
+            .unwrap_or_else(|_| default.into())
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect()
     };
+    let procs_list: Vec<usize> = list("WASMPIPE_BENCH_PROCS", "1,2,3")
+        .iter()
+        .map(|p| p.parse().expect("WASMPIPE_BENCH_PROCS: numbers"))
+        .collect();
+    let mut heaps: Vec<Option<String>> = list("WASMPIPE_BENCH_HEAPS", "256m,512m,1g")
+        .into_iter()
+        .map(Some)
+        .collect();
+    heaps.push(None);
+    let repeat: usize = std::env::var("WASMPIPE_BENCH_REPEAT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let mut contenders = Vec::new();
     for eos in [false, true] {
-        add(
-            &mut contenders,
-            "wasmpipe redact",
-            Kind::Wasmpipe,
-            Transform::Redact,
-            eos,
-            3,
-        );
-        add(
-            &mut contenders,
-            "wasmpipe identity",
-            Kind::Wasmpipe,
-            Transform::Identity,
-            eos,
-            3,
-        );
-        add(
-            &mut contenders,
-            "wasmpipe passthrough",
-            Kind::Wasmpipe,
-            Transform::Passthrough,
-            eos,
-            3,
-        );
-        if setup.streams_cp.is_some() {
+        for procs in &procs_list {
+            let mut add = |name: &str, kind: Kind, transform: Transform, heap: Option<String>| {
+                contenders.push(Contender {
+                    name: name.to_owned(),
+                    kind,
+                    transform,
+                    exactly_once: eos,
+                    procs: *procs,
+                    heap,
+                })
+            };
+            add("wasmpipe redact", Kind::Wasmpipe, Transform::Redact, None);
             add(
-                &mut contenders,
-                "Kafka Streams redact",
-                Kind::Streams,
-                Transform::Redact,
-                eos,
-                3,
-            );
-            add(
-                &mut contenders,
-                "Kafka Streams identity",
-                Kind::Streams,
+                "wasmpipe identity",
+                Kind::Wasmpipe,
                 Transform::Identity,
-                eos,
-                3,
+                None,
             );
+            add(
+                "wasmpipe passthrough",
+                Kind::Wasmpipe,
+                Transform::Passthrough,
+                None,
+            );
+            add(
+                "rdkafka loop",
+                Kind::RdkafkaLoop,
+                Transform::Passthrough,
+                None,
+            );
+            if setup.streams_cp.is_some() {
+                for heap in &heaps {
+                    add(
+                        "Kafka Streams redact",
+                        Kind::Streams,
+                        Transform::Redact,
+                        heap.clone(),
+                    );
+                    add(
+                        "Kafka Streams identity",
+                        Kind::Streams,
+                        Transform::Identity,
+                        heap.clone(),
+                    );
+                }
+            }
         }
     }
-    add(
-        &mut contenders,
-        "rdkafka loop",
-        Kind::RdkafkaLoop,
-        Transform::Passthrough,
-        false,
-        3,
-    );
-    for procs in [1, 2] {
-        add(
-            &mut contenders,
-            "wasmpipe redact",
-            Kind::Wasmpipe,
-            Transform::Redact,
-            false,
-            procs,
-        );
-    }
-    contenders.retain(|c| c.name.contains(&only));
+    contenders.retain(|c| c.label().contains(&only));
 
     let backlog = format!("bench-in-{stamp}");
     create(&backlog);
     eprintln!("loading {records} records into {backlog}");
     kafka::produce_with(&backlog, records, 0, key, value);
+    if let Some((warmup, count)) = &setup.warmup {
+        create(warmup);
+        kafka::produce_with(warmup, *count, 0, key, value);
+    }
     let expected = expected_redact(&setup);
 
-    let mut results = Vec::new();
-    for c in &contenders {
-        eprintln!(
-            "draining: {} ({}, {} processes)",
-            c.name,
-            c.delivery(),
-            c.procs
-        );
-        let (throughput, cpu_us, rss) = drain(c, &setup, &backlog, records, &expected);
-        eprintln!("  {throughput:.0} records/s, {cpu_us:.1} CPU µs per record, {rss:.1} MiB");
-        results.push(json!({
-            "name": c.name,
-            "delivery": c.delivery(),
-            "procs": c.procs,
-            "records": records,
-            "throughput": throughput,
-            "cpu_us_per_record": cpu_us,
-            "peak_rss_mib": rss,
-        }));
+    // Every contender `repeat` times, the order reversed every other round.
+    let mut runs: Vec<Vec<(f64, f64, f64)>> = vec![Vec::new(); contenders.len()];
+    for round in 0..repeat {
+        let mut order: Vec<usize> = (0..contenders.len()).collect();
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for i in order {
+            let c = &contenders[i];
+            eprintln!(
+                "draining ({}/{repeat}): {} ({}, {} processes)",
+                round + 1,
+                c.label(),
+                c.delivery(),
+                c.procs
+            );
+            let (throughput, cpu_us, rss) = drain(c, &setup, &backlog, records, &expected);
+            eprintln!("  {throughput:.0} records/s, {cpu_us:.1} CPU µs per record, {rss:.1} MiB");
+            runs[i].push((throughput, cpu_us, rss));
+        }
     }
-    // Latency at half the slowest full-size contender's throughput.
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        }
+    };
+    let mut results: Vec<Value> = contenders
+        .iter()
+        .zip(&runs)
+        .map(|(c, r)| {
+            let col = |f: fn(&(f64, f64, f64)) -> f64| r.iter().map(f).collect::<Vec<f64>>();
+            json!({
+                "name": c.name,
+                "label": c.label(),
+                "heap": c.heap,
+                "delivery": c.delivery(),
+                "procs": c.procs,
+                "records": records,
+                "compression": setup.compression,
+                "throughput": median(col(|r| r.0)),
+                "cpu_us_per_record": median(col(|r| r.1)),
+                "peak_rss_mib": median(col(|r| r.2)),
+                "throughput_runs": col(|r| r.0),
+                "cpu_us_runs": col(|r| r.1),
+                "rss_mib_runs": col(|r| r.2),
+            })
+        })
+        .collect();
+    // Latency at half the slowest three-process contender's throughput.
     let slowest = results
         .iter()
         .filter(|r| r["procs"] == 3)
@@ -627,11 +498,16 @@ fn main() {
         .fold(f64::INFINITY, f64::min);
     let rate = (slowest / 2.0) as u64;
     let seconds = 20;
+    let latency_wanted = std::env::var("WASMPIPE_BENCH_LATENCY").map_or(true, |v| v != "0");
     for (c, r) in contenders.iter().zip(results.iter_mut()) {
-        if c.procs != 3 {
+        if c.procs != 3 || !latency_wanted {
             continue;
         }
-        eprintln!("latency at {rate} records/s: {} ({})", c.name, c.delivery());
+        eprintln!(
+            "latency at {rate} records/s: {} ({})",
+            c.label(),
+            c.delivery()
+        );
         let mut l = latency(c, &setup, rate, seconds);
         l.sort_unstable();
         let p = |q| percentile(&l, q);

@@ -25,8 +25,14 @@ import org.apache.kafka.streams.kstream.Produced;
  * dead-letter topic. Headers travel with the record (Kafka Streams keeps
  * them).
  *
+ * <p>After MASK and DROP come client properties as KEY=VALUE (Kafka Streams'
+ * own "producer." and "consumer." prefixes apply), and optionally
+ * warmup=TOPIC:COUNT: the same topology first drains COUNT records of TOPIC
+ * (to TOPIC-out) under another application id, in this JVM, so that the
+ * measured run starts with the JIT warm.
+ *
  * <pre>
- * Contender BOOTSTRAP INPUT OUTPUT DLQ identity|redact at_least_once|exactly_once_v2 THREADS APP_ID [MASK [DROP]]
+ * Contender BOOTSTRAP INPUT OUTPUT DLQ identity|redact at_least_once|exactly_once_v2 THREADS APP_ID MASK DROP [KEY=VALUE...]
  * </pre>
  */
 public final class Contender {
@@ -35,7 +41,7 @@ public final class Contender {
   public static void main(String[] args) throws Exception {
     if (args.length < 8) {
       System.err.println(
-          "usage: Contender BOOTSTRAP INPUT OUTPUT DLQ identity|redact GUARANTEE THREADS APP_ID [MASK [DROP]]");
+          "usage: Contender BOOTSTRAP INPUT OUTPUT DLQ identity|redact GUARANTEE THREADS APP_ID MASK DROP [KEY=VALUE...]");
       System.exit(2);
     }
     String bootstrap = args[0], input = args[1], output = args[2], dlq = args[3];
@@ -46,17 +52,53 @@ public final class Contender {
     List<String[]> drop = paths(args.length > 9 ? args[9] : "");
 
     Properties props = new Properties();
-    props.put(StreamsConfig.APPLICATION_ID_CONFIG, appId);
     props.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
     props.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, guarantee);
     props.put(StreamsConfig.NUM_STREAM_THREADS_CONFIG, threads);
     props.put(StreamsConfig.consumerPrefix("auto.offset.reset"), "earliest");
     // One broker on loopback: replication 1 for the internal topics.
     props.put(StreamsConfig.REPLICATION_FACTOR_CONFIG, 1);
+    String warmup = null;
+    for (int i = 10; i < args.length; i++) {
+      String[] kv = args[i].split("=", 2);
+      if (kv[0].equals("warmup")) warmup = kv[1];
+      else props.put(kv[0], kv[1]);
+    }
 
+    if (warmup != null) {
+      String[] tc = warmup.split(":", 2);
+      long count = Long.parseLong(tc[1]);
+      java.util.concurrent.atomic.AtomicLong seen = new java.util.concurrent.atomic.AtomicLong();
+      Properties warm = (Properties) props.clone();
+      warm.put(StreamsConfig.APPLICATION_ID_CONFIG, appId + "-warmup");
+      KafkaStreams first =
+          new KafkaStreams(topology(tc[0], tc[0] + "-out", tc[0] + "-out", transform, mask, drop, seen), warm);
+      first.start();
+      while (seen.get() < count) Thread.sleep(20);
+      first.close();
+      first.cleanUp();
+    }
+
+    props.put(StreamsConfig.APPLICATION_ID_CONFIG, appId);
+    KafkaStreams streams =
+        new KafkaStreams(topology(input, output, dlq, transform, mask, drop, null), props);
+    CountDownLatch done = new CountDownLatch(1);
+    Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+      streams.close();
+      done.countDown();
+    }));
+    streams.start();
+    done.await();
+  }
+
+  /** Identity or redact from INPUT to OUTPUT (failures to DLQ), counting into seen if given. */
+  static org.apache.kafka.streams.Topology topology(
+      String input, String output, String dlq, String transform,
+      List<String[]> mask, List<String[]> drop, java.util.concurrent.atomic.AtomicLong seen) {
     StreamsBuilder builder = new StreamsBuilder();
     KStream<byte[], byte[]> in =
         builder.stream(input, Consumed.with(Serdes.ByteArray(), Serdes.ByteArray()));
+    if (seen != null) in = in.peek((k, v) -> seen.incrementAndGet());
     Produced<byte[], byte[]> bytes = Produced.with(Serdes.ByteArray(), Serdes.ByteArray());
     if (transform.equals("identity")) {
       in.to(output, bytes);
@@ -71,15 +113,7 @@ public final class Contender {
     } else {
       throw new IllegalArgumentException("transform: identity or redact, not " + transform);
     }
-
-    KafkaStreams streams = new KafkaStreams(builder.build(), props);
-    CountDownLatch done = new CountDownLatch(1);
-    Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-      streams.close();
-      done.countDown();
-    }));
-    streams.start();
-    done.await();
+    return builder.build();
   }
 
   /** A redacted value, or the input value of a record that failed. */
