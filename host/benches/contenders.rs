@@ -17,8 +17,8 @@
 //! Each is given the same client settings, commit cadence (100 ms) and
 //! error handling (`support/contender.rs`), and runs with 1, 2 and 3
 //! processes (Kafka Streams: stream threads in one JVM); Kafka Streams
-//! also with each `-Xmx` of `WASMPIPE_BENCH_HEAPS` (G1, the JVM's default
-//! collector). Every drain is repeated `WASMPIPE_BENCH_REPEAT` (default 5)
+//! with the most processes also with each `-Xmx` of `WASMPIPE_BENCH_HEAPS`
+//! (G1, the JVM's default collector). Every drain is repeated `WASMPIPE_BENCH_REPEAT` (default 5)
 //! times, the contenders' order reversed every other round; the JSON
 //! holds every run, and the median.
 //!
@@ -35,8 +35,8 @@
 //!
 //! Environment: `WASMPIPE_BENCH_STREAMS_CP` (the contender's classpath;
 //! without it Kafka Streams is left out), `WASMPIPE_BENCH_OUT` (the JSON
-//! results, default `bench-results.json`), `WASMPIPE_BENCH_ONLY` (a
-//! substring of the contenders' names to run), `WASMPIPE_BENCH_PROCS`
+//! results, default `bench-results.json`), `WASMPIPE_BENCH_ONLY`
+//! (substrings of the names of the contenders to run, comma-separated), `WASMPIPE_BENCH_PROCS`
 //! (default `1,2,3`), `WASMPIPE_BENCH_HEAPS` (default `256m,512m,1g`, and
 //! the JVM's own default is always run), `WASMPIPE_BENCH_COMPRESSION`
 //! (`lz4`, the default, or `none`), `WASMPIPE_BENCH_LATENCY` (`0` skips
@@ -408,8 +408,11 @@ fn main() {
                 Transform::Passthrough,
                 None,
             );
+            // The heap sweep at the most processes; the JVM's default heap
+            // otherwise.
+            let most = procs_list.iter().max() == Some(procs);
             if setup.streams_cp.is_some() {
-                for heap in &heaps {
+                for heap in heaps.iter().filter(|h| most || h.is_none()) {
                     add(
                         "Kafka Streams redact",
                         Kind::Streams,
@@ -426,7 +429,7 @@ fn main() {
             }
         }
     }
-    contenders.retain(|c| c.label().contains(&only));
+    contenders.retain(|c| only.split(',').any(|o| c.label().contains(o.trim())));
 
     let backlog = format!("bench-in-{stamp}");
     create(&backlog);

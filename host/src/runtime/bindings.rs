@@ -4,6 +4,11 @@
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "runtime",
+    // A batch is lent to the guest as it lies in the host's memory: no
+    // owned copy to build before the call copies it into the guest.
+    ownership: Borrowing {
+        duplicate_if_necessary: true
+    },
 });
 
 pub use self::wasmpipe::transform::host;

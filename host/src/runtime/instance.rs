@@ -24,8 +24,6 @@ pub struct PluginInstance {
     plugin: Arc<Plugin>,
     store: Store<HostState>,
     guest: Guest,
-    /// Reused between calls so a flat batch is lowered without allocating.
-    scratch: flat::Batch,
     /// A call trapped or hit a limit: the instance may be left mid-call
     /// and must be replaced before it runs again.
     poisoned: bool,
@@ -62,7 +60,6 @@ impl Plugin {
             plugin: self.clone(),
             store,
             guest,
-            scratch: empty_batch(),
             poisoned: false,
         };
         instance.init()?;
@@ -90,6 +87,10 @@ impl PluginInstance {
                 script.file_name.clone(),
             ));
         }
+        let config: Vec<(&str, &str)> = config
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         let guest = self.guest.clone();
         let result = self.call(|store| match &guest {
             Guest::Flat(g) => g.call_init(store, &config),
@@ -114,15 +115,23 @@ impl PluginInstance {
     }
 
     fn transform_flat(&mut self, g: &flat::Guest, batch: &Batch) -> Result<OutputBatch, Failure> {
-        lower_flat(batch, &mut self.scratch);
-        let scratch = std::mem::replace(&mut self.scratch, empty_batch());
-        let result = self.call(|store| g.call_transform(store, &scratch));
-        self.scratch = scratch;
+        // Lent as it is: the call copies it into the guest's memory.
+        let index = batch.index();
+        let topics: Vec<&str> = batch.topics().iter().map(String::as_str).collect();
+        let lent = flat::Batch {
+            data: batch.data(),
+            records: index.records,
+            positions: index.positions,
+            headers: index.headers,
+            topics: &topics,
+        };
+        let result = self.call(|store| g.call_transform(store, lent));
         lift_flat(result?, batch)
     }
 
     fn transform_typed(&mut self, g: &typed::Guest, batch: &Batch) -> Result<OutputBatch, Failure> {
-        let records = lower_typed(batch);
+        let headers = lower_headers(batch);
+        let records = lower_typed(batch, &headers);
         let results = self.call(|store| g.call_transform(store, &records))?;
         if results.len() != batch.len() {
             return Err(Failure::Trap(format!(
@@ -178,16 +187,6 @@ fn is_fuel_exhausted(e: &wasmtime::Error) -> bool {
         .any(|c| c.to_string().starts_with("too much data is being copied"))
 }
 
-fn empty_batch() -> flat::Batch {
-    flat::Batch {
-        data: Vec::new(),
-        records: Vec::new(),
-        positions: Vec::new(),
-        headers: Vec::new(),
-        topics: Vec::new(),
-    }
-}
-
 /// The trap's reason first, then the guest's panic message if it printed
 /// one, then the top of the wasm backtrace.
 fn trap_message(e: &wasmtime::Error, panic: Option<String>) -> String {
@@ -224,14 +223,6 @@ fn timestamp_type(t: TimestampType) -> types::TimestampType {
     }
 }
 
-fn lower_flat(batch: &Batch, out: &mut flat::Batch) {
-    out.data.clear();
-    out.data.extend_from_slice(batch.data());
-    batch.encode_index(&mut out.records, &mut out.positions, &mut out.headers);
-    out.topics.clear();
-    out.topics.extend_from_slice(batch.topics());
-}
-
 /// The plugin's answer, checked against the batch it answers.
 fn lift_flat(out: flat::Output, input: &Batch) -> Result<OutputBatch, Failure> {
     let errors = out
@@ -254,25 +245,37 @@ fn lift_flat(out: flat::Output, input: &Batch) -> Result<OutputBatch, Failure> {
     .map_err(|e| Failure::Trap(format!("the plugin returned a malformed output batch: {e}")))
 }
 
-fn lower_typed(batch: &Batch) -> Vec<types::Record> {
+/// Every header of the batch, lent, in record order: the records' header
+/// lists are runs of it.
+fn lower_headers(batch: &Batch) -> Vec<types::HeaderParam<'_>> {
     batch
         .iter()
-        .map(|r| types::Record {
-            key: r.key().map(<[u8]>::to_vec),
-            value: r.value().map(<[u8]>::to_vec),
-            headers: r
-                .headers()
-                .iter()
-                .map(|(name, value)| types::Header {
-                    name: name.to_owned(),
-                    value: value.map(<[u8]>::to_vec),
-                })
-                .collect(),
-            timestamp: r.timestamp(),
-            timestamp_type: timestamp_type(r.timestamp_type()),
-            topic: r.topic().to_owned(),
-            partition: r.partition(),
-            offset: r.offset(),
+        .flat_map(|r| r.headers().iter())
+        .map(|(name, value)| types::HeaderParam { name, value })
+        .collect()
+}
+
+fn lower_typed<'a>(
+    batch: &'a Batch,
+    headers: &'a [types::HeaderParam<'a>],
+) -> Vec<types::Record<'a>> {
+    let mut at = 0;
+    batch
+        .iter()
+        .map(|r| {
+            let count = r.headers().len();
+            let record = types::Record {
+                key: r.key(),
+                value: r.value(),
+                headers: &headers[at..at + count],
+                timestamp: r.timestamp(),
+                timestamp_type: timestamp_type(r.timestamp_type()),
+                topic: r.topic(),
+                partition: r.partition(),
+                offset: r.offset(),
+            };
+            at += count;
+            record
         })
         .collect()
 }

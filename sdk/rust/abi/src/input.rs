@@ -2,7 +2,7 @@
 
 use crate::LayoutError;
 use crate::record::{Headers, Record};
-use crate::wire::{self, ABSENT, CollectExact, INPUT_SPAN, entries};
+use crate::wire::{self, ABSENT, INPUT_SPAN, Words, as_words, from_words};
 
 /// How Kafka set a record's timestamp.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Hash)]
@@ -33,6 +33,7 @@ impl TimestampType {
 }
 
 /// Bytes `data[start .. start + len]` of a batch, or absent.
+#[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Span {
     pub(crate) start: u32,
@@ -61,15 +62,10 @@ impl Span {
     pub(crate) fn read(self, data: &[u8]) -> Option<&[u8]> {
         self.resolve(data).unwrap_or(None)
     }
-
-    fn wire(s: &[u32]) -> Span {
-        Span {
-            start: s[0],
-            len: s[1],
-        }
-    }
 }
 
+/// A header in the wire's layout: name span, value span.
+#[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct HeaderEntry {
     pub(crate) name: Span,
@@ -84,17 +80,43 @@ impl HeaderEntry {
     }
 }
 
+/// A record's spans and place in the wire's layout: key span, value span,
+/// first header, header count, topic index, partition.
+#[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct RecordEntry {
     key: Span,
     value: Span,
     headers_start: u32,
     headers_len: u32,
-    timestamp: i64,
-    timestamp_type: TimestampType,
     topic: u32,
     partition: i32,
+}
+
+/// A record's position in the wire's layout: timestamp, timestamp type
+/// (its wire code, valid in every batch), offset.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Position {
+    timestamp: i64,
+    timestamp_type: i64,
     offset: i64,
+}
+
+// SAFETY: each is `repr(C)` of exactly `N` fields of `Word`'s size and
+// alignment (32-bit integers, or 64-bit ones), hence no padding, and every
+// bit pattern is a value.
+unsafe impl Words for HeaderEntry {
+    type Word = u32;
+    const N: usize = wire::HEADER;
+}
+unsafe impl Words for RecordEntry {
+    type Word = u32;
+    const N: usize = wire::RECORD;
+}
+unsafe impl Words for Position {
+    type Word = i64;
+    const N: usize = wire::POSITION;
 }
 
 /// An input batch in the flat layout.
@@ -105,10 +127,14 @@ struct RecordEntry {
 /// batch built by [`Batch::push_parts`]; one read from the wire whose name
 /// is not reads it as empty (checking every name of every batch costs the
 /// flat call more than a third of its time).
+///
+/// The index is held in its wire layout, so a host lends it to the guest
+/// as it is ([`Batch::index`]) and a guest takes it with one copy.
 #[derive(Clone, Debug)]
 pub struct Batch {
     data: Vec<u8>,
     records: Vec<RecordEntry>,
+    positions: Vec<Position>,
     headers: Vec<HeaderEntry>,
     topics: Vec<String>,
     /// Every header name is UTF-8: the batch was built by `push_parts`.
@@ -120,6 +146,7 @@ impl Default for Batch {
         Batch {
             data: Vec::new(),
             records: Vec::new(),
+            positions: Vec::new(),
             headers: Vec::new(),
             topics: Vec::new(),
             names_utf8: true,
@@ -130,8 +157,19 @@ impl Default for Batch {
 /// Equal batches hold the same records, however they were made.
 impl PartialEq for Batch {
     fn eq(&self, other: &Batch) -> bool {
-        (&self.data, &self.records, &self.headers, &self.topics)
-            == (&other.data, &other.records, &other.headers, &other.topics)
+        (
+            &self.data,
+            &self.records,
+            &self.positions,
+            &self.headers,
+            &self.topics,
+        ) == (
+            &other.data,
+            &other.records,
+            &other.positions,
+            &other.headers,
+            &other.topics,
+        )
     }
 }
 
@@ -176,6 +214,7 @@ impl Batch {
     pub fn clear(&mut self) {
         self.data.clear();
         self.records.clear();
+        self.positions.clear();
         self.headers.clear();
         self.topics.clear();
         self.names_utf8 = true;
@@ -192,6 +231,7 @@ impl Batch {
     /// Room for `records` more records holding `data` more bytes.
     pub fn reserve(&mut self, records: usize, data: usize) {
         self.records.reserve(records);
+        self.positions.reserve(records);
         self.data.reserve(data);
     }
 
@@ -223,6 +263,11 @@ impl Batch {
         match entry {
             Ok(entry) => {
                 self.records.push(entry);
+                self.positions.push(Position {
+                    timestamp: parts.timestamp,
+                    timestamp_type: parts.timestamp_type.to_wire(),
+                    offset: parts.offset,
+                });
                 Ok(())
             }
             Err(e) => {
@@ -251,25 +296,25 @@ impl Batch {
             value,
             headers_start,
             headers_len: self.headers.len() as u32 - headers_start,
-            timestamp: parts.timestamp,
-            timestamp_type: parts.timestamp_type,
             topic: intern(&mut self.topics, parts.topic),
             partition: parts.partition,
-            offset: parts.offset,
         })
     }
 
     /// The record at `index`, if there is one.
     pub fn get(&self, index: usize) -> Option<Record<'_>> {
-        self.records.get(index).map(|e| self.record(e))
+        Some(self.record(self.records.get(index)?, self.positions.get(index)?))
     }
 
     /// Every record, in order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = Record<'_>> + '_ {
-        self.records.iter().map(|e| self.record(e))
+        self.records
+            .iter()
+            .zip(&self.positions)
+            .map(|(e, p)| self.record(e, p))
     }
 
-    fn record(&self, entry: &RecordEntry) -> Record<'_> {
+    fn record(&self, entry: &RecordEntry, position: &Position) -> Record<'_> {
         let start = entry.headers_start as usize;
         let headers = self
             .headers
@@ -282,14 +327,23 @@ impl Batch {
                 entries: headers,
                 data: &self.data,
             },
-            timestamp: entry.timestamp,
-            timestamp_type: entry.timestamp_type,
+            timestamp: position.timestamp,
+            timestamp_type: TimestampType::from_wire(position.timestamp_type).unwrap_or_default(),
             topic: self
                 .topics
                 .get(entry.topic as usize)
                 .map_or("", String::as_str),
             partition: entry.partition,
-            offset: entry.offset,
+            offset: position.offset,
+        }
+    }
+
+    /// The index in wire form, borrowed: what a host gives the guest.
+    pub fn index(&self) -> WireIndex<'_> {
+        WireIndex {
+            records: as_words(&self.records),
+            positions: as_words(&self.positions),
+            headers: as_words(&self.headers),
         }
     }
 
@@ -301,28 +355,13 @@ impl Batch {
         positions: &mut Vec<i64>,
         headers: &mut Vec<u32>,
     ) {
+        let index = self.index();
         records.clear();
+        records.extend_from_slice(index.records);
         positions.clear();
+        positions.extend_from_slice(index.positions);
         headers.clear();
-        records.reserve(self.records.len() * wire::RECORD);
-        positions.reserve(self.records.len() * wire::POSITION);
-        for r in &self.records {
-            records.extend_from_slice(&[
-                r.key.start,
-                r.key.len,
-                r.value.start,
-                r.value.len,
-                r.headers_start,
-                r.headers_len,
-                r.topic,
-                r.partition as u32,
-            ]);
-            positions.extend_from_slice(&[r.timestamp, r.timestamp_type.to_wire(), r.offset]);
-        }
-        headers.reserve(self.headers.len() * wire::HEADER);
-        for h in &self.headers {
-            headers.extend_from_slice(&[h.name.start, h.name.len, h.value.start, h.value.len]);
-        }
+        headers.extend_from_slice(index.headers);
     }
 
     /// A batch from its wire form, checked whole: every span, header range
@@ -337,53 +376,48 @@ impl Batch {
         if data.len() >= INPUT_SPAN as usize {
             return Err(LayoutError::BatchTooLarge);
         }
-        if positions.len() / wire::POSITION != records.len() / wire::RECORD {
+        let records: Vec<RecordEntry> = from_words(records)?;
+        let positions: Vec<Position> = from_words(positions)?;
+        let headers: Vec<HeaderEntry> = from_words(headers)?;
+        if positions.len() != records.len() {
             return Err(LayoutError::IndexLength);
         }
-        let headers: Vec<HeaderEntry> = entries::<_, { wire::HEADER }>(headers)?
-            .map(|h| HeaderEntry {
-                name: Span::wire(&h[0..2]),
-                value: Span::wire(&h[2..4]),
-            })
-            .collect();
         for h in &headers {
             h.check(&data)?;
         }
-        let records = entries::<_, { wire::RECORD }>(records)?
-            .zip(entries::<_, { wire::POSITION }>(positions)?)
-            .map(|(r, p)| {
-                let entry = RecordEntry {
-                    key: Span::wire(&r[0..2]),
-                    value: Span::wire(&r[2..4]),
-                    headers_start: r[4],
-                    headers_len: r[5],
-                    topic: r[6],
-                    partition: r[7] as i32,
-                    timestamp: p[0],
-                    timestamp_type: TimestampType::from_wire(p[1])?,
-                    offset: p[2],
-                };
-                entry.key.resolve(&data)?;
-                entry.value.resolve(&data)?;
-                let start = entry.headers_start as usize;
-                start
-                    .checked_add(entry.headers_len as usize)
-                    .filter(|&end| end <= headers.len())
-                    .ok_or(LayoutError::HeadersOutOfBounds)?;
-                if entry.topic as usize >= topics.len() {
-                    return Err(LayoutError::TopicOutOfBounds);
-                }
-                Ok(entry)
-            })
-            .collect_exact()?;
+        for (entry, position) in records.iter().zip(&positions) {
+            entry.key.resolve(&data)?;
+            entry.value.resolve(&data)?;
+            let start = entry.headers_start as usize;
+            start
+                .checked_add(entry.headers_len as usize)
+                .filter(|&end| end <= headers.len())
+                .ok_or(LayoutError::HeadersOutOfBounds)?;
+            if entry.topic as usize >= topics.len() {
+                return Err(LayoutError::TopicOutOfBounds);
+            }
+            TimestampType::from_wire(position.timestamp_type)?;
+        }
         Ok(Batch {
             data,
             records,
+            positions,
             headers,
             topics,
             names_utf8: false,
         })
     }
+}
+
+/// A batch's index in wire form, borrowed from it.
+#[derive(Clone, Copy, Debug)]
+pub struct WireIndex<'a> {
+    /// `wire::RECORD` u32s per record.
+    pub records: &'a [u32],
+    /// `wire::POSITION` s64s per record.
+    pub positions: &'a [i64],
+    /// `wire::HEADER` u32s per header.
+    pub headers: &'a [u32],
 }
 
 fn append(data: &mut Vec<u8>, bytes: Option<&[u8]>) -> Result<Span, LayoutError> {

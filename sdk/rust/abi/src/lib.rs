@@ -20,7 +20,7 @@ mod output;
 mod record;
 pub mod wire;
 
-pub use input::{Batch, RecordParts, TimestampType};
+pub use input::{Batch, RecordParts, TimestampType, WireIndex};
 pub use output::{OutHeaders, OutRecord, OutputBatch, Outputs, RecordError};
 pub use record::{Headers, Output, OutputHeaders, Record};
 

@@ -45,3 +45,47 @@ pub(crate) trait CollectExact<T>:
 }
 
 impl<T, I: ExactSizeIterator<Item = Result<T, crate::LayoutError>>> CollectExact<T> for I {}
+
+/// An index entry laid out as `N` integers of type `Word`.
+///
+/// # Safety
+/// Implementors are `repr(C)` with exactly `N` fields, each of `Word`'s
+/// size and alignment, so the type has no padding, its alignment is
+/// `Word`'s, and every bit pattern is a value of it.
+pub(crate) unsafe trait Words: Copy {
+    type Word: Copy;
+    const N: usize;
+}
+
+/// Entries as the run of integers they are laid out as.
+pub(crate) fn as_words<T: Words>(entries: &[T]) -> &[T::Word] {
+    const { assert!(size_of::<T>() == T::N * size_of::<T::Word>()) };
+    const { assert!(align_of::<T>() == align_of::<T::Word>()) };
+    // SAFETY: `T` is `N` words without padding, aligned as a word (the
+    // trait's contract, checked above): the same memory read as words.
+    unsafe { std::slice::from_raw_parts(entries.as_ptr().cast(), entries.len() * T::N) }
+}
+
+/// Entries from a run of integers (copied), or an error if `N` does not
+/// divide it.
+pub(crate) fn from_words<T: Words>(words: &[T::Word]) -> Result<Vec<T>, crate::LayoutError> {
+    const { assert!(size_of::<T>() == T::N * size_of::<T::Word>()) };
+    const { assert!(align_of::<T>() == align_of::<T::Word>()) };
+    if !words.len().is_multiple_of(T::N) {
+        return Err(crate::LayoutError::IndexLength);
+    }
+    let count = words.len() / T::N;
+    let mut entries = Vec::<T>::with_capacity(count);
+    // SAFETY: the vector has room for `count` entries, `count * N` words;
+    // every bit pattern is a `T` (the trait's contract), and all of them
+    // are written before the length is set.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            words.as_ptr(),
+            entries.as_mut_ptr().cast::<T::Word>(),
+            words.len(),
+        );
+        entries.set_len(count);
+    }
+    Ok(entries)
+}
