@@ -437,6 +437,8 @@ fn main() {
     kafka::produce_with(&backlog, records, 0, key, value);
     if let Some((warmup, count)) = &setup.warmup {
         create(warmup);
+        // The warm-up drains to (and dead-letters into) this topic.
+        create(&format!("{warmup}-out"));
         kafka::produce_with(warmup, *count, 0, key, value);
     }
     let expected = expected_redact(&setup);
