@@ -137,8 +137,11 @@ fn drain(
     backlog: &str,
     records: usize,
     expected: &HashMap<String, Vec<u8>>,
+    round: usize,
 ) -> (f64, f64, f64) {
-    let output = format!("bench-out-{}-{}", setup.stamp, c.slug());
+    // Topics and groups of their own per round: a group's commits from an
+    // earlier round would start it at the end.
+    let output = format!("bench-out-{}-{}-{round}", setup.stamp, c.slug());
     create(&output);
     create(&format!("{output}-dlq"));
     let procs = c.spawn(setup, backlog, &output, "drain");
@@ -459,7 +462,8 @@ fn main() {
                 c.delivery(),
                 c.procs
             );
-            let (throughput, cpu_us, rss) = drain(c, &setup, &backlog, records, &expected);
+            let (throughput, cpu_us, rss) =
+                drain(c, &setup, &backlog, records, &expected, round);
             eprintln!("  {throughput:.0} records/s, {cpu_us:.1} CPU µs per record, {rss:.1} MiB");
             runs[i].push((throughput, cpu_us, rss));
         }
