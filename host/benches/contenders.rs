@@ -462,8 +462,7 @@ fn main() {
                 c.delivery(),
                 c.procs
             );
-            let (throughput, cpu_us, rss) =
-                drain(c, &setup, &backlog, records, &expected, round);
+            let (throughput, cpu_us, rss) = drain(c, &setup, &backlog, records, &expected, round);
             eprintln!("  {throughput:.0} records/s, {cpu_us:.1} CPU µs per record, {rss:.1} MiB");
             runs[i].push((throughput, cpu_us, rss));
         }

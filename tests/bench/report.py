@@ -95,8 +95,12 @@ def main(path, out):
         f'{full[0].get("compression", "lz4")}. Each row: the best of 1, 2 and 3 processes '
         "(Kafka Streams: stream threads in one JVM, and the best heap), the median of "
         f"{repeats} drains with their range; Kafka Streams' RSS at the smallest heap within 5% "
-        "of its best throughput (G1). "
-        f'Latency with three processes at {next((r["rate"] for r in full if "rate" in r), 0):,} records/s.',
+        "of its best throughput (G1)."
+        + (
+            f' Latency with three processes at {next(r["rate"] for r in full if "rate" in r):,} records/s.'
+            if any("rate" in r for r in full)
+            else " Latency not measured in this run."
+        ),
         "",
         "| contender | delivery | procs | records/s (median, range) | CPU µs per record | peak RSS | p50 | p99 | p99.9 |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -155,6 +159,8 @@ def main(path, out):
     bars("throughput", "throughput_runs", "records/s draining a backlog (median and range)", "Throughput", "throughput.png")
     bars("peak_rss_mib", "rss_mib_runs", "peak RSS, MiB (sum over the contender's processes)", "Memory", "rss.png")
 
+    if not any("quantiles_ms" in r for r in full):
+        return
     fig, ax = plt.subplots(figsize=(9, 5))
     for r in full:
         if "quantiles_ms" not in r:
