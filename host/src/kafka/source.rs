@@ -321,10 +321,13 @@ impl Source {
                 "librdkafka gave no consumer queue".into(),
             ));
         }
+        // Owned at once: on an early return it is destroyed before the
+        // consumer (locals drop in reverse order).
+        let consumer_queue = ConsumerQueue(queue);
         let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topics)?;
         Ok(Source {
-            consumer_queue: ConsumerQueue(queue),
+            consumer_queue,
             consumer: Arc::new(consumer),
             queues: Mutex::new(BTreeMap::new()),
             wake,
