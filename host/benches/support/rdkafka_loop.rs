@@ -148,7 +148,8 @@ pub fn run(args: &[String]) {
         while let Some((i, _)) = closed.front()
             && producer.context().settled(*i)
         {
-            let (_, tpl) = closed.pop_front().unwrap();
+            let (settled, tpl) = closed.pop_front().unwrap();
+            producer.context().pending.lock().unwrap().remove(&settled);
             let mode = if stopping {
                 CommitMode::Sync
             } else {
