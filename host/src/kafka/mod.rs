@@ -3,6 +3,7 @@
 //! knows rdkafka; it never sees wasm.
 
 mod outcome;
+mod produce;
 mod queue;
 mod secrets;
 mod sink;

@@ -261,14 +261,14 @@ pub type RawHeaders = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 
 /// A consumed record's headers as librdkafka holds them: names are bytes.
 /// (rdkafka's `Headers::get` panics on a name that is not UTF-8.)
-struct NativeHeaders<'m> {
+pub(super) struct NativeHeaders<'m> {
     native: *const rd::rd_kafka_headers_t,
     count: usize,
     _message: std::marker::PhantomData<&'m rd::rd_kafka_message_t>,
 }
 
 impl<'m> NativeHeaders<'m> {
-    fn of(message: *const rd::rd_kafka_message_t) -> NativeHeaders<'m> {
+    pub(super) fn of(message: *const rd::rd_kafka_message_t) -> NativeHeaders<'m> {
         let mut native = std::ptr::null_mut();
         // SAFETY: the message is live for 'm; librdkafka writes the
         // message's headers object (owned by the message) or returns an
@@ -318,7 +318,7 @@ impl<'m> NativeHeaders<'m> {
             .all(|(name, _)| std::str::from_utf8(name).is_ok())
     }
 
-    fn to_owned(&self) -> RawHeaders {
+    pub(super) fn to_owned(&self) -> RawHeaders {
         self.iter()
             .map(|(n, v)| (n.to_vec(), v.map(<[u8]>::to_vec)))
             .collect()

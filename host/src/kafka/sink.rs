@@ -4,13 +4,14 @@
 
 use super::Committer;
 use super::outcome::{BatchAck, OutRecord, SendError, TransactionError};
+use super::produce::{Headers, Native, Topics, produce};
 use super::source::GroupMetadata;
 use super::topics::{Refusal, Refusals, check_name};
 use super::{Delivery, KafkaConfig, TopicPartition};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedHeaders, Message, OwnedHeaders};
+use rdkafka::message::Message;
 use rdkafka::producer::{
-    BaseProducer, BaseRecord, DeliveryResult, Producer as _, ProducerContext, PurgeConfig,
+    BaseProducer, DeliveryResult, Producer as _, ProducerContext, PurgeConfig,
 };
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::sync::Arc;
@@ -74,6 +75,8 @@ impl ProducerContext for SinkContext {
 
 /// The producer.
 pub struct Sink {
+    /// The producer's topic handles; dropped before the producer.
+    topics: Topics,
     /// Shared with a transactional call's thread, which may outlive the
     /// sink when the call is stuck.
     producer: Arc<BaseProducer<SinkContext>>,
@@ -120,6 +123,7 @@ impl Sink {
         // connection (init_transactions would otherwise time out).
         producer.poll(Duration::ZERO);
         let sink = Sink {
+            topics: Topics::default(),
             producer: Arc::new(producer),
             delivery,
             txn_timeout: TXN_TIMEOUT,
@@ -174,54 +178,52 @@ impl Sink {
                 refusal,
             });
         }
-        let headers = OwnedHeaders::new();
-        for (name, value) in record.headers {
-            add_header(&headers, name, value);
-        }
-        let mut message: BaseRecord<'_, [u8], [u8], Arc<BatchAck>> =
-            BaseRecord::with_opaque_to(record.topic, ack.clone()).headers(headers);
-        if let Some(k) = record.key {
-            message = message.key(k);
-        }
-        if let Some(v) = record.value {
-            message = message.payload(v);
-        }
-        if let Some(t) = record.timestamp {
-            message = message.timestamp(t);
-        }
+        let native = Native {
+            topic: record.topic,
+            key: record.key,
+            value: record.value,
+            timestamp: record.timestamp,
+        };
+        let mut headers = Headers::collect(record.headers);
+        let rk = self.producer.client().native_ptr();
         ack.queued();
+        let mut opaque = ack.clone();
         loop {
-            match self.producer.send(message) {
-                Ok(()) => return Ok(()),
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), m)) => {
-                    message = m;
-                    // rdkafka's poll runs to its deadline: keep it short.
-                    self.producer.poll(Duration::from_millis(1));
-                }
-                Err((e, m)) => {
-                    // Never queued: nothing will answer for it.
-                    ack.withdrawn();
-                    match e.rdkafka_error_code() {
-                        Some(RDKafkaErrorCode::State) if self.delivery == Delivery::ExactlyOnce => {
-                            return Err(SendError::Transaction(TransactionError::Abortable(e)));
-                        }
-                        Some(RDKafkaErrorCode::Fatal) if self.delivery == Delivery::ExactlyOnce => {
-                            return Err(SendError::Transaction(TransactionError::Fatal(e)));
-                        }
-                        _ => {}
-                    }
-                    let bytes = m.payload.map_or(0, <[u8]>::len) + m.key.map_or(0, <[u8]>::len);
-                    let refusals = &self.producer.context().refusals;
-                    refusals.learn(record.topic, e.rdkafka_error_code(), bytes, &e.to_string());
-                    return match refusals.check(record.topic, bytes) {
-                        Err(refusal) => Err(SendError::Refused {
-                            topic: record.topic.to_owned(),
-                            refusal,
-                        }),
-                        Ok(()) => Err(SendError::Kafka(e)),
-                    };
-                }
+            // SAFETY: `rk` is this sink's producer, whose context decodes
+            // delivery opaques as `Arc<BatchAck>`; `topics` is dropped
+            // before it.
+            let queued = unsafe { produce(rk, &self.topics, &native, headers, opaque) };
+            let Err(not) = queued else {
+                return Ok(());
+            };
+            if not.code == RDKafkaErrorCode::QueueFull {
+                (headers, opaque) = (not.headers, not.opaque);
+                // rdkafka's poll runs to its deadline: keep it short.
+                self.producer.poll(Duration::from_millis(1));
+                continue;
             }
+            // Never queued: nothing will answer for it.
+            ack.withdrawn();
+            let e = KafkaError::MessageProduction(not.code);
+            match not.code {
+                RDKafkaErrorCode::State if self.delivery == Delivery::ExactlyOnce => {
+                    return Err(SendError::Transaction(TransactionError::Abortable(e)));
+                }
+                RDKafkaErrorCode::Fatal if self.delivery == Delivery::ExactlyOnce => {
+                    return Err(SendError::Transaction(TransactionError::Fatal(e)));
+                }
+                _ => {}
+            }
+            let bytes = native.value.map_or(0, <[u8]>::len) + native.key.map_or(0, <[u8]>::len);
+            let refusals = &self.producer.context().refusals;
+            refusals.learn(native.topic, Some(not.code), bytes, &e.to_string());
+            return match refusals.check(native.topic, bytes) {
+                Err(refusal) => Err(SendError::Refused {
+                    topic: native.topic.to_owned(),
+                    refusal,
+                }),
+                Ok(()) => Err(SendError::Kafka(e)),
+            };
         }
     }
 
@@ -362,32 +364,6 @@ impl Sink {
     }
 }
 
-/// Adds a header whose name is bytes. rdkafka's `OwnedHeaders::insert`
-/// takes a `&str` name, but Kafka carries names as bytes, and a dead letter
-/// keeps the names its record came with.
-fn add_header(headers: &OwnedHeaders, name: &[u8], value: Option<&[u8]>) {
-    // `as_borrowed` is the native headers pointer cast to a reference;
-    // rdkafka's own `BorrowedHeaders::as_native_ptr` casts it back so.
-    let native = headers.as_borrowed() as *const BorrowedHeaders
-        as *mut rdkafka::bindings::rd_kafka_headers_t;
-    let (value_ptr, value_len) = match value {
-        Some(v) => (v.as_ptr().cast(), v.len() as isize),
-        None => (std::ptr::null(), 0),
-    };
-    // SAFETY: `native` is the live, writable headers object `headers`
-    // owns; librdkafka copies the name and value (lengths given, so no NUL
-    // is needed). It fails only for read-only headers, which these are not.
-    unsafe {
-        rdkafka::bindings::rd_kafka_header_add(
-            native,
-            name.as_ptr().cast(),
-            name.len() as isize,
-            value_ptr,
-            value_len,
-        );
-    }
-}
-
 /// Waits until every queued record is acknowledged or `timeout` passes,
 /// serving delivery reports as they arrive. rdkafka's `flush` serves them
 /// in 100 ms slices that always run to their end, so each flush, and each
@@ -454,6 +430,106 @@ mod tests {
     use rdkafka::ClientConfig;
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::mocking::{MockCluster, MockCoordinator};
+
+    /// Every field of a record arrives as it was sent, whether its topic's
+    /// handle is kept or the record goes by name (past the handles kept):
+    /// a header name that is not UTF-8, a header without a value, no key,
+    /// no value, no headers, a timestamp given or left to librdkafka.
+    #[test]
+    fn records_arrive_whole_by_topic_handle_and_by_name() {
+        let cluster = MockCluster::new(1).unwrap();
+        for topic in ["kept", "by-name"] {
+            cluster.create_topic(topic, 1, 1).unwrap();
+        }
+        let config = KafkaConfig {
+            brokers: cluster.bootstrap_servers(),
+            properties: vec![],
+            token_source: None,
+        };
+        let mut sink = Sink::new(&config, Delivery::AtLeastOnce, "").unwrap();
+        sink.topics = super::super::produce::Topics::keeping(1);
+        let ack = Arc::new(BatchAck::default());
+        let headers: [(&[u8], Option<&[u8]>); 2] = [(b"n\xff", Some(b"v")), (b"none", None)];
+        for topic in ["kept", "by-name"] {
+            let full = OutRecord {
+                topic,
+                key: Some(b"k".as_slice()),
+                value: Some(b"v".as_slice()),
+                headers: headers.iter().copied(),
+                timestamp: Some(1_234),
+            };
+            sink.send(full, &ack).unwrap();
+            let bare = OutRecord {
+                topic,
+                key: None,
+                value: None,
+                headers: std::iter::empty(),
+                timestamp: None,
+            };
+            sink.send(bare, &ack).unwrap();
+        }
+        sink.flush(Duration::from_secs(10)).unwrap();
+        assert!(
+            ack.is_done() && ack.failure().is_none(),
+            "{:?}",
+            ack.failure()
+        );
+        assert_eq!(sink.topics.kept(), 1);
+
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", cluster.bootstrap_servers())
+            .set("group.id", "g")
+            .create()
+            .unwrap();
+        let mut assignment = TopicPartitionList::new();
+        for topic in ["kept", "by-name"] {
+            assignment
+                .add_partition_offset(topic, 0, Offset::Beginning)
+                .unwrap();
+        }
+        consumer.assign(&assignment).unwrap();
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while got.len() < 4 && Instant::now() < deadline {
+            let Some(m) = consumer.poll(Duration::from_millis(100)) else {
+                continue;
+            };
+            let m = m.unwrap();
+            // rdkafka's own headers panic on a name that is not UTF-8.
+            let headers = super::super::queue::NativeHeaders::of(m.ptr()).to_owned();
+            got.push((
+                m.topic().to_owned(),
+                m.key().map(<[u8]>::to_vec),
+                m.payload().map(<[u8]>::to_vec),
+                headers,
+                m.timestamp().to_millis(),
+            ));
+        }
+        got.sort();
+        let full = |topic: &str| {
+            (
+                topic.to_owned(),
+                Some(b"k".to_vec()),
+                Some(b"v".to_vec()),
+                vec![
+                    (b"n\xff".to_vec(), Some(b"v".to_vec())),
+                    (b"none".to_vec(), None),
+                ],
+                Some(1_234),
+            )
+        };
+        assert_eq!(got.len(), 4, "{got:?}");
+        for (i, topic) in ["by-name", "kept"].into_iter().enumerate() {
+            let (bare, whole) = (&got[2 * i], &got[2 * i + 1]);
+            assert_eq!(whole, &full(topic));
+            assert_eq!(
+                (&bare.0, &bare.1, &bare.2, &bare.3),
+                (&topic.to_owned(), &None, &None, &vec![])
+            );
+            // librdkafka stamps the time of queueing.
+            assert!(bare.4.is_some_and(|t| t > 1_700_000_000_000), "{bare:?}");
+        }
+    }
 
     /// librdkafka's `send_offsets_to_transaction` waits for a group
     /// coordinator that is down far past its timeout
