@@ -7,11 +7,11 @@ use super::{Delivery, KafkaConfig, TopicPartition};
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, ConsumerGroupMetadata, Rebalance,
 };
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,6 +23,16 @@ pub struct GroupMetadata(pub(super) ConsumerGroupMetadata);
 pub trait Committer {
     /// Commits `offsets` (next offset to read, per partition) synchronously.
     fn commit(&self, offsets: &[(TopicPartition, i64)]) -> Result<(), KafkaError>;
+    /// Sends the commit of `offsets` without waiting for the broker's
+    /// answer; a refusal is learned later, by
+    /// [`Committer::async_commit_refused`].
+    fn commit_async(&self, offsets: &[(TopicPartition, i64)]) -> Result<(), KafkaError> {
+        self.commit(offsets)
+    }
+    /// Whether the broker refused a commit sent since the last call.
+    fn async_commit_refused(&self) -> bool {
+        false
+    }
     fn group_metadata(&self) -> Option<GroupMetadata>;
     /// Moves `partition` back to `next` (after an aborted transaction).
     fn seek(&self, partition: &TopicPartition, next: i64) -> Result<(), KafkaError>;
@@ -54,6 +64,8 @@ pub struct SourceContext {
     /// Rebalances served so far.
     generation: AtomicU64,
     token_source: Option<Arc<dyn super::TokenSource>>,
+    /// A commit was refused since the pipeline last asked.
+    commit_refused: AtomicBool,
 }
 
 fn partitions(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
@@ -169,7 +181,7 @@ struct ConsumerCommitter<'a>(&'a BaseConsumer<SourceContext>);
 
 impl Committer for ConsumerCommitter<'_> {
     fn commit(&self, offsets: &[(TopicPartition, i64)]) -> Result<(), KafkaError> {
-        commit(self.0, offsets)
+        commit(self.0, offsets, CommitMode::Sync)
     }
 
     fn group_metadata(&self) -> Option<GroupMetadata> {
@@ -232,6 +244,7 @@ fn seek(
 fn commit(
     consumer: &BaseConsumer<SourceContext>,
     offsets: &[(TopicPartition, i64)],
+    mode: CommitMode,
 ) -> Result<(), KafkaError> {
     if offsets.is_empty() {
         return Ok(());
@@ -240,7 +253,7 @@ fn commit(
     for (tp, next) in offsets {
         tpl.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*next))?;
     }
-    consumer.commit(&tpl, CommitMode::Sync)
+    consumer.commit(&tpl, mode)
 }
 
 impl ConsumerContext for SourceContext {
@@ -254,6 +267,17 @@ impl ConsumerContext for SourceContext {
             }
             Rebalance::Error(e) => tracing::warn!(error = %e, "kafka rebalance error"),
             Rebalance::Assign(_) => {}
+        }
+    }
+
+    /// The answer to a commit, served on the consumer's queue.
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        if let Err(e) = result {
+            // A rebalance under way (a stale generation) or a coordinator
+            // moving: the offsets are committed again at the next commit,
+            // or by the revocation that follows.
+            tracing::warn!(error = %e, "committing offsets failed; retrying at the next commit");
+            self.commit_refused.store(true, Ordering::Release);
         }
     }
 
@@ -307,6 +331,7 @@ impl Source {
                 handler,
                 generation: AtomicU64::new(0),
                 token_source: config.token_source.clone(),
+                commit_refused: AtomicBool::new(false),
             })
             .map_err(super::secrets::redact_error)?;
         let wake = Arc::new(Wake::default());
@@ -448,7 +473,18 @@ impl Polled<'_> {
 
 impl Committer for Source {
     fn commit(&self, offsets: &[(TopicPartition, i64)]) -> Result<(), KafkaError> {
-        commit(&self.consumer, offsets)
+        commit(&self.consumer, offsets, CommitMode::Sync)
+    }
+
+    fn commit_async(&self, offsets: &[(TopicPartition, i64)]) -> Result<(), KafkaError> {
+        commit(&self.consumer, offsets, CommitMode::Async)
+    }
+
+    fn async_commit_refused(&self) -> bool {
+        self.consumer
+            .context()
+            .commit_refused
+            .swap(false, Ordering::AcqRel)
     }
 
     fn group_metadata(&self) -> Option<GroupMetadata> {

@@ -67,6 +67,43 @@ impl AtLeastOnce {
     }
 }
 
+impl AtLeastOnce {
+    /// Moves every partition's acknowledged batches to its committable
+    /// offset, rewinding a partition whose batch Kafka did not take whole;
+    /// the offsets to commit: those that moved since the last commit, or
+    /// all with `every`.
+    fn settle(
+        &mut self,
+        consumer: &dyn Committer,
+        every: bool,
+    ) -> anyhow::Result<(Reread, Vec<(TopicPartition, i64)>)> {
+        let mut reread = Reread::default();
+        let mut offsets = Vec::new();
+        for (tp, a) in self.acks.iter_mut() {
+            if let Err((from, error)) = a.settle(&mut self.positions, tp) {
+                self.telemetry.emit(Recovery::BatchRetried {
+                    partition: tp,
+                    from,
+                    error: &error,
+                });
+                a.in_flight.clear();
+                self.positions.restart_at(tp, from);
+                consumer
+                    .seek(tp, from)
+                    .with_context(|| format!("rewinding {tp} to offset {from}"))?;
+                reread.partitions.push(tp.clone());
+            }
+            if (a.changed || every)
+                && let Some(next) = a.committable
+            {
+                offsets.push((tp.clone(), next));
+                a.changed = false;
+            }
+        }
+        Ok((reread, offsets))
+    }
+}
+
 impl<P: Producer> Delivery<P> for AtLeastOnce {
     fn transactional(&self) -> bool {
         false
@@ -94,33 +131,13 @@ impl<P: Producer> Delivery<P> for AtLeastOnce {
     /// passing failure is simply retried. Outputs Kafka already
     /// acknowledged stay (at-least-once cannot take them back).
     fn commit(&mut self, _out: &mut Output<P>, consumer: &dyn Committer) -> anyhow::Result<Reread> {
-        let mut reread = Reread::default();
-        let mut offsets = Vec::new();
-        for (tp, a) in self.acks.iter_mut() {
-            if let Err((from, error)) = a.settle(&mut self.positions, tp) {
-                self.telemetry.emit(Recovery::BatchRetried {
-                    partition: tp,
-                    from,
-                    error: &error,
-                });
-                a.in_flight.clear();
-                self.positions.restart_at(tp, from);
-                consumer
-                    .seek(tp, from)
-                    .with_context(|| format!("rewinding {tp} to offset {from}"))?;
-                reread.partitions.push(tp.clone());
-            }
-            if a.changed
-                && let Some(next) = a.committable
-            {
-                offsets.push((tp.clone(), next));
-                a.changed = false;
-            }
-        }
-        if let Err(e) = consumer.commit(&offsets) {
-            // A rebalance under way (a stale generation) or a broker
-            // moving: nothing is lost, the offsets are committed on the
-            // next try or by the revocation that follows.
+        // A commit the broker refused since the last one: every partition's
+        // offset goes again.
+        let resend = consumer.async_commit_refused();
+        let (reread, offsets) = self.settle(consumer, resend)?;
+        // Not waited for: the pipeline goes on while the broker answers,
+        // as a refusal only delays the commit (at-least-once).
+        if let Err(e) = consumer.commit_async(&offsets) {
             tracing::warn!(error = %e, "committing offsets failed; retrying at the next commit");
             for (tp, _) in &offsets {
                 if let Some(a) = self.acks.get_mut(tp) {
@@ -183,7 +200,12 @@ impl<P: Producer> Delivery<P> for AtLeastOnce {
         out.producer
             .flush(deadline.saturating_duration_since(Instant::now()))
             .context("delivering the last outputs")?;
-        self.commit(out, consumer)?;
+        // Waited for: the group is left next. Refused, the records after
+        // the group's last commit are read again by the next owner.
+        let (_, offsets) = self.settle(consumer, true)?;
+        if let Err(e) = consumer.commit(&offsets) {
+            tracing::warn!(error = %e, "committing the last offsets failed; the partitions' next owner reads them again");
+        }
         Ok(())
     }
 }

@@ -7,6 +7,7 @@ use crate::kafka::{
     SendError, TopicPartition, TransactionError,
 };
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -100,6 +101,8 @@ pub struct FakeConsumer {
     pub seeks: Mutex<Vec<(TopicPartition, i64)>>,
     /// The group's committed offsets.
     pub group: BTreeMap<TopicPartition, i64>,
+    /// The broker refused a commit sent without waiting.
+    pub async_refused: AtomicBool,
 }
 
 impl FakeConsumer {
@@ -124,6 +127,10 @@ impl Committer for FakeConsumer {
         }
         self.commits.lock().unwrap().push(offsets.to_vec());
         Ok(())
+    }
+
+    fn async_commit_refused(&self) -> bool {
+        self.async_refused.swap(false, Ordering::AcqRel)
     }
 
     fn group_metadata(&self) -> Option<GroupMetadata> {

@@ -6,6 +6,7 @@ use super::fakes::{FakeConsumer, FakeProducer, Script, abortable, ack, fenced, o
 use super::{AtLeastOnce, Delivery, ExactlyOnce, Output, Reread};
 use crate::kafka::TransactionError;
 use crate::ops::Telemetry;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -116,6 +117,28 @@ fn at_least_once_retries_a_failed_commit_at_the_next() {
     assert!(b.consumer.commits().is_empty());
     b.commit().unwrap();
     assert_eq!(b.consumer.commits(), vec![vec![(tp(0), 5), (tp(1), 9)]]);
+}
+
+/// A commit is sent without waiting; when the broker refuses it, the
+/// next commit sends every partition's offset again, moved or not.
+#[test]
+fn at_least_once_sends_every_offset_again_after_a_refused_commit() {
+    let mut b = at_least_once();
+    b.assign(&[0, 1]);
+    let a = ack(0);
+    b.processed(0, 0, 5, &a);
+    b.processed(1, 7, 9, &a);
+    b.commit().unwrap();
+    assert_eq!(b.consumer.commits(), vec![vec![(tp(0), 5), (tp(1), 9)]]);
+    // Refused by the broker after it was sent; partition 1 moves on.
+    b.consumer.async_refused.store(true, Ordering::Release);
+    b.processed(1, 9, 12, &a);
+    b.commit().unwrap();
+    assert_eq!(b.consumer.commits(), vec![vec![(tp(0), 5), (tp(1), 12)]]);
+    // Accepted: only what moves is sent.
+    b.processed(1, 12, 13, &a);
+    b.commit().unwrap();
+    assert_eq!(b.consumer.commits(), vec![vec![(tp(1), 13)]]);
 }
 
 #[test]
