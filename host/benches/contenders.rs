@@ -44,6 +44,13 @@
 //! contender drains, `perf record -a -g` profiles the whole machine into
 //! `SLUG.perf.data` there, wasm functions named through `--perf-map`).
 
+// The rdkafka loop (this binary's `rdkafka-loop` mode) runs with the
+// allocator the `wasmpipe` binary runs with, so that the two differ in
+// their loops alone.
+#[cfg(all(target_os = "linux", not(target_env = "musl")))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[path = "support/contender.rs"]
 mod contender;
 #[path = "support/kafka.rs"]

@@ -18,6 +18,21 @@ use wasmpipe::k8s;
 use wasmpipe::runtime::{CompileBudget, Limits, Runtime, RuntimeOptions};
 use wasmpipe::scaffold::{self, SdkSource};
 
+/// jemalloc for the whole process, librdkafka's C allocations included
+/// (its `malloc` and `free` replace glibc's): every record is allocated by
+/// one of librdkafka's threads and freed by the pipeline's, which glibc's
+/// arenas serve poorly.
+#[cfg(all(target_os = "linux", not(target_env = "musl")))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's options (the `MALLOC_CONF` environment variable adds to
+/// them): one arena, as the pipeline is one thread and librdkafka's a few;
+/// the default, four per CPU, kept ~10% more memory for no speed measured.
+#[cfg(all(target_os = "linux", not(target_env = "musl")))]
+#[unsafe(export_name = "malloc_conf")]
+static MALLOC_CONF: &[u8; 10] = b"narenas:1\0";
+
 /// How long a metadata request to Kafka may take.
 const METADATA_TIMEOUT: Duration = Duration::from_secs(30);
 
