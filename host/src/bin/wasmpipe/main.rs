@@ -19,16 +19,19 @@ use wasmpipe::runtime::{CompileBudget, Limits, Runtime, RuntimeOptions};
 use wasmpipe::scaffold::{self, SdkSource};
 
 /// jemalloc for the whole process, librdkafka's C allocations included
-/// (its `malloc` and `free` replace glibc's): every record is allocated by
-/// one of librdkafka's threads and freed by the pipeline's, which glibc's
-/// arenas serve poorly.
+/// (its `malloc` and `free` replace glibc's). Each consumed record is
+/// allocated by one of librdkafka's threads and freed by the pipeline's:
+/// with glibc's arenas capped at two to bound memory, the pipeline spent up
+/// to twice the CPU per record in malloc and free (docs/performance.md,
+/// "The produce path, the commit and the allocator").
 #[cfg(all(target_os = "linux", not(target_env = "musl")))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// jemalloc's options (the `MALLOC_CONF` environment variable adds to
-/// them): one arena, as the pipeline is one thread and librdkafka's a few;
-/// the default, four per CPU, kept ~10% more memory for no speed measured.
+/// jemalloc's options (`MALLOC_CONF` in the environment adds to them and
+/// wins): one arena, each thread allocating from its own cache in front of
+/// it; the default, four arenas per CPU, kept ~10% more memory for no
+/// speed measured.
 #[cfg(all(target_os = "linux", not(target_env = "musl")))]
 #[unsafe(export_name = "malloc_conf")]
 static MALLOC_CONF: &[u8; 10] = b"narenas:1\0";
@@ -82,7 +85,6 @@ fn deploy(
 }
 
 fn main() -> ExitCode {
-    limit_malloc_arenas();
     let cli = Cli::parse();
     init_logging(&cli.log_format);
     match run(cli) {
@@ -90,23 +92,6 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("wasmpipe: {e:#}");
             ExitCode::FAILURE
-        }
-    }
-}
-
-/// glibc gives threads that allocate at the same time arenas of their own,
-/// up to eight per core, and keeps what they free for reuse: librdkafka's
-/// broker threads, the poll loop, the reloader and the ops server then
-/// hold 15–25 MiB more at peak than two arenas do, with no throughput
-/// measured in return (README, "End to end on a local broker"). An
-/// explicit `MALLOC_ARENA_MAX` in the environment wins.
-fn limit_malloc_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        // SAFETY: runs first in `main`, before any other thread exists;
-        // mallopt only changes a tuning parameter of the allocator.
-        unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, 2);
         }
     }
 }
