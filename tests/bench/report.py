@@ -86,6 +86,7 @@ def main(path, out):
     os.makedirs(out, exist_ok=True)
     full = best(results)
     repeats = max(len(r.get("throughput_runs", [1])) for r in results)
+    latency = any("rate" in r for r in full)
     counts = sorted({r["procs"] for r in results})
     procs = (
         f'the best of {", ".join(map(str, counts[:-1]))} and {counts[-1]} processes'
@@ -107,8 +108,9 @@ def main(path, out):
             else " Latency not measured in this run."
         ),
         "",
-        "| contender | delivery | procs | records/s (median, range) | CPU µs per record | peak RSS | p50 | p99 | p99.9 |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| contender | delivery | procs | records/s (median, range) | CPU µs per record | peak RSS |"
+        + (" p50 | p99 | p99.9 |" if latency else ""),
+        "|---|---|---:|---:|---:|---:|" + ("---:|---:|---:|" if latency else ""),
     ]
     for r in full:
         lo, hi = spread(r.get("throughput_runs", []))
@@ -116,11 +118,14 @@ def main(path, out):
         if r.get("rss_heap"):
             at = f', {r["rss_procs"]} threads' if r["rss_procs"] != r["procs"] else ""
             heap = f' (-Xmx{r["rss_heap"]}{at})'
-
         lines.append(
             f'| {r["name"]} | {r["delivery"]} | {r["procs"]} | {r["throughput"]:,.0f} ({lo:,.0f}–{hi:,.0f}) | '
-            f'{r["cpu_us_per_record"]:.1f} | {r["peak_rss_mib"]:.0f} MiB{heap} | {r.get("p50_ms", "–")} ms | '
-            f'{r.get("p99_ms", "–")} ms | {r.get("p999_ms", "–")} ms |'
+            f'{r["cpu_us_per_record"]:.1f} | {r["peak_rss_mib"]:.0f} MiB{heap} |'
+            + (
+                f' {r.get("p50_ms", "–")} ms | {r.get("p99_ms", "–")} ms | {r.get("p999_ms", "–")} ms |'
+                if latency
+                else ""
+            )
         )
     lines += ["", "| comparison | delivery | measured |", "|---|---|---:|"]
     for delivery in ("at-least-once", "exactly-once"):
