@@ -12,6 +12,8 @@
 //! - [`aws`]: Amazon MSK IAM tokens for the Kafka clients;
 //! - [`config`], [`kafka`], [`pipeline`]: `wasmpipe run`, the Kafka
 //!   pipeline (rdkafka lives only in [`kafka`]);
+//! - [`state`]: plugins' keyed state: pending writes, the on-disk store,
+//!   the changelog's records (no wasm, no Kafka);
 //! - [`plugin_file`]: what a plugin file's name says it holds;
 //! - [`text`]: plugin- and record-chosen text cut to what the host keeps;
 //! - [`dead_letter`]: the headers of a dead letter;
@@ -34,4 +36,5 @@ pub mod record;
 pub mod reload;
 pub mod runtime;
 pub mod scaffold;
+pub mod state;
 pub mod text;

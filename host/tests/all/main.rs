@@ -1,6 +1,7 @@
 //! Integration tests of the runtime and the CLI against real wasm
 //! components built from `plugins/` (see `tests/guests`).
 
+mod changelog;
 mod chaos;
 mod cli;
 mod cluster;
