@@ -181,7 +181,12 @@ pub fn restore(
         ("auto.offset.reset", "earliest"),
         // No group: the changelog is read by assignment, nothing committed.
         ("group.id", "wasmpipe-changelog-restore"),
-        ("fetch.max.bytes", "8388608"),
+        // Bounded prefetch, as the pipeline's consumer (librdkafka's
+        // defaults would queue up to 64 MiB ahead of the store), without
+        // its default second of back-off once the queue drains.
+        ("queued.max.messages.kbytes", "4096"),
+        ("fetch.max.bytes", "4194304"),
+        ("fetch.queue.backoff.ms", "10"),
     ];
     let consumer: BaseConsumer<MetadataContext> = config
         .client_config(Client::Consumer, &own)

@@ -61,7 +61,7 @@ pub struct Restore<'s> {
 }
 
 /// The bytes of writes a restore holds before it applies them.
-const CHUNK_BYTES: usize = 4 << 20;
+const CHUNK_BYTES: usize = 1 << 20;
 
 impl<'s> Restore<'s> {
     pub fn new(store: &'s PartitionStore) -> Self {

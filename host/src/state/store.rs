@@ -185,7 +185,14 @@ impl PartitionStore {
             self.name.as_bytes(),
             &changelog_next.to_be_bytes()[..],
         );
-        batch.commit().map_err(|e| self.fail(e))
+        batch.commit().map_err(|e| self.fail(e))?;
+        // Writes faster than the disk takes them (a restore) would pile up
+        // memtables waiting to be flushed, each in memory: wait for all
+        // but one to be written out.
+        while self.data.sealed_memtable_count() > 1 {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        Ok(())
     }
 
     /// [`PartitionStore::apply`] of a merged layer of writes.
