@@ -19,6 +19,7 @@ mod reload;
 mod sandbox;
 mod script;
 mod startup;
+mod state_crash;
 mod zombies;
 
 use std::path::PathBuf;
