@@ -185,6 +185,10 @@ pub fn restore(
         // defaults would queue up to 64 MiB ahead of the store), without
         // its default second of back-off once the queue drains.
         ("queued.max.messages.kbytes", "4096"),
+        // Changelog records are small (a key and a count): bounded by
+        // bytes alone, librdkafka would queue its default 100,000 of them,
+        // each with a few hundred bytes of its own on top.
+        ("queued.min.messages", "10000"),
         ("fetch.max.bytes", "4194304"),
         ("fetch.queue.backoff.ms", "10"),
     ];
