@@ -50,7 +50,9 @@ fn own_rss_mib() -> f64 {
 }
 
 /// Writes keys `from..to` to partition 0 of `topic`, as the pipeline's
-/// idempotent producer would.
+/// idempotent producer would. (Not `kafka::produce_with`: its producer's
+/// queue would raise the process's peak RSS before the restores measure
+/// theirs.)
 fn load(topic: &str, from: usize, to: usize) {
     let producer: BaseProducer = kafka::client(&[
         ("linger.ms", "5"),
@@ -77,17 +79,6 @@ fn load(topic: &str, from: usize, to: usize) {
         producer.poll(Duration::ZERO);
     }
     producer.flush(Duration::from_secs(120)).expect("flush");
-}
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    let mut f = std::pin::pin!(f);
-    loop {
-        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 fn main() {
@@ -146,7 +137,7 @@ fn main() {
         ..KafkaConfig::default()
     };
     let topic = format!("bench-state-{}", kafka::now_ms());
-    block_on(ensure_topic(
+    kafka::block_on(ensure_topic(
         &config,
         &topic,
         1,

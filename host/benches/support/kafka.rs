@@ -33,7 +33,8 @@ pub fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
+/// Drives an admin future on this thread (rdkafka's admin API is async).
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
     let mut f = std::pin::pin!(f);
     loop {
