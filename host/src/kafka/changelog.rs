@@ -26,8 +26,8 @@ pub enum ChangelogError {
     #[error(
         "changelog topic {topic} has {found} partitions and the input {expected}: each input \
          partition's state is in the changelog partition of the same number; delete the \
-         changelog topic (the state restarts empty) or name another with the plugin's \
-         `changelog` option"
+         changelog topic (the state restarts empty) or rename the \
+         plugin"
     )]
     Partitions {
         topic: String,

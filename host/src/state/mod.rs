@@ -41,7 +41,7 @@ pub enum StateError {
         reason: String,
     },
     #[error(
-        "the changelog topic of plugin {plugin}: {reason}; name it with the plugin's `changelog` option"
+        "the changelog topic of plugin {plugin}: {reason}; shorten the consumer group's or the plugin's name"
     )]
     TopicName { plugin: String, reason: String },
 }
