@@ -84,6 +84,9 @@ pub struct RunConfig {
     pub grace: Duration,
     /// The producer's transactional id (exactly-once).
     pub transactional_id: String,
+    /// Where plugins' keyed state is kept on disk (a cache of the
+    /// changelog topics: losing it costs a full restore, nothing else).
+    pub state_dir: PathBuf,
 }
 
 /// The pipeline file: the plugin chain, in order, with each plugin's config.

@@ -5,6 +5,7 @@
 use crate::jsonl;
 use crate::record::Batch;
 use crate::runtime::{Chain, ChainInstance, Inspection, Limits, Runtime, read_plugin_file};
+use crate::state::{PartitionState, StateLimits, StoreMemory, Stores};
 use anyhow::{Context as _, bail};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -69,9 +70,13 @@ impl CheckReport {
         writeln!(out, "plugin   {} ({})", self.name, self.path.display())?;
         writeln!(out, "sha256   {}", self.sha256)?;
         if let Some(i) = &self.inspection {
-            let world = i.world.map_or("none (not a wasmpipe plugin)".into(), |w| {
-                format!("{w} (wasmpipe:transform@{})", crate::runtime::WIT_VERSION)
-            });
+            let world = match (i.world, i.version) {
+                (Some(w), Some(v)) => format!(
+                    "{w} (wasmpipe:transform@{v}){}",
+                    if i.stateful { ", keeps state" } else { "" }
+                ),
+                _ => "none (not a wasmpipe plugin)".into(),
+            };
             writeln!(out, "world    {world}")?;
             writeln!(out, "imports  {}", i.imports.join("\n         "))?;
             writeln!(out, "exports  {}", i.exports.join("\n         "))?;
@@ -192,6 +197,21 @@ pub fn test(
         plugins: vec![plugin],
     }
     .instantiate()?;
+    // A plugin that keeps state starts from none, in a store of its own
+    // that goes when the test ends.
+    let state_dir = tempfile::tempdir().context("creating a directory for the plugin's state")?;
+    let stores = std::cell::OnceCell::new();
+    chain.lend_states(|p| -> anyhow::Result<PartitionState> {
+        let stores = match stores.get() {
+            Some(s) => s,
+            None => {
+                let opened = Stores::open(state_dir.path(), StoreMemory::default())?;
+                stores.get_or_init(|| opened)
+            }
+        };
+        let store = stores.partition(&p.name, &opts.topic, 0)?;
+        Ok(PartitionState::new(store, StateLimits::default()))
+    })?;
 
     let mut file_reader;
     let (input, progress): (&mut dyn BufRead, _) = match &opts.input {
@@ -344,6 +364,12 @@ fn run_batch(
     err: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let result = chain.run(batch);
+    // Nothing to make durable here: what a batch wrote is the store's.
+    for (_, state) in chain.states_mut() {
+        if let Some((seq, _)) = state.pending().seal() {
+            state.made_durable(seq, 0)?;
+        }
+    }
     for f in &result.failures {
         *summary.failed.entry(f.failure.label()).or_default() += 1;
         let kind = f.failure.kind().as_str();

@@ -15,6 +15,8 @@ const SDK_PLUGINS: &[(&str, &str)] = &[
     ("plugin-route", "route"),
     ("plugin-reshape", "reshape"),
     ("plugin-misbehave", "misbehave"),
+    ("plugin-count", "count"),
+    ("plugin-tally", "tally"),
 ];
 
 /// Test guests that are not SDK plugins, built once.

@@ -285,6 +285,7 @@ mod tests {
             limits: Limits::default(),
             grace: Duration::from_secs(20),
             transactional_id: "t".into(),
+            state_dir: "state".into(),
         }
     }
 

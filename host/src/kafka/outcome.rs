@@ -4,7 +4,7 @@
 use super::topics::Refusal;
 use rdkafka::error::KafkaError;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// Why a transaction could not be committed.
@@ -87,9 +87,42 @@ pub enum SendError {
 pub struct BatchAck {
     pending: AtomicUsize,
     failed: Mutex<Option<String>>,
+    /// Topics whose highest delivered offset is kept (a plugin state's
+    /// changelog, whose store records how far it has applied it).
+    tracked: Vec<(Box<str>, AtomicI64)>,
 }
 
 impl BatchAck {
+    /// An ack that keeps the highest offset Kafka gave a record of each
+    /// of `topics`.
+    pub fn tracking<'t>(topics: impl IntoIterator<Item = &'t str>) -> BatchAck {
+        BatchAck {
+            tracked: topics
+                .into_iter()
+                .map(|t| (t.into(), AtomicI64::new(-1)))
+                .collect(),
+            ..BatchAck::default()
+        }
+    }
+
+    /// Kafka stored a record of `topic` at `offset`.
+    pub fn delivered_at(&self, topic: &str, offset: i64) {
+        for (t, highest) in &self.tracked {
+            if **t == *topic {
+                highest.fetch_max(offset, Ordering::AcqRel);
+            }
+        }
+    }
+
+    /// The highest offset delivered of tracked `topic`, if any was.
+    pub fn highest(&self, topic: &str) -> Option<i64> {
+        self.tracked
+            .iter()
+            .find(|(t, _)| **t == *topic)
+            .map(|(_, h)| h.load(Ordering::Acquire))
+            .filter(|&o| o >= 0)
+    }
+
     /// One more output of the batch is queued.
     pub fn queued(&self) {
         self.pending.fetch_add(1, Ordering::AcqRel);
@@ -130,4 +163,7 @@ pub struct OutRecord<'a, H> {
     pub value: Option<&'a [u8]>,
     pub headers: H,
     pub timestamp: Option<i64>,
+    /// The partition; `None` lets the partitioner pick (by key, as Java
+    /// clients do).
+    pub partition: Option<i32>,
 }

@@ -125,6 +125,8 @@ pub(super) struct Native<'a> {
     /// Milliseconds since the epoch; librdkafka stamps the time of
     /// queueing when absent.
     pub timestamp: Option<i64>,
+    /// The partition; `None` lets the partitioner pick.
+    pub partition: Option<i32>,
 }
 
 /// Why librdkafka did not queue a record. The headers and the delivery
@@ -211,7 +213,7 @@ pub(super) unsafe fn produce<O: IntoOpaque>(
         vu(
             RD_KAFKA_VTYPE_PARTITION,
             rd::rd_kafka_vu_s__bindgen_ty_1 {
-                i32_: PARTITION_UNASSIGNED,
+                i32_: record.partition.unwrap_or(PARTITION_UNASSIGNED),
             },
         ),
         vu(

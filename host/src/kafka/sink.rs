@@ -68,6 +68,9 @@ impl ProducerContext for SinkContext {
             );
             ack.answered(Some(e.to_string()));
         } else {
+            if let Ok(message) = result {
+                ack.delivered_at(message.topic(), message.offset());
+            }
             ack.answered(None);
         }
     }
@@ -183,6 +186,7 @@ impl Sink {
             key: record.key,
             value: record.value,
             timestamp: record.timestamp,
+            partition: record.partition,
         };
         let mut headers = Headers::collect(record.headers);
         let rk = self.producer.client().native_ptr();
@@ -457,6 +461,7 @@ mod tests {
                 value: Some(b"v".as_slice()),
                 headers: headers.iter().copied(),
                 timestamp: Some(1_234),
+                partition: None,
             };
             sink.send(full, &ack).unwrap();
             let bare = OutRecord {
@@ -465,6 +470,7 @@ mod tests {
                 value: None,
                 headers: std::iter::empty(),
                 timestamp: None,
+                partition: None,
             };
             sink.send(bare, &ack).unwrap();
         }
@@ -561,6 +567,7 @@ mod tests {
             value: Some(b"v".as_slice()),
             headers: std::iter::empty(),
             timestamp: None,
+            partition: None,
         };
         sink.send(record, &ack).unwrap();
         sink.flush(Duration::from_secs(10)).unwrap();

@@ -254,3 +254,43 @@ impl Event for SetRefused<'_> {
         m.reload("refused");
     }
 }
+
+/// A plugin's state of a partition was restored from its changelog.
+pub struct StateRestored<'a> {
+    pub plugin: &'a str,
+    pub partition: &'a dyn Display,
+    pub records: u64,
+    /// The changelog offsets read, `from..to`.
+    pub from: i64,
+    pub to: i64,
+    /// The local store was ahead of the changelog and was rebuilt.
+    pub cleared: bool,
+    pub took: Duration,
+}
+
+impl Event for StateRestored<'_> {
+    fn emit(self, m: &Metrics) {
+        tracing::info!(
+            plugin = self.plugin,
+            partition = %self.partition,
+            records = self.records,
+            from = self.from,
+            to = self.to,
+            rebuilt = self.cleared,
+            took = ?self.took,
+            "state restored"
+        );
+        m.restored(self.records, self.took.as_secs_f64());
+    }
+}
+
+/// A batch's state writes were queued to the changelog topics.
+pub struct ChangelogWritten {
+    pub records: u64,
+}
+
+impl Event for ChangelogWritten {
+    fn emit(self, m: &Metrics) {
+        m.changelog_written(self.records);
+    }
+}

@@ -62,6 +62,9 @@ pub struct Metrics {
     transactions: Counter,
     commit_seconds: Histogram,
     recoveries: Counter,
+    changelog_records: Counter,
+    restored_records: Counter,
+    restore_seconds: Histogram,
 }
 
 impl Default for Metrics {
@@ -87,6 +90,10 @@ impl Default for Metrics {
             // 1 ms … ~65 s.
             commit_seconds: Histogram::new(exponential_buckets(1e-3, 2.0, 17)),
             recoveries: Counter::default(),
+            changelog_records: Counter::default(),
+            restored_records: Counter::default(),
+            // 1 ms … ~65 s.
+            restore_seconds: Histogram::new(exponential_buckets(1e-3, 2.0, 17)),
         };
         registry.register(
             "records_consumed",
@@ -157,6 +164,21 @@ impl Default for Metrics {
             "recoveries",
             "Times the records since the last commit were thrown away and processed again (aborted transaction, replaced producer)",
             m.recoveries.clone(),
+        );
+        registry.register(
+            "state_changelog_records",
+            "Plugin state writes produced to the changelog topics",
+            m.changelog_records.clone(),
+        );
+        registry.register(
+            "state_restored_records",
+            "Changelog records applied to the state stores when partitions were assigned or rewound",
+            m.restored_records.clone(),
+        );
+        registry.register(
+            "state_restore_duration_seconds",
+            "Time to restore one plugin's state of one partition, during which the partition waits",
+            m.restore_seconds.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -307,5 +329,14 @@ impl Metrics {
 
     pub(super) fn recovery(&self) {
         self.recoveries.inc();
+    }
+
+    pub(super) fn changelog_written(&self, records: u64) {
+        self.changelog_records.inc_by(records);
+    }
+
+    pub(super) fn restored(&self, records: u64, seconds: f64) {
+        self.restored_records.inc_by(records);
+        self.restore_seconds.observe(seconds);
     }
 }

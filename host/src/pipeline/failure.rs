@@ -179,6 +179,7 @@ pub fn handle<P: Producer>(
                     value,
                     headers,
                     timestamp: r.known_timestamp(),
+                    partition: None,
                 },
                 ack,
             ),

@@ -11,6 +11,7 @@
 
 mod delivery;
 mod failure;
+mod keyed;
 mod worker;
 
 use crate::config::{OnFailure, ValidConfig};
@@ -23,6 +24,7 @@ use crate::reload::{Loaded, Updates};
 use crate::runtime::Chain;
 use anyhow::{Context as _, anyhow};
 use delivery::{AtLeastOnce, Delivery, ExactlyOnce, Output, Reread};
+use keyed::Keeper;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -73,17 +75,24 @@ struct State<P: Producer> {
     failed: bool,
     /// After an abort, nothing is processed before this.
     held_until: Option<Instant>,
+    /// The state of the plugins that keep state, if any do.
+    keeper: Option<Keeper>,
 }
 
 impl<P: Producer> State<P> {
     /// Starts the workers of partitions assigned since the last round,
     /// each reading its own queue.
-    fn start_assigned(&mut self, source: &Source) -> anyhow::Result<()> {
+    fn start_assigned(&mut self, source: &Source, telemetry: &Telemetry) -> anyhow::Result<()> {
         for (tp, since) in std::mem::take(&mut self.assigned) {
-            let chain = self
+            let mut chain = self
                 .chain
                 .instantiate()
                 .with_context(|| format!("instantiating the chain for {tp}"))?;
+            // Before the partition's first record is read.
+            if let Some(keeper) = &self.keeper {
+                let _restoring = telemetry.health.waiting();
+                keeper.restore(&tp, &mut chain, telemetry)?;
+            }
             self.delivery.assigned(&tp);
             source.split(&tp);
             self.workers.insert(tp, Worker::new(chain, since));
@@ -93,15 +102,27 @@ impl<P: Producer> State<P> {
 
     /// Throws away the batches of the partitions the consumer was moved
     /// back on, and holds processing as asked.
-    fn apply(&mut self, reread: Reread) {
+    /// Makes final the state written before the offsets committed.
+    fn apply(&mut self, reread: Reread, telemetry: &Telemetry) -> anyhow::Result<()> {
         for tp in &reread.partitions {
             if let Some(w) = self.workers.get_mut(tp) {
                 w.reset();
+                if let Some(keeper) = &self.keeper {
+                    keeper.rewound(tp, &mut w.chain, &mut w.sealed, telemetry)?;
+                }
             }
         }
         if reread.hold_until.is_some() {
             self.held_until = reread.hold_until;
         }
+        if let Some(keeper) = &self.keeper {
+            for (tp, next) in &reread.committed {
+                if let Some(w) = self.workers.get_mut(tp) {
+                    keeper.committed(&mut w.chain, &mut w.sealed, *next)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Reads each partition's queue into its batch, as far as the batch
@@ -141,10 +162,9 @@ impl<P: Producer> State<P> {
         }
     }
 
-    fn commit(&mut self, consumer: &dyn Committer) -> anyhow::Result<()> {
+    fn commit(&mut self, consumer: &dyn Committer, telemetry: &Telemetry) -> anyhow::Result<()> {
         let reread = self.delivery.commit(&mut self.out, consumer)?;
-        self.apply(reread);
-        Ok(())
+        self.apply(reread, telemetry)
     }
 
     fn process(
@@ -163,6 +183,7 @@ impl<P: Producer> State<P> {
                 delivery: &mut *self.delivery,
                 settings,
                 telemetry,
+                keeper: self.keeper.as_ref(),
             },
         )
     }
@@ -199,8 +220,11 @@ impl<P: Producer + Send + 'static> RebalanceHandler for Shared<P> {
         state.assigned.retain(|(tp, _)| !partitions.contains(tp));
         if !state.failed {
             let State { out, delivery, .. } = &mut *state;
-            match delivery.revoking(out, committer, partitions) {
-                Ok(reread) => state.apply(reread),
+            let applied = delivery
+                .revoking(out, committer, partitions)
+                .and_then(|reread| state.apply(reread, &self.telemetry));
+            match applied {
+                Ok(()) => {}
                 Err(e) => {
                     state
                         .error
@@ -253,6 +277,7 @@ pub fn run(
         }),
         &config.transactional_id,
     )?;
+    let keeper = Keeper::open(&config, &chain)?;
     let delivery: Box<dyn Delivery<Sink>> = match config.delivery {
         Mode::AtLeastOnce => Box::new(AtLeastOnce::new(config.grace, telemetry.clone())),
         Mode::ExactlyOnce => Box::new(ExactlyOnce::new(telemetry.clone())),
@@ -272,6 +297,7 @@ pub fn run(
             error: None,
             failed: false,
             held_until: None,
+            keeper,
         }),
         telemetry: telemetry.clone(),
         updates,
@@ -352,7 +378,7 @@ fn run_loop<P: Producer + Send + 'static>(
         if let Some(e) = state.error.take() {
             return Err(e);
         }
-        state.start_assigned(source)?;
+        state.start_assigned(source, &shared.telemetry)?;
         route(&mut state, &polled, now);
         if let Some(until) = state.held_until {
             if now < until {
@@ -393,12 +419,12 @@ fn run_loop<P: Producer + Send + 'static>(
         if state.out.producer.is_fatal() {
             let State { out, delivery, .. } = &mut *state;
             let reread = delivery.producer_failed(out, source)?;
-            state.apply(reread);
+            state.apply(reread, &shared.telemetry)?;
         }
         if now.saturating_duration_since(last_commit) >= settings.commit_interval
             || state.delivery.is_poisoned()
         {
-            state.commit(source)?;
+            state.commit(source, &shared.telemetry)?;
             last_commit = Instant::now();
         }
     }
@@ -437,7 +463,18 @@ fn swap<P: Producer>(
     new: Loaded,
 ) -> anyhow::Result<()> {
     if state.delivery.transactional() {
-        state.commit(source)?;
+        state.commit(source, &shared.telemetry)?;
+    }
+    if let Some(keeper) = &mut state.keeper {
+        keeper.ensure(&new.chain)?;
+    } else if new.chain.plugins.iter().any(|p| p.is_stateful()) {
+        tracing::warn!(
+            version = new.version,
+            "reload: the new set has a plugin that keeps state and the running one none; \
+             restart the pipeline to run it (its state needs a changelog set up at start); \
+             the running set stays"
+        );
+        return Ok(());
     }
     let mut instances = Vec::new();
     for tp in state.workers.keys() {
@@ -451,8 +488,11 @@ fn swap<P: Producer>(
             }
         }
     }
-    for (tp, instance) in instances {
+    for (tp, mut instance) in instances {
         if let Some(w) = state.workers.get_mut(&tp) {
+            if let Some(keeper) = &state.keeper {
+                keeper.hand_over(&tp, &mut w.chain, &mut instance, &shared.telemetry)?;
+            }
             w.chain = instance;
         }
     }

@@ -4,6 +4,7 @@
 use super::Settings;
 use super::delivery::Delivery;
 use super::failure::{self, DeadLetter};
+use super::keyed::{Keeper, Sealed};
 use crate::kafka::{
     BatchAck, Fetched, OutRecord, Producer, RawHeaders, SendError, TopicPartition, TransactionError,
 };
@@ -29,6 +30,8 @@ pub struct Worker {
     /// The rebalance generation the partition was assigned in: records
     /// polled before it are not this worker's.
     pub since: u64,
+    /// Batches whose state writes wait for their offsets to be final.
+    pub sealed: Sealed,
 }
 
 /// Records a run left, with the raw headers of those among them whose
@@ -44,6 +47,8 @@ pub struct Context<'a, P: Producer> {
     pub delivery: &'a mut dyn Delivery<P>,
     pub settings: &'a Settings,
     pub telemetry: &'a Telemetry,
+    /// The state of plugins that keep state, if any do.
+    pub keeper: Option<&'a Keeper>,
 }
 
 impl Worker {
@@ -55,6 +60,7 @@ impl Worker {
             leftover: None,
             malformed: Vec::new(),
             since,
+            sealed: Sealed::new(),
         }
     }
 
@@ -170,7 +176,10 @@ impl Worker {
         let last_plugin = self.chain.plugins().last().map(|p| &**p);
         // Outputs per destination topic; a batch has one or a few.
         let mut per_topic: Vec<(&str, u64)> = Vec::new();
-        let ack = Arc::new(BatchAck::default());
+        let ack = Arc::new(match cx.keeper {
+            Some(keeper) => keeper.ack_for(&self.chain),
+            None => BatchAck::default(),
+        });
         let mut dead: Vec<DeadLetter> = out.failures.iter().map(DeadLetter::from).collect();
         let mut refused: BTreeSet<u32> = BTreeSet::new();
         for (index, _) in malformed.iter().filter(|(i, _)| (*i as usize) < done) {
@@ -209,6 +218,7 @@ impl Worker {
                             value: r.value,
                             headers: r.headers.iter().map(|(n, v)| (n.as_bytes(), v)),
                             timestamp: r.timestamp,
+                            partition: None,
                         },
                         &ack,
                     );
@@ -272,6 +282,25 @@ impl Worker {
             anyhow::bail!("the chain ran none of a batch of {} records", batch.len());
         };
         let (first, last) = (first.offset(), last.offset());
+        if let Some(keeper) = cx.keeper {
+            let sealed = keeper.seal(
+                tp,
+                last + 1,
+                &mut self.chain,
+                &mut self.sealed,
+                cx.producer,
+                &ack,
+                telemetry,
+            );
+            match sealed {
+                Ok(()) => {}
+                Err(SendError::Transaction(e)) => {
+                    cx.delivery.poison(e);
+                    return Ok(());
+                }
+                Err(e) => return Err(anyhow::Error::from(e).context("producing state changes")),
+            }
+        }
         cx.delivery.produced(tp, first, last + 1, ack);
         let rest = if done < batch.len() {
             Some(Leftover {

@@ -6,9 +6,12 @@ use super::error::{Failure, LoadError};
 use super::instance::PluginInstance;
 use super::load::Plugin;
 use crate::record::{Batch, Headers, OutHeaders, OutputBatch, RecordParts, TimestampType};
+use crate::state::PartitionState;
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
+
+mod records;
 
 /// The loaded plugins of a pipeline, in order. Shared by all workers.
 #[derive(Clone, Debug, Default)]
@@ -145,6 +148,36 @@ impl ChainInstance {
         self.stages.iter().map(|s| s.plugin())
     }
 
+    /// Lends each plugin that keeps state what `state_of` gives it.
+    pub fn lend_states<E>(
+        &mut self,
+        mut state_of: impl FnMut(&Plugin) -> Result<PartitionState, E>,
+    ) -> Result<(), E> {
+        for stage in &mut self.stages {
+            if stage.plugin().is_stateful() {
+                let state = state_of(stage.plugin())?;
+                stage.lend_state(state);
+            }
+        }
+        Ok(())
+    }
+
+    /// The state lent to each plugin that has one, with the plugin.
+    pub fn states_mut(&mut self) -> impl Iterator<Item = (Arc<Plugin>, &mut PartitionState)> {
+        self.stages.iter_mut().filter_map(|s| {
+            let plugin = s.plugin().clone();
+            s.state_mut().map(|state| (plugin, state))
+        })
+    }
+
+    /// Takes back every state lent, by plugin name.
+    pub fn take_states(&mut self) -> Vec<(String, PartitionState)> {
+        self.stages
+            .iter_mut()
+            .filter_map(|s| Some((s.plugin().name.clone(), s.take_state()?)))
+            .collect()
+    }
+
     /// Runs `input` through every plugin. Never fails as a whole: a trap or
     /// a limit hit by the batch is narrowed down to the records that cause
     /// it by running them one at a time on a fresh instance.
@@ -159,7 +192,26 @@ impl ChainInstance {
     /// the records not yet run are left, and `done` says where they start.
     /// With `isolate`, every record is run alone from the start: the
     /// previous call was cut short, and its remainder likely fails again.
+    ///
+    /// A chain with a plugin that keeps state runs a batch that had a
+    /// failing record again, record by record, when any of its calls wrote
+    /// state: which writes were the failing record's cannot be told, and
+    /// the records after it may have read them (see `records`). A run's
+    /// writes are the states' open batch until the caller seals them
+    /// (`Pending::seal`), which it does before the next run.
     pub fn run_within<'a>(
+        &mut self,
+        input: &'a Batch,
+        until: Option<Instant>,
+        isolate: bool,
+    ) -> ChainOutput<'a> {
+        if self.stages.iter_mut().any(|s| s.state_mut().is_some()) {
+            return self.run_stateful(input, until, isolate);
+        }
+        self.run_stages(input, until, isolate)
+    }
+
+    fn run_stages<'a>(
         &mut self,
         input: &'a Batch,
         until: Option<Instant>,
@@ -252,7 +304,7 @@ fn isolate_records(
         }
         if instance.is_poisoned() {
             match respawn(instance) {
-                Some(fresh) => *instance = fresh,
+                Some(fresh) => instance.replace_with(fresh),
                 None => {
                     // The plugin cannot even be instantiated again (its
                     // init now fails): the records left fail with that.

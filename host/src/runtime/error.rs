@@ -75,8 +75,8 @@ pub enum LoadError {
         hint: &'static str,
     },
     #[error(
-        "plugin {path}: built against {found}; this host implements wasmpipe:transform@{supported}: \
-         rebuild it with an SDK for {supported}"
+        "plugin {path}: built against {found}; this host implements wasmpipe:transform@{supported} \
+         (and runs plugins built for 0.1.0): rebuild it with an SDK for {supported}"
     )]
     WrongVersion {
         path: PathBuf,
@@ -116,6 +116,9 @@ pub enum Failure {
     /// The guest returned an error for this record.
     #[error("{0}")]
     Guest(String),
+    /// The plugin's state store could not be read or written.
+    #[error("state store unavailable: {0}")]
+    StateUnavailable(String),
 }
 
 /// The family of a [`Failure`].
@@ -141,9 +144,10 @@ impl Failure {
     pub fn kind(&self) -> FailureKind {
         match self {
             Failure::Trap(_) => FailureKind::Trap,
-            Failure::Deadline(_) | Failure::Memory(_) | Failure::OutputLimit { .. } => {
-                FailureKind::Limit
-            }
+            Failure::Deadline(_)
+            | Failure::Memory(_)
+            | Failure::OutputLimit { .. }
+            | Failure::StateUnavailable(_) => FailureKind::Limit,
             Failure::Guest(_) => FailureKind::Guest,
         }
     }
@@ -156,6 +160,7 @@ impl Failure {
             Failure::Memory(_) => "memory",
             Failure::OutputLimit { .. } => "output_limit",
             Failure::Guest(_) => "guest_error",
+            Failure::StateUnavailable(_) => "state_unavailable",
         }
     }
 }

@@ -1,7 +1,7 @@
 //! One live instance of a plugin: its store, the typed handle to its
 //! exports, and the call that runs a batch under the plugin's limits.
 
-use super::bindings::{flat, typed, types};
+use super::bindings::{flat, flat_v2, typed, typed_v2, types};
 use super::deadline_ticks;
 use super::error::{Failure, LoadError};
 use super::load::{Exports, Plugin};
@@ -16,6 +16,8 @@ use wasmtime::component::Instance;
 enum Guest {
     Flat(flat::Guest),
     Typed(typed::Guest),
+    FlatV2(flat_v2::Guest),
+    TypedV2(typed_v2::Guest),
 }
 
 /// A plugin instance owned by one worker. Not shared: calls are sync, on
@@ -54,6 +56,12 @@ impl Plugin {
             }
             Exports::Typed(indices) => {
                 Guest::Typed(indices.load(&mut store, &instance).map_err(link)?)
+            }
+            Exports::FlatV2(indices) => {
+                Guest::FlatV2(indices.load(&mut store, &instance).map_err(link)?)
+            }
+            Exports::TypedV2(indices) => {
+                Guest::TypedV2(indices.load(&mut store, &instance).map_err(link)?)
             }
         };
         let mut instance = PluginInstance {
@@ -95,6 +103,8 @@ impl PluginInstance {
         let result = self.call(|store| match &guest {
             Guest::Flat(g) => g.call_init(store, &config),
             Guest::Typed(g) => g.call_init(store, &config),
+            Guest::FlatV2(g) => g.call_init(store, &config),
+            Guest::TypedV2(g) => g.call_init(store, &config),
         });
         match result {
             Ok(Ok(())) => Ok(()),
@@ -107,14 +117,67 @@ impl PluginInstance {
     /// (a trap or a limit): the instance must then be replaced. Per-record
     /// errors the guest returned are in the output's `errors`.
     pub fn transform(&mut self, batch: &Batch) -> Result<OutputBatch, Failure> {
-        // The guest's handles, copied: the call borrows the instance.
-        match self.guest.clone() {
-            Guest::Flat(g) => self.transform_flat(&g, batch),
-            Guest::Typed(g) => self.transform_typed(&g, batch),
+        let stateful = self.store.data().keyed.state.is_some();
+        if stateful {
+            self.store
+                .data_mut()
+                .keyed
+                .begin(batch.iter().map(|r| r.timestamp()));
         }
+        // The guest's handles, copied: the call borrows the instance.
+        let out = match self.guest.clone() {
+            Guest::Flat(g) => self.transform_flat(|s, b| g.call_transform(s, b), batch),
+            Guest::FlatV2(g) => self.transform_flat(|s, b| g.call_transform(s, b), batch),
+            Guest::Typed(g) => self.transform_typed(|s, r| g.call_transform(s, r), batch),
+            Guest::TypedV2(g) => self.transform_typed(|s, r| g.call_transform(s, r), batch),
+        };
+        if stateful {
+            let keyed = &mut self.store.data_mut().keyed;
+            keyed.end();
+            if let Some(message) = keyed.unavailable.take() {
+                self.poisoned = true;
+                return Err(Failure::StateUnavailable(message));
+            }
+        }
+        out
     }
 
-    fn transform_flat(&mut self, g: &flat::Guest, batch: &Batch) -> Result<OutputBatch, Failure> {
+    /// Lends the plugin its state on the worker's partition.
+    pub fn lend_state(&mut self, state: crate::state::PartitionState) {
+        self.store.data_mut().keyed.state = Some(state);
+    }
+
+    /// The state lent with [`PluginInstance::lend_state`], taken back.
+    pub fn take_state(&mut self) -> Option<crate::state::PartitionState> {
+        self.store.data_mut().keyed.state.take()
+    }
+
+    pub fn state_mut(&mut self) -> Option<&mut crate::state::PartitionState> {
+        self.store.data_mut().keyed.state.as_mut()
+    }
+
+    /// Takes `fresh`'s place, keeping this instance's state and what it
+    /// wrote: an instance is replaced after a trap, its state is not.
+    pub fn replace_with(&mut self, mut fresh: PluginInstance) {
+        let keyed = &mut self.store.data_mut().keyed;
+        let (state, wrote) = (keyed.state.take(), keyed.wrote);
+        let into = &mut fresh.store.data_mut().keyed;
+        into.state = state;
+        into.wrote = wrote;
+        *self = fresh;
+    }
+
+    /// Whether any call wrote to the state since the last time this was
+    /// asked.
+    pub fn take_wrote(&mut self) -> bool {
+        std::mem::take(&mut self.store.data_mut().keyed.wrote)
+    }
+
+    fn transform_flat(
+        &mut self,
+        call: impl FnOnce(&mut Store<HostState>, flat::Batch<'_>) -> wasmtime::Result<flat::Output>,
+        batch: &Batch,
+    ) -> Result<OutputBatch, Failure> {
         // Lent as it is: the call copies it into the guest's memory.
         let index = batch.index();
         let topics: Vec<&str> = batch.topics().iter().map(String::as_str).collect();
@@ -125,14 +188,21 @@ impl PluginInstance {
             headers: index.headers,
             topics: &topics,
         };
-        let result = self.call(|store| g.call_transform(store, lent));
+        let result = self.call(|store| call(store, lent));
         lift_flat(result?, batch)
     }
 
-    fn transform_typed(&mut self, g: &typed::Guest, batch: &Batch) -> Result<OutputBatch, Failure> {
+    fn transform_typed(
+        &mut self,
+        call: impl FnOnce(
+            &mut Store<HostState>,
+            &[types::Record<'_>],
+        ) -> wasmtime::Result<Vec<Result<Vec<types::OutputRecord>, String>>>,
+        batch: &Batch,
+    ) -> Result<OutputBatch, Failure> {
         let headers = lower_headers(batch);
         let records = lower_typed(batch, &headers);
-        let results = self.call(|store| g.call_transform(store, &records))?;
+        let results = self.call(|store| call(store, &records))?;
         if results.len() != batch.len() {
             return Err(Failure::Trap(format!(
                 "the plugin returned {} results for a batch of {} records",

@@ -1,7 +1,7 @@
 //! Reading, checking and compiling a plugin file into a [`Plugin`]: a
 //! compiled component of a known world, pre-linked, ready to instantiate.
 
-use super::bindings::{self, flat, typed};
+use super::bindings::{self, flat, flat_v2, typed, typed_v2};
 use super::compile::CompileError;
 use super::error::LoadError;
 use super::state::HostState;
@@ -258,20 +258,30 @@ pub struct Plugin {
     pub(super) runtime: Arc<Runtime>,
     pub(super) pre: InstancePre<HostState>,
     pub(super) exports: Exports,
+    stateful: bool,
 }
 
-/// A plugin's world, with where its exports are in the component.
+/// A plugin's world and version, with where its exports are in the
+/// component.
 pub(super) enum Exports {
     Flat(flat::GuestIndices),
     Typed(typed::GuestIndices),
+    FlatV2(flat_v2::GuestIndices),
+    TypedV2(typed_v2::GuestIndices),
 }
 
 impl Plugin {
     pub fn world(&self) -> World {
         match self.exports {
-            Exports::Flat(_) => World::Flat,
-            Exports::Typed(_) => World::Typed,
+            Exports::Flat(_) | Exports::FlatV2(_) => World::Flat,
+            Exports::Typed(_) | Exports::TypedV2(_) => World::Typed,
         }
+    }
+
+    /// Whether the plugin imports the state interface: it then gets a
+    /// store and a changelog topic per input partition.
+    pub fn is_stateful(&self) -> bool {
+        self.stateful
     }
 }
 
@@ -289,6 +299,10 @@ impl std::fmt::Debug for Plugin {
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Inspection {
     pub world: Option<&'static str>,
+    /// The `wasmpipe:transform` version the plugin is built against.
+    pub version: Option<&'static str>,
+    /// Whether it imports the state interface.
+    pub stateful: bool,
     pub imports: Vec<String>,
     pub exports: Vec<String>,
 }
@@ -337,17 +351,28 @@ impl Runtime {
             .exports(&self.engine)
             .map(|(n, _)| n.to_owned())
             .collect();
-        let world = if exports.iter().any(|e| e == bindings::FLAT_EXPORT) {
-            Some("flat")
-        } else if exports.iter().any(|e| e == bindings::TYPED_EXPORT) {
-            Some("typed")
-        } else {
-            None
+        let exported = |names: [&'static str; 2]| {
+            names
+                .iter()
+                .zip(bindings::WIT_VERSIONS)
+                .find(|(name, _)| exports.iter().any(|e| e == *name))
+                .map(|(_, version)| version)
         };
+        let (world, version) = match (
+            exported(bindings::FLAT_EXPORTS),
+            exported(bindings::TYPED_EXPORTS),
+        ) {
+            (Some(v), _) => (Some("flat"), Some(v)),
+            (None, Some(v)) => (Some("typed"), Some(v)),
+            (None, None) => (None, None),
+        };
+        let stateful = imports.iter().any(|i| i == bindings::STATE_IMPORT);
         Ok((
             component,
             Inspection {
                 world,
+                version,
+                stateful,
                 imports,
                 exports,
             },
@@ -393,9 +418,14 @@ impl Runtime {
             message: format!("{e:#}"),
         };
         let pre = self.linker.instantiate_pre(&component).map_err(link)?;
-        let exports = match world {
-            World::Flat => Exports::Flat(flat::GuestIndices::new(&pre).map_err(link)?),
-            World::Typed => Exports::Typed(typed::GuestIndices::new(&pre).map_err(link)?),
+        let v2 = inspection.version == Some("0.2.0");
+        let exports = match (world, v2) {
+            (World::Flat, false) => Exports::Flat(flat::GuestIndices::new(&pre).map_err(link)?),
+            (World::Typed, false) => Exports::Typed(typed::GuestIndices::new(&pre).map_err(link)?),
+            (World::Flat, true) => Exports::FlatV2(flat_v2::GuestIndices::new(&pre).map_err(link)?),
+            (World::Typed, true) => {
+                Exports::TypedV2(typed_v2::GuestIndices::new(&pre).map_err(link)?)
+            }
         };
         let plugin = Arc::new(Plugin {
             name: source.name.clone(),
@@ -406,6 +436,7 @@ impl Runtime {
             runtime: self.clone(),
             pre,
             exports,
+            stateful: inspection.stateful,
         });
         plugin.instantiate()?;
         Ok(plugin)

@@ -8,10 +8,11 @@ mod chain;
 mod compile;
 mod error;
 mod instance;
+mod keyed;
 mod load;
 mod state;
 
-pub use bindings::{FLAT_EXPORT, TYPED_EXPORT, WIT_VERSION};
+pub use bindings::{FLAT_EXPORTS, STATE_IMPORT, TYPED_EXPORTS, WIT_VERSION, WIT_VERSIONS};
 pub use chain::{Chain, ChainHeaders, ChainInstance, ChainOutput, ChainRecord, RecordFailure};
 pub use compile::{CompileBudget, SUBCOMMAND as COMPILE_SUBCOMMAND};
 pub use error::{Failure, FailureKind, LoadError};

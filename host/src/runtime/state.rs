@@ -39,6 +39,8 @@ pub struct HostState {
     pub deadline: Option<Instant>,
     /// A blocking WASI call was cut short at the deadline.
     pub deadline_hit: bool,
+    /// The plugin's keyed state, for the `state` interface.
+    pub keyed: super::keyed::Keyed,
 }
 
 impl HostState {
@@ -65,6 +67,7 @@ impl HostState {
             log,
             deadline: None,
             deadline_hit: false,
+            keyed: Default::default(),
         }
     }
 }

@@ -124,22 +124,28 @@ mod tests {
     }
 
     #[test]
-    fn every_sdk_carries_the_wit_package_as_it_is() {
+    fn every_sdk_carries_a_version_of_the_wit_package_as_it_is() {
         let contents = |path: &str| FILES.iter().find(|(p, ..)| *p == path).unwrap().1;
-        let wit = contents("wit/transform.wit");
+        let current = contents("wit/transform.wit");
+        let previous = contents("wit/v0.1.0/transform.wit");
         let copies: Vec<&str> = FILES
             .iter()
             .map(|(p, ..)| *p)
             .filter(|p| p.starts_with("sdk/") && p.ends_with("/wit/transform.wit"))
             .collect();
-        // Each SDK is published on its own, with its own copy.
+        // Each SDK is published on its own, with its own copy: the current
+        // package, or 0.1.0's for an SDK that offers no state yet.
         assert_eq!(copies.len(), 5, "{copies:?}");
         for copy in copies {
             assert!(
-                contents(copy) == wit,
-                "{copy} differs from wit/transform.wit: copy it over"
+                contents(copy) == current || contents(copy) == previous,
+                "{copy} differs from wit/transform.wit and wit/v0.1.0/transform.wit: copy one over"
             );
         }
+        assert!(
+            contents("sdk/rust/wit/transform.wit") == current,
+            "the Rust SDK is on the current package"
+        );
     }
 
     #[test]

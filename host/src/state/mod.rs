@@ -203,6 +203,12 @@ impl PartitionState {
         self.stream_time
     }
 
+    /// Puts stream time back where it was before a run whose writes are
+    /// discarded, so that its re-run sees the same times.
+    pub fn rewind_stream_time(&mut self, to: i64) {
+        self.stream_time = to;
+    }
+
     /// The value of `key`, if set and not expired.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
         let found = match self.pending.get(key) {

@@ -33,10 +33,10 @@ fn check_reports_a_plugin_and_exits_zero_when_it_loads() {
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
     assert!(
-        stdout.contains("world    flat (wasmpipe:transform@0.1.0)"),
+        stdout.contains("world    flat (wasmpipe:transform@0.2.0)"),
         "{stdout}"
     );
-    assert!(stdout.contains("wasmpipe:transform/flat-transform@0.1.0"));
+    assert!(stdout.contains("wasmpipe:transform/flat-transform@0.2.0"));
     assert!(stdout.contains("fits a ConfigMap"));
     assert!(stdout.contains("loads    yes"));
 
@@ -588,4 +588,26 @@ fn a_kafka_variable_librdkafka_does_not_know_is_refused_by_its_name() {
         stderr.trim(),
         "wasmpipe: WASMPIPE_KAFKA_PORT sets the Kafka client property 'port', which librdkafka does not have: every WASMPIPE_KAFKA_* variable is passed to the Kafka client; unset WASMPIPE_KAFKA_PORT or fix its name (the properties are listed in librdkafka's CONFIGURATION.md)"
     );
+}
+
+#[test]
+fn a_plugin_that_keeps_state_is_tested_with_fresh_state() {
+    let plugin = wasmpipe_test_guests::FLAT_COUNT;
+    let out = wasmpipe(&["plugin", "check", plugin], "");
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("world    flat (wasmpipe:transform@0.2.0), keeps state"),
+        "{stdout}"
+    );
+    let input = "{\"key\":\"a\"}\n{\"key\":\"b\"}\n{\"key\":\"a\"}\n{\"value\":\"no key\"}\n{\"key\":\"a\"}\n";
+    for _ in 0..2 {
+        // Each run starts from no state.
+        let out = wasmpipe(&["plugin", "test", plugin, "--batch-records", "2"], input);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert_eq!(
+            text(&out.stdout),
+            "{\"key\":\"a\",\"value\":\"1\"}\n{\"key\":\"b\",\"value\":\"1\"}\n\
+             {\"key\":\"a\",\"value\":\"2\"}\n{\"key\":\"a\",\"value\":\"3\"}\n"
+        );
+    }
 }

@@ -266,6 +266,7 @@ pub fn run_config(
         limits: Limits::default(),
         grace: Duration::from_secs(20),
         transactional_id: format!("tx-{input}-{}", topic("p")),
+        state_dir: std::env::temp_dir().join(format!("wasmpipe-state-{}", topic("s"))),
     }
 }
 

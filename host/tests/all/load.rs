@@ -88,10 +88,10 @@ fn a_component_of_another_version_is_told_to_rebuild() {
         (core instance $i (instantiate $m))
         (func $f (canon lift (core func $i "f")))
         (instance $e (export "init" (func $f)))
-        (export "wasmpipe:transform/flat-transform@0.2.0" (instance $e)))"#;
+        (export "wasmpipe:transform/flat-transform@0.3.0" (instance $e)))"#;
     let err = load_bytes("future", wat::parse_str(wat).unwrap()).unwrap_err();
     assert!(matches!(err, LoadError::WrongVersion { .. }), "{err:?}");
-    assert!(err.to_string().contains("built against wasmpipe:transform/flat-transform@0.2.0; this host implements wasmpipe:transform@0.1.0"), "{err}");
+    assert!(err.to_string().contains("built against wasmpipe:transform/flat-transform@0.3.0; this host implements wasmpipe:transform@0.2.0 (and runs plugins built for 0.1.0)"), "{err}");
 }
 
 #[test]

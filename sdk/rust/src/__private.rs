@@ -74,7 +74,7 @@ pub fn log(level: Level, message: &str, fields: &[(&str, &str)]) {
 #[cfg(not(feature = "typed"))]
 mod world {
     use super::*;
-    use bindings::exports::wasmpipe::transform::flat_transform as abi;
+    use bindings::wasmpipe::transform::types as abi;
 
     pub use abi::{Batch, Output};
 

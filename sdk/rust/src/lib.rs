@@ -30,6 +30,7 @@
 
 extern crate self as wasmpipe_sdk;
 
+pub mod state;
 pub mod testing;
 
 #[cfg(target_arch = "wasm32")]
@@ -58,7 +59,10 @@ pub fn run_batch<T: Transform>(plugin: &mut T, batch: &abi::Batch) -> abi::Outpu
     let mut out = Outputs::new(batch);
     for (i, record) in batch.iter().enumerate() {
         out.begin(i as u32);
-        if let Err(e) = plugin.transform(&record, &mut out) {
+        state::begin_record(i as u32, record.timestamp());
+        let result = plugin.transform(&record, &mut out);
+        state::end_record(result.is_err());
+        if let Err(e) = result {
             out.fail(e.message);
         }
     }

@@ -157,3 +157,17 @@ pub fn run_one<T: Transform>(
 ) -> Result<Vec<TestOutput>, String> {
     run(plugin, &[record]).remove(0)
 }
+
+/// Empties the native state double and its stream time: call it at the
+/// start of a test that uses [`crate::state`] (each test thread has its
+/// own double).
+pub fn reset_state() {
+    crate::state::reset_double();
+}
+
+/// Every live entry of the native state double, in key order.
+pub fn state_entries() -> Vec<(Vec<u8>, Vec<u8>)> {
+    crate::state::scan(std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)
+        .collect::<Result<_, _>>()
+        .expect("the native state double refuses nothing")
+}

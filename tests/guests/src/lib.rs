@@ -5,7 +5,7 @@
 include!(concat!(env!("OUT_DIR"), "/guests.rs"));
 
 /// Every SDK plugin in both worlds: `(world, name, path)`.
-pub fn sdk_plugins() -> [(&'static str, &'static str, &'static str); 12] {
+pub fn sdk_plugins() -> [(&'static str, &'static str, &'static str); 16] {
     [
         ("flat", "identity", FLAT_IDENTITY),
         ("flat", "redact", FLAT_REDACT),
@@ -13,12 +13,16 @@ pub fn sdk_plugins() -> [(&'static str, &'static str, &'static str); 12] {
         ("flat", "route", FLAT_ROUTE),
         ("flat", "reshape", FLAT_RESHAPE),
         ("flat", "misbehave", FLAT_MISBEHAVE),
+        ("flat", "count", FLAT_COUNT),
+        ("flat", "tally", FLAT_TALLY),
         ("typed", "identity", TYPED_IDENTITY),
         ("typed", "redact", TYPED_REDACT),
         ("typed", "filter", TYPED_FILTER),
         ("typed", "route", TYPED_ROUTE),
         ("typed", "reshape", TYPED_RESHAPE),
         ("typed", "misbehave", TYPED_MISBEHAVE),
+        ("typed", "count", TYPED_COUNT),
+        ("typed", "tally", TYPED_TALLY),
     ]
 }
 

@@ -321,6 +321,11 @@ pub(crate) struct RunArgs {
     /// GROUP-HOSTNAME, unique per pod.
     #[arg(long, env = "WASMPIPE_TRANSACTIONAL_ID")]
     pub(crate) transactional_id: Option<String>,
+    /// Where plugins' keyed state is kept on disk, one directory per
+    /// process (in Kubernetes, an emptyDir); default TMPDIR/wasmpipe-state/TRANSACTIONAL-ID.
+    /// Only a cache: the state is in the changelog topics.
+    #[arg(long, env = "WASMPIPE_STATE_DIR")]
+    pub(crate) state_dir: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) limits: LimitArgs,
 }

@@ -98,7 +98,7 @@ fn main() -> ExitCode {
 
 fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,fjall=warn,lsm_tree=warn"));
     // Colour only on a terminal: logs piped to a file or a collector
     // (kubectl logs, CloudWatch, Loki) carry no escape codes.
     let builder = tracing_subscriber::fmt()
@@ -135,11 +135,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let args = *args;
             let host =
                 std::env::var("HOSTNAME").unwrap_or_else(|_| format!("pid{}", std::process::id()));
+            let transactional_id = args
+                .transactional_id
+                .unwrap_or_else(|| format!("{}-{host}", args.group));
             let config = RunConfig {
                 kafka: args.kafka.config()?,
-                transactional_id: args
-                    .transactional_id
-                    .unwrap_or_else(|| format!("{}-{host}", args.group)),
+                state_dir: args.state_dir.unwrap_or_else(|| {
+                    std::env::temp_dir()
+                        .join("wasmpipe-state")
+                        .join(&transactional_id)
+                }),
+                transactional_id,
                 group: args.group,
                 input_topics: args.input_topics,
                 output_topic: args.output_topic,

@@ -134,7 +134,8 @@ impl<P: Producer> Delivery<P> for AtLeastOnce {
         // A commit the broker refused since the last one: every partition's
         // offset goes again.
         let resend = consumer.async_commit_refused();
-        let (reread, offsets) = self.settle(consumer, resend)?;
+        let (mut reread, offsets) = self.settle(consumer, resend)?;
+        reread.committed.clone_from(&offsets);
         // Not waited for: the pipeline goes on while the broker answers,
         // as a refusal only delays the commit (at-least-once).
         if let Err(e) = consumer.commit_async(&offsets) {
@@ -187,7 +188,7 @@ impl<P: Producer> Delivery<P> for AtLeastOnce {
         }
         Ok(Reread {
             partitions: self.positions.rewind(consumer, false)?,
-            hold_until: None,
+            ..Reread::default()
         })
     }
 

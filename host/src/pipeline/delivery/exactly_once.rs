@@ -61,7 +61,10 @@ impl ExactlyOnce {
                 for (tp, next) in &offsets {
                     self.positions.restart_at(tp, *next);
                 }
-                Ok(Reread::default())
+                Ok(Reread {
+                    committed: offsets,
+                    ..Reread::default()
+                })
             }
             Err(e) => self.abort(out, consumer, e),
         }
@@ -110,6 +113,7 @@ impl ExactlyOnce {
         Ok(Reread {
             partitions: self.rewind(consumer, replace)?,
             hold_until: Some(Instant::now() + pause),
+            committed: Vec::new(),
         })
     }
 
@@ -182,7 +186,7 @@ impl<P: Producer> Delivery<P> for ExactlyOnce {
         out.replace()?;
         Ok(Reread {
             partitions: self.rewind(consumer, true)?,
-            hold_until: None,
+            ..Reread::default()
         })
     }
 

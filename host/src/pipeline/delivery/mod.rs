@@ -80,6 +80,9 @@ pub trait Delivery<P: Producer>: Send {
 pub struct Reread {
     pub partitions: Vec<TopicPartition>,
     pub hold_until: Option<Instant>,
+    /// Partitions whose input is final up to (not including) an offset:
+    /// outputs delivered (and, exactly-once, committed).
+    pub committed: Vec<(TopicPartition, i64)>,
 }
 
 /// A maker of producers.

@@ -234,7 +234,14 @@ fn exactly_once_commits_the_open_transaction_with_its_offsets() {
     b.processed(0, 0, 10, &ack(0));
     b.processed(1, 3, 5, &ack(0));
     b.processed(0, 10, 12, &ack(0));
-    assert_eq!(b.commit().unwrap(), Reread::default());
+    assert_eq!(
+        b.commit().unwrap(),
+        Reread {
+            committed: vec![(tp(0), 12), (tp(1), 5)],
+            ..Reread::default()
+        },
+        "the partitions' input is final up to the offsets committed"
+    );
     assert_eq!(
         b.script.lock().unwrap().transactions,
         vec![vec![(tp(0), 12), (tp(1), 5)]]

@@ -8,7 +8,8 @@ wit_bindgen::generate!({
     generate_all,
 });
 
-use exports::wasmpipe::transform::flat_transform::{Batch, Guest, Output};
+use exports::wasmpipe::transform::flat_transform::Guest;
+use wasmpipe::transform::types::{Batch, Output};
 
 struct Exfiltrate;
 

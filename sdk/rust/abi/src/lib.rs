@@ -27,7 +27,7 @@ pub use record::{Headers, Output, OutputHeaders, Record};
 use std::fmt;
 
 /// The WIT package whose `flat-transform` layout this crate implements.
-pub const WIT_PACKAGE: &str = "wasmpipe:transform@0.1.0";
+pub const WIT_PACKAGE: &str = "wasmpipe:transform@0.2.0";
 
 /// A batch was not laid out as the contract says.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,0 +1,288 @@
+//! Plugins' keyed state in the pipeline: the stores on disk, each stateful
+//! plugin's changelog topic, a partition's state restored before its first
+//! record, a batch's writes produced to the changelog with the batch's
+//! outputs (in its transaction under exactly-once, acknowledged before its
+//! offset is committed under at-least-once), and applied to the store once
+//! final. When Kafka makes the pipeline read a partition again, its writes
+//! not yet final are dropped and the store caught up from the changelog.
+
+use crate::config::ValidConfig;
+use crate::kafka::changelog::{self, Ensured};
+use crate::kafka::{BatchAck, OutRecord, Producer, SendError, TopicPartition};
+use crate::ops::Telemetry;
+use crate::ops::events::{ChangelogWritten, StateRestored};
+use crate::runtime::{Chain, ChainInstance, Plugin};
+use crate::state::{PartitionState, StateLimits, StoreMemory, Stores};
+use anyhow::{Context as _, bail};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long creating, checking or reading a changelog may take.
+const CHANGELOG_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The state of the pipeline's stateful plugins.
+pub struct Keeper {
+    stores: Stores,
+    config: ValidConfig,
+    /// Changelog topic per stateful plugin, by plugin name.
+    changelogs: BTreeMap<String, String>,
+    limits: StateLimits,
+}
+
+/// A batch whose changelog records are queued: its writes become the
+/// store's when the batch's input offset is final.
+pub struct SealedBatch {
+    /// The input offset after the batch.
+    next: i64,
+    ack: Arc<BatchAck>,
+    /// (plugin, changelog topic, the batch's sequence number in the
+    /// plugin's pending writes).
+    seals: Vec<(String, String, u64)>,
+}
+
+/// A worker's batches sealed and not yet final, oldest first.
+pub type Sealed = VecDeque<SealedBatch>;
+
+impl Keeper {
+    /// The keeper of `chain`'s state, or `None` if no plugin keeps state.
+    /// Opens the stores and makes (or checks) every changelog topic.
+    pub fn open(config: &ValidConfig, chain: &Chain) -> anyhow::Result<Option<Keeper>> {
+        if !chain.plugins.iter().any(|p| p.is_stateful()) {
+            return Ok(None);
+        }
+        if config.input_topics.len() != 1 {
+            bail!(
+                "plugins that keep state read one input topic (their changelog has the input's \
+                 partitions); this pipeline reads {}: run one pipeline per input topic",
+                config.input_topics.len()
+            );
+        }
+        let stores =
+            Stores::open(&config.state_dir, StoreMemory::default()).with_context(|| {
+                format!(
+                    "opening the state store in {} (--state-dir, WASMPIPE_STATE_DIR)",
+                    config.state_dir.display()
+                )
+            })?;
+        let mut keeper = Keeper {
+            stores,
+            config: config.clone(),
+            changelogs: BTreeMap::new(),
+            limits: StateLimits::default(),
+        };
+        keeper.ensure(chain)?;
+        Ok(Some(keeper))
+    }
+
+    /// Makes (or checks) the changelog topic of each plugin of `chain`
+    /// that keeps state.
+    pub fn ensure(&mut self, chain: &Chain) -> anyhow::Result<()> {
+        let config = &self.config;
+        let input = &config.input_topics[0];
+        for plugin in chain.plugins.iter().filter(|p| p.is_stateful()) {
+            if self.changelogs.contains_key(&plugin.name) {
+                continue;
+            }
+            let topic = crate::state::changelog::topic_name(&config.group, &plugin.name)?;
+            let partitions =
+                crate::kafka::partition_count(&config.kafka, input, CHANGELOG_TIMEOUT)?;
+            let ensured = block_on(changelog::ensure_topic(
+                &config.kafka,
+                &topic,
+                partitions,
+                None,
+                CHANGELOG_TIMEOUT,
+            ))??;
+            tracing::info!(
+                plugin = %plugin.name,
+                changelog = %topic,
+                created = ensured == Ensured::Created,
+                "plugin keeps state"
+            );
+            self.changelogs.insert(plugin.name.clone(), topic);
+        }
+        Ok(())
+    }
+
+    /// Restores the state of every stateful plugin of `chain` on `tp` from
+    /// its changelog (the tail past the store's checkpoint, or all of it)
+    /// and lends it to the plugin.
+    pub fn restore(
+        &self,
+        tp: &TopicPartition,
+        chain: &mut ChainInstance,
+        telemetry: &Telemetry,
+    ) -> anyhow::Result<()> {
+        chain.lend_states(|plugin| self.restore_plugin(tp, plugin, telemetry))
+    }
+
+    /// Hands the states `old` holds to the plugins of the same name in
+    /// `new` (a reload keeps a plugin's state); a plugin new to the chain
+    /// gets its state restored.
+    pub fn hand_over(
+        &self,
+        tp: &TopicPartition,
+        old: &mut ChainInstance,
+        new: &mut ChainInstance,
+        telemetry: &Telemetry,
+    ) -> anyhow::Result<()> {
+        let mut states = old.take_states();
+        new.lend_states(
+            |plugin| match states.iter().position(|(n, _)| *n == plugin.name) {
+                Some(i) => Ok(states.swap_remove(i).1),
+                None => self.restore_plugin(tp, plugin, telemetry),
+            },
+        )
+    }
+
+    fn restore_plugin(
+        &self,
+        tp: &TopicPartition,
+        plugin: &Plugin,
+        telemetry: &Telemetry,
+    ) -> anyhow::Result<PartitionState> {
+        {
+            let topic = self
+                .changelogs
+                .get(&plugin.name)
+                .with_context(|| format!("plugin {} has no changelog topic", plugin.name))?;
+            let store = self
+                .stores
+                .partition(&plugin.name, &tp.topic, tp.partition)?;
+            let started = Instant::now();
+            let restored = changelog::restore(
+                &self.config.kafka,
+                topic,
+                tp.partition,
+                &store,
+                CHANGELOG_TIMEOUT,
+                |_, _| telemetry.health.beat_at(Instant::now()),
+            )
+            .with_context(|| format!("restoring plugin {}'s state of {tp}", plugin.name))?;
+            telemetry.emit(StateRestored {
+                plugin: &plugin.name,
+                partition: tp,
+                records: restored.records,
+                from: restored.from,
+                to: restored.to,
+                cleared: restored.cleared,
+                took: started.elapsed(),
+            });
+            Ok(PartitionState::new(store, self.limits))
+        }
+    }
+
+    /// The partition is read again from its last final offset: writes not
+    /// final are dropped, and the stores caught up with the changelog
+    /// (what a settled transaction committed is there).
+    pub fn rewound(
+        &self,
+        tp: &TopicPartition,
+        chain: &mut ChainInstance,
+        sealed: &mut Sealed,
+        telemetry: &Telemetry,
+    ) -> anyhow::Result<()> {
+        sealed.clear();
+        drop(chain.take_states());
+        self.restore(tp, chain, telemetry)
+    }
+
+    /// The changelog topics `chain`'s batches write to.
+    pub fn ack_for(&self, chain: &ChainInstance) -> BatchAck {
+        BatchAck::tracking(
+            chain
+                .plugins()
+                .filter_map(|p| self.changelogs.get(&p.name).map(String::as_str)),
+        )
+    }
+
+    /// Queues the changelog records of the batch just run on `tp`, with
+    /// its outputs' `ack`; the batch ends before input offset `next`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn seal<P: Producer>(
+        &self,
+        tp: &TopicPartition,
+        next: i64,
+        chain: &mut ChainInstance,
+        sealed: &mut Sealed,
+        producer: &P,
+        ack: &Arc<BatchAck>,
+        telemetry: &Telemetry,
+    ) -> Result<(), SendError> {
+        let mut seals = Vec::new();
+        let mut written = 0u64;
+        for (plugin, state) in chain.states_mut() {
+            let Some(topic) = self.changelogs.get(&plugin.name) else {
+                continue;
+            };
+            let Some((seq, writes)) = state.pending().seal() else {
+                continue;
+            };
+            for (key, value) in crate::state::changelog::records(writes) {
+                producer.send(
+                    OutRecord {
+                        topic,
+                        key: Some(key),
+                        value,
+                        headers: std::iter::empty(),
+                        timestamp: None,
+                        partition: Some(tp.partition),
+                    },
+                    ack,
+                )?;
+                written += 1;
+            }
+            seals.push((plugin.name.clone(), topic.clone(), seq));
+        }
+        if !seals.is_empty() {
+            telemetry.emit(ChangelogWritten { records: written });
+            sealed.push_back(SealedBatch {
+                next,
+                ack: ack.clone(),
+                seals,
+            });
+        }
+        Ok(())
+    }
+
+    /// The input of `tp` is final up to `next`: the writes of the batches
+    /// before it go to the stores, with how far each changelog has them.
+    pub fn committed(
+        &self,
+        chain: &mut ChainInstance,
+        sealed: &mut Sealed,
+        next: i64,
+    ) -> anyhow::Result<()> {
+        while sealed.front().is_some_and(|s| s.next <= next) {
+            let Some(batch) = sealed.pop_front() else {
+                break;
+            };
+            for (plugin, state) in chain.states_mut() {
+                for (name, topic, seq) in &batch.seals {
+                    if *name != plugin.name {
+                        continue;
+                    }
+                    // A store's checkpoint may lag (it is read again from
+                    // there), never lead: without an offset, it stays.
+                    let changelog_next = match batch.ack.highest(topic) {
+                        Some(highest) => highest + 1,
+                        None => state.store().changelog_next()?.unwrap_or(0),
+                    };
+                    state.made_durable(*seq, changelog_next)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs `future` to completion on a runtime of its own: the pipeline's
+/// thread has none.
+fn block_on<F: std::future::Future>(future: F) -> anyhow::Result<F::Output> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting a runtime to create the changelog topics")?
+        .block_on(future))
+}

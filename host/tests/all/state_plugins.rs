@@ -1,0 +1,184 @@
+//! Plugins that keep state, run by the runtime over a real store: a
+//! record that fails — an error, a trap, a limit — leaves none of its
+//! writes behind, in either world, and the records after it read the state
+//! as if it had never run; a chain re-run record by record reads the same
+//! stream time as the batch did. Plugins of 0.1.0 keep running beside them
+//! (see `conformance` and `script` for every language's).
+
+use crate::{batch, lines, load, values_batch};
+use std::ops::Bound;
+use std::time::Duration;
+use wasmpipe::runtime::{Chain, ChainInstance, Failure, Limits};
+use wasmpipe::state::{PartitionState, StateLimits, StoreMemory, Stores};
+use wasmpipe_test_guests::plugin;
+
+const WORLDS: [&str; 2] = ["flat", "typed"];
+
+/// A chain of `plugins` (name, config) with fresh state in `dir`.
+fn stateful(dir: &std::path::Path, plugins: &[(&str, &str, &[(&str, &str)])]) -> ChainInstance {
+    let limits = Limits {
+        deadline: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let plugins = plugins
+        .iter()
+        .map(|(world, name, config)| load(plugin(world, name), config, limits))
+        .collect();
+    let mut chain = Chain { plugins }.instantiate().unwrap();
+    let stores = Stores::open(dir, StoreMemory::default()).unwrap();
+    chain
+        .lend_states(|p| {
+            let store = stores.partition(&p.name, "in", 0)?;
+            Ok::<_, wasmpipe::state::StateError>(PartitionState::new(store, StateLimits::default()))
+        })
+        .unwrap();
+    chain
+}
+
+/// Makes what the last run wrote durable, as the pipeline does once the
+/// batch's changelog records are: a run's writes are its own until then.
+fn seal_all(chain: &mut ChainInstance) {
+    for (_, state) in chain.states_mut() {
+        if let Some((seq, _)) = state.pending().seal() {
+            state.made_durable(seq, 0).unwrap();
+        }
+    }
+}
+
+/// Every live entry of each plugin's state, as (key, u64) pairs.
+fn counts(chain: &mut ChainInstance) -> Vec<(String, Vec<(String, u64)>)> {
+    chain
+        .states_mut()
+        .map(|(plugin, state)| {
+            let entries = state
+                .scan((Bound::Unbounded, Bound::Unbounded), 1000)
+                .unwrap()
+                .into_iter()
+                .map(|(k, v)| {
+                    let n = u64::from_be_bytes(v.try_into().unwrap());
+                    (String::from_utf8(k).unwrap(), n)
+                })
+                .collect();
+            (plugin.name.clone(), entries)
+        })
+        .collect()
+}
+
+fn tallies(out: &wasmpipe::runtime::ChainOutput<'_>) -> Vec<String> {
+    out.records()
+        .map(|r| {
+            let (_, v) = r.headers.iter().find(|(n, _)| *n == "tally").unwrap();
+            String::from_utf8(v.unwrap().to_vec()).unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn a_failing_records_state_writes_are_dropped_and_the_rest_read_as_if_it_never_ran() {
+    for world in WORLDS {
+        for mode in ["error", "panic", "loop", "memory"] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut chain = stateful(dir.path(), &[(world, "tally", &[("mode", mode)])]);
+            let input = values_batch(&["a", "a", "poison", "a", "poison", "b"]);
+            let out = chain.run(&input);
+            let failed: Vec<u32> = out.failures.iter().map(|f| f.index).collect();
+            assert_eq!(failed, [2, 4], "{world}/{mode}");
+            // `poison` is its own key: its tally never reaches 1.
+            assert_eq!(tallies(&out), ["1", "2", "3", "1"], "{world}/{mode}");
+            drop(out);
+            seal_all(&mut chain);
+            assert_eq!(
+                counts(&mut chain),
+                [(
+                    "tally".to_owned(),
+                    vec![("a".to_owned(), 3), ("b".to_owned(), 1)]
+                )],
+                "{world}/{mode}: no write of a failed record"
+            );
+            // The next batch goes on from there, in one call.
+            let next = values_batch(&["a", "poison"]);
+            let out = chain.run(&next);
+            assert_eq!(tallies(&out), ["4"], "{world}/{mode}");
+        }
+    }
+}
+
+#[test]
+fn a_record_failing_in_a_later_plugin_drops_the_earlier_plugins_writes_too() {
+    let dir = tempfile::tempdir().unwrap();
+    // count emits the running count as the value; misbehave fails the
+    // record whose value is "2": the second record of a key.
+    let mut chain = stateful(
+        dir.path(),
+        &[
+            ("flat", "count", &[]),
+            ("flat", "misbehave", &[("mode", "error"), ("trigger", "2")]),
+        ],
+    );
+    let input = batch(&[
+        r#"{"key":"a"}"#,
+        r#"{"key":"a"}"#,
+        r#"{"key":"a"}"#,
+        r#"{"key":"b"}"#,
+    ]);
+    let out = chain.run(&input);
+    let failed: Vec<(u32, &str)> = out
+        .failures
+        .iter()
+        .map(|f| (f.index, f.plugin.as_str()))
+        .collect();
+    // The third `a` counts as the second, the failed one's +1 being gone,
+    // and so fails too.
+    assert_eq!(failed, [(1, "misbehave"), (2, "misbehave")]);
+    assert_eq!(
+        lines(&out),
+        [r#"{"key":"a","value":"1"}"#, r#"{"key":"b","value":"1"}"#]
+    );
+}
+
+#[test]
+fn both_worlds_count_alike_across_batches() {
+    let mut seen = Vec::new();
+    for world in WORLDS {
+        let dir = tempfile::tempdir().unwrap();
+        let mut chain = stateful(dir.path(), &[(world, "count", &[])]);
+        let mut outputs = Vec::new();
+        for keys in [&["a", "b", "a"][..], &["a", "c"], &["b", "a", "a"]] {
+            let input: Vec<String> = keys.iter().map(|k| format!(r#"{{"key":"{k}"}}"#)).collect();
+            let input = batch(&input.iter().map(String::as_str).collect::<Vec<_>>());
+            outputs.extend(lines(&chain.run(&input)));
+            seal_all(&mut chain);
+        }
+        let values: Vec<String> = outputs
+            .iter()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["value"].to_string())
+            .collect();
+        assert_eq!(
+            values,
+            [
+                "\"1\"", "\"1\"", "\"2\"", "\"3\"", "\"1\"", "\"2\"", "\"4\"", "\"5\""
+            ],
+            "{world}"
+        );
+        seen.push(outputs);
+    }
+    assert_eq!(seen[0], seen[1], "flat and typed agree");
+}
+
+#[test]
+fn a_plugin_given_no_state_fails_its_records_saying_so() {
+    let limits = Limits::default();
+    let plugin = load(plugin("flat", "count"), &[], limits);
+    let mut chain = Chain {
+        plugins: vec![plugin],
+    }
+    .instantiate()
+    .unwrap();
+    let input = batch(&[r#"{"key":"a"}"#]);
+    let out = chain.run(&input);
+    assert_eq!(out.failures.len(), 1);
+    match &out.failures[0].failure {
+        Failure::Guest(m) => assert!(m.contains("keeps no state for the plugin"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -1,0 +1,55 @@
+//! A stateful guest that misbehaves on purpose, so that the host is tested
+//! to drop the state writes of a record that fails. Every record adds one
+//! to its key's tally (in state) and is passed through with the tally in
+//! a `tally` header; a record whose value equals `trigger` (default
+//! `poison`) then misbehaves by `mode`: `error`, `panic`, `loop` or
+//! `memory`. A record's key is its value when it has no key.
+
+use std::hint::black_box;
+use wasmpipe_sdk::{Config, Error, Outputs, Record, Transform, state};
+
+pub struct Tally {
+    mode: String,
+    trigger: Vec<u8>,
+}
+
+impl Transform for Tally {
+    fn init(config: &Config) -> Result<Self, Error> {
+        config.only(&["mode", "trigger"])?;
+        Ok(Tally {
+            mode: config.get("mode").unwrap_or("error").to_owned(),
+            trigger: config
+                .get("trigger")
+                .unwrap_or("poison")
+                .as_bytes()
+                .to_vec(),
+        })
+    }
+
+    fn transform(&mut self, record: &Record<'_>, out: &mut Outputs) -> Result<(), Error> {
+        let key = record.key().or(record.value()).unwrap_or_default();
+        let tally = state::get(key)?.map_or(0, |v| state::decode_u64(&v)) + 1;
+        state::put(key, tally.to_be_bytes())?;
+        if record.value() == Some(self.trigger.as_slice()) {
+            match self.mode.as_str() {
+                "panic" => panic!("tally: panic after writing state, as asked"),
+                "loop" => loop {
+                    black_box(&out);
+                },
+                "memory" => {
+                    let mut hoard: Vec<Vec<u8>> = Vec::new();
+                    loop {
+                        hoard.push(vec![1u8; 1 << 20]);
+                        black_box(&hoard);
+                    }
+                }
+                _ => return Err(Error::msg("tally: refused after writing state, as asked")),
+            }
+        }
+        let tally = tally.to_string();
+        out.emit(&record.to_output().header("tally", Some(tally.as_bytes())));
+        Ok(())
+    }
+}
+
+wasmpipe_sdk::export!(Tally);
