@@ -144,6 +144,9 @@ pub async fn ensure_topic(
     Ok(Ensured::Existed)
 }
 
+/// Bytes one fetch of a restore brings, unless messages may be larger.
+const RESTORE_FETCH_BYTES: u64 = 4 << 20;
+
 /// What a restore did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Restored {
@@ -174,6 +177,15 @@ pub fn restore(
         partition,
         message,
     };
+    // librdkafka refuses a fetch.max.bytes below message.max.bytes, which
+    // a user may have raised.
+    let fetch_max = config
+        .properties
+        .iter()
+        .find(|(k, _)| k == "message.max.bytes")
+        .and_then(|(_, v)| v.parse::<u64>().ok())
+        .map_or(RESTORE_FETCH_BYTES, |m| m.max(RESTORE_FETCH_BYTES))
+        .to_string();
     let own = [
         ("isolation.level", "read_committed"),
         ("enable.auto.commit", "false"),
@@ -189,7 +201,7 @@ pub fn restore(
         // bytes alone, librdkafka would queue its default 100,000 of them,
         // each with a few hundred bytes of its own on top.
         ("queued.min.messages", "10000"),
-        ("fetch.max.bytes", "4194304"),
+        ("fetch.max.bytes", fetch_max.as_str()),
         ("fetch.queue.backoff.ms", "10"),
     ];
     let consumer: BaseConsumer<MetadataContext> = config
