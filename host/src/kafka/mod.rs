@@ -299,6 +299,15 @@ impl rdkafka::ClientContext for MetadataContext {
     ) -> Result<RdOAuthToken, Box<dyn std::error::Error>> {
         oauth_token(self.0.as_ref())
     }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        // A changelog restore reads to the end of its partition and is
+        // told so by each record-level EOF; librdkafka reports it here too.
+        if error.rdkafka_error_code() == Some(rdkafka::error::RDKafkaErrorCode::PartitionEOF) {
+            return;
+        }
+        tracing::error!(%error, "librdkafka: {reason}");
+    }
 }
 
 impl rdkafka::consumer::ConsumerContext for MetadataContext {}

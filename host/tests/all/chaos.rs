@@ -139,6 +139,26 @@ impl Rng {
 }
 
 fn chaos(delivery: &str) -> (usize, usize, usize) {
+    let (got, _) = run_chaos(delivery, wasmpipe_test_guests::FLAT_IDENTITY, "");
+    let mut seen: BTreeMap<(i64, i64), usize> = BTreeMap::new();
+    for m in &got {
+        *seen.entry(sequence(m).unwrap()).or_default() += 1;
+    }
+    let duplicates = seen.values().map(|&n| n - 1).sum();
+    let refs: Vec<_> = got.iter().collect();
+    let repeats = check_order(&refs);
+    (seen.len(), duplicates, repeats)
+}
+
+/// Runs `plugin` through the kills and the scale-out; returns what the
+/// output topic holds and how many records went in. With `state_dirs`,
+/// each replica keeps its state store under that directory, by name,
+/// across its restarts.
+fn run_chaos(
+    delivery: &str,
+    plugin: &str,
+    state_dirs: &str,
+) -> (Vec<rdkafka::message::OwnedMessage>, usize) {
     let _heavy = crate::heavy();
     let (input, output) = (
         topic(&format!("chaos-{delivery}-in")),
@@ -156,7 +176,22 @@ fn chaos(delivery: &str) -> (usize, usize, usize) {
             }
         })
     };
-    let (_dir, plugins) = plugin_dir(wasmpipe_test_guests::FLAT_IDENTITY, None);
+    let (_dir, plugins) = plugin_dir(plugin, None);
+    let spawn =
+        |name: &str, input: &str, output: &str, plugins: &std::path::Path, delivery: &str| {
+            if state_dirs.is_empty() {
+                return spawn(name, input, output, plugins, delivery);
+            }
+            let dir = format!("{state_dirs}/{name}");
+            spawn_with(
+                name,
+                input,
+                output,
+                plugins,
+                delivery,
+                &["--state-dir", &dir],
+            )
+        };
 
     let names = ["a", "b", "c"];
     let mut procs: Vec<Proc> = names
@@ -194,15 +229,44 @@ fn chaos(delivery: &str) -> (usize, usize, usize) {
     for mut p in procs {
         terminate(&mut p, &input);
     }
+    (got, records.len())
+}
 
-    let mut seen: BTreeMap<(i64, i64), usize> = BTreeMap::new();
+#[test]
+fn exactly_once_counts_stay_exact_with_sigkilled_processes_and_a_scale_out() {
+    let dirs = tempfile::tempdir().unwrap();
+    let (got, records) = run_chaos(
+        "exactly-once",
+        wasmpipe_test_guests::FLAT_COUNT,
+        dirs.path().to_str().unwrap(),
+    );
+    // `numbered` gives each partition 50 keys; each key gets a count per
+    // record of it: 1, 2, 3 … in order, none skipped, none repeated.
+    let per_key_records = RECORDS_PER_PARTITION / 50;
+    let mut per_key: BTreeMap<Vec<u8>, Vec<u64>> = BTreeMap::new();
     for m in &got {
-        *seen.entry(sequence(m).unwrap()).or_default() += 1;
+        use rdkafka::Message as _;
+        let count = std::str::from_utf8(m.payload().unwrap())
+            .unwrap()
+            .parse()
+            .unwrap();
+        per_key
+            .entry(m.key().unwrap().to_vec())
+            .or_default()
+            .push(count);
     }
-    let duplicates = seen.values().map(|&n| n - 1).sum();
-    let refs: Vec<_> = got.iter().collect();
-    let repeats = check_order(&refs);
-    (seen.len(), duplicates, repeats)
+    assert_eq!(per_key.len(), 150);
+    let expected: Vec<u64> = (1..=per_key_records as u64).collect();
+    for (key, counts) in &per_key {
+        assert!(
+            *counts == expected,
+            "key {}: {} counts, first wrong at {:?}",
+            String::from_utf8_lossy(key),
+            counts.len(),
+            counts.iter().zip(&expected).position(|(a, b)| a != b)
+        );
+    }
+    assert_eq!(got.len(), records);
 }
 
 #[test]
