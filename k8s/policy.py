@@ -65,6 +65,8 @@ def main(name, path):
     mounts = {m["name"]: m for m in container.get("volumeMounts", [])}
     need(env.get("WASMPIPE_CACHE_DIR") == mounts.get("cache", {}).get("mountPath")
          and "emptyDir" in volumes.get("cache", {}), "the compile cache on an emptyDir")
+    need(env.get("WASMPIPE_STATE_DIR") == mounts.get("state", {}).get("mountPath")
+         and "emptyDir" in volumes.get("state", {}), "plugin state on an emptyDir")
 
     # The plugin ConfigMap: binaryData, no name hash, fits.
     plugins = [cm for cm in by_kind.get("ConfigMap", []) if cm["metadata"]["name"] == "wasmpipe-plugins"]
