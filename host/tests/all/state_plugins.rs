@@ -14,8 +14,11 @@ use wasmpipe_test_guests::plugin;
 
 const WORLDS: [&str; 2] = ["flat", "typed"];
 
-/// A chain of `plugins` (name, config) with fresh state in `dir`.
-fn stateful(dir: &std::path::Path, plugins: &[(&str, &str, &[(&str, &str)])]) -> ChainInstance {
+/// A plugin of the chain: (world, name, config).
+type Stage<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+
+/// A chain of `plugins` with fresh state in `dir`.
+fn stateful(dir: &std::path::Path, plugins: &[Stage<'_>]) -> ChainInstance {
     let limits = Limits {
         deadline: Duration::from_millis(300),
         ..Limits::default()

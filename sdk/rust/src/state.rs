@@ -34,6 +34,9 @@ use std::fmt;
 use std::ops::Bound;
 use std::time::Duration;
 
+/// A key and its value.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
 /// Entries fetched per host call while a scan iterates.
 const SCAN_PAGE: u32 = 256;
 
@@ -130,11 +133,11 @@ pub struct Scan {
     /// Where the next page starts; `None` once the range is done.
     next: Option<Bound<Vec<u8>>>,
     end: Bound<Vec<u8>>,
-    page: std::vec::IntoIter<(Vec<u8>, Vec<u8>)>,
+    page: std::vec::IntoIter<Entry>,
 }
 
 impl Iterator for Scan {
-    type Item = Result<(Vec<u8>, Vec<u8>), StateError>;
+    type Item = Result<Entry, StateError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if let Some(entry) = self.page.next() {
@@ -233,7 +236,7 @@ mod backend {
         start: Bound<&[u8]>,
         end: Bound<&[u8]>,
         limit: u32,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+    ) -> Result<Vec<super::Entry>, StateError> {
         tell();
         host::scan(&bound(start), &bound(end), limit).map_err(error)
     }
@@ -261,13 +264,15 @@ mod backend {
     use std::collections::BTreeMap;
     use std::ops::Bound;
 
+    /// A value and its expiry in stream time.
+    type Stored = (Vec<u8>, Option<i64>);
+
     #[derive(Default)]
     pub struct Memory {
-        /// Key → (value, expiry in stream time).
-        pub entries: BTreeMap<Vec<u8>, (Vec<u8>, Option<i64>)>,
+        pub entries: BTreeMap<Vec<u8>, Stored>,
         pub stream_time: Option<i64>,
         /// The record's writes undone if it fails: key → what it held.
-        undo: Vec<(Vec<u8>, Option<(Vec<u8>, Option<i64>)>)>,
+        undo: Vec<(Vec<u8>, Option<Stored>)>,
     }
 
     thread_local! {
@@ -282,7 +287,7 @@ mod backend {
         expiry.is_none_or(|t| now(m) < t)
     }
 
-    fn write(key: &[u8], entry: Option<(Vec<u8>, Option<i64>)>) {
+    fn write(key: &[u8], entry: Option<Stored>) {
         MEMORY.with_borrow_mut(|m| {
             let old = match entry {
                 Some(e) => m.entries.insert(key.to_vec(), e),
@@ -303,7 +308,7 @@ mod backend {
 
     pub fn put(key: &[u8], value: &[u8], ttl: Option<u64>) -> Result<(), StateError> {
         let expiry = ttl.map(|ttl| {
-            let base = MEMORY.with_borrow(|m| now(m)).max(0);
+            let base = MEMORY.with_borrow(now).max(0);
             base.saturating_add(i64::try_from(ttl).unwrap_or(i64::MAX))
         });
         write(key, Some((value.to_vec(), expiry)));
@@ -319,7 +324,7 @@ mod backend {
         start: Bound<&[u8]>,
         end: Bound<&[u8]>,
         limit: u32,
-    ) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+    ) -> Result<Vec<super::Entry>, StateError> {
         Ok(MEMORY.with_borrow(|m| {
             m.entries
                 .range::<[u8], _>((start, end))

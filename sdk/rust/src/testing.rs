@@ -166,7 +166,7 @@ pub fn reset_state() {
 }
 
 /// Every live entry of the native state double, in key order.
-pub fn state_entries() -> Vec<(Vec<u8>, Vec<u8>)> {
+pub fn state_entries() -> Vec<crate::state::Entry> {
     crate::state::scan(std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)
         .collect::<Result<_, _>>()
         .expect("the native state double refuses nothing")

@@ -28,10 +28,11 @@ impl ChainInstance {
                 stage.take_wrote();
             }
             let out = self.run_stages(input, until, false);
-            let wrote = self
-                .stages
-                .iter_mut()
-                .fold(false, |wrote, s| s.take_wrote() || wrote);
+            // Every stage's flag is taken, whichever wrote.
+            let mut wrote = false;
+            for stage in &mut self.stages {
+                wrote |= stage.take_wrote();
+            }
             let whole = out.failures.is_empty() && out.done == input.len() as u32;
             if whole || !wrote {
                 return out;
