@@ -16,6 +16,8 @@ const SDK_PLUGINS: &[(&str, &str)] = &[
     ("plugin-reshape", "reshape"),
     ("plugin-misbehave", "misbehave"),
     ("plugin-count", "count"),
+    ("plugin-dedup", "dedup"),
+    ("plugin-window-sum", "window_sum"),
     ("plugin-tally", "tally"),
 ];
 

@@ -185,3 +185,88 @@ fn a_plugin_given_no_state_fails_its_records_saying_so() {
         other => panic!("{other:?}"),
     }
 }
+
+/// The outputs and failures of `name` over `lines`, cut into batches of
+/// `size` (each batch's writes made durable before the next), in input
+/// order: `(input index, output line or failure)`.
+fn outputs_in_batches(
+    world: &str,
+    name: &str,
+    config: &[(&str, &str)],
+    lines: &[String],
+    size: usize,
+) -> Vec<(usize, String)> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut chain = stateful(dir.path(), &[(world, name, config)]);
+    let mut out = Vec::new();
+    for (n, chunk) in lines.chunks(size).enumerate() {
+        let first = n * size;
+        let input = batch(&chunk.iter().map(String::as_str).collect::<Vec<_>>());
+        let result = chain.run(&input);
+        let produced = result
+            .records()
+            .map(|r| r.origin)
+            .zip(crate::lines(&result));
+        let mut batch_out: Vec<(usize, String)> = produced
+            .map(|(origin, line)| (first + origin as usize, line))
+            .collect();
+        for f in &result.failures {
+            batch_out.push((first + f.index as usize, format!("failed: {}", f.failure)));
+        }
+        // Stable: a record's outputs keep their order.
+        batch_out.sort_by_key(|(i, _)| *i);
+        out.extend(batch_out);
+        drop(result);
+        seal_all(&mut chain);
+    }
+    out
+}
+
+#[test]
+fn windows_and_ttls_give_the_same_results_whatever_the_batching() {
+    // Timestamps wander back and forth, some late; keys repeat.
+    let mut lines = Vec::new();
+    let mut t: i64 = 1_000;
+    for i in 0..300i64 {
+        t += (i * 7919 % 23) * 500 - 4_000;
+        let key = ["eu", "us", "apac"][(i % 3) as usize];
+        lines.push(format!(
+            r#"{{"key":"{key}","value":"{{\"amount\":{}}}","timestamp":{}}}"#,
+            i % 11,
+            t.max(0) + i * 400
+        ));
+    }
+    for (name, config) in [
+        (
+            "window-sum",
+            &[("size", "10s"), ("grace", "2s"), ("field", "amount")][..],
+        ),
+        ("dedup", &[("ttl", "5s")][..]),
+    ] {
+        let whole = outputs_in_batches("flat", name, config, &lines, lines.len());
+        assert!(whole.len() > 20, "{name}: {} outputs", whole.len());
+        let failed = whole
+            .iter()
+            .filter(|(_, l)| l.starts_with("failed"))
+            .count();
+        if name == "window-sum" {
+            assert!(failed > 0, "some records are late");
+        } else {
+            assert!(whole.len() < lines.len(), "dedup dropped repeats");
+        }
+        for world in ["flat", "typed"] {
+            for size in [1, 7, 64] {
+                let got = outputs_in_batches(world, name, config, &lines, size);
+                let first_difference = got.iter().zip(&whole).position(|(a, b)| a != b);
+                assert!(
+                    got.len() == whole.len() && first_difference.is_none(),
+                    "{name}, {world}, batches of {size}: {} outputs against {}, first difference at {:?}: {:?}",
+                    got.len(),
+                    whole.len(),
+                    first_difference,
+                    first_difference.map(|i| (&got[i], &whole[i]))
+                );
+            }
+        }
+    }
+}

@@ -85,6 +85,16 @@ pub fn json_value(record: &Record<'_>) -> Result<Value, Error> {
     serde_json::from_slice(bytes).map_err(|e| Error::msg(format!("value is not JSON: {e}")))
 }
 
+/// A config duration such as `90s`, `10m` or `1h 30m`, or an error
+/// naming the key and the form it takes.
+pub fn duration(key: &str, text: &str) -> Result<std::time::Duration, Error> {
+    humantime::parse_duration(text.trim()).map_err(|e| {
+        Error::msg(format!(
+            "config '{key}' = '{text}': {e}; write a duration such as 500ms, 90s, 10m or 1h"
+        ))
+    })
+}
+
 /// A comma-separated config list, trimmed, empty items dropped.
 pub fn list(text: &str) -> impl Iterator<Item = &str> {
     text.split(',').map(str::trim).filter(|s| !s.is_empty())

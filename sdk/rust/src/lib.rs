@@ -32,6 +32,7 @@ extern crate self as wasmpipe_sdk;
 
 pub mod state;
 pub mod testing;
+pub mod window;
 
 #[cfg(target_arch = "wasm32")]
 #[doc(hidden)]

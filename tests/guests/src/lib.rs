@@ -5,7 +5,7 @@
 include!(concat!(env!("OUT_DIR"), "/guests.rs"));
 
 /// Every SDK plugin in both worlds: `(world, name, path)`.
-pub fn sdk_plugins() -> [(&'static str, &'static str, &'static str); 16] {
+pub fn sdk_plugins() -> [(&'static str, &'static str, &'static str); 20] {
     [
         ("flat", "identity", FLAT_IDENTITY),
         ("flat", "redact", FLAT_REDACT),
@@ -14,6 +14,8 @@ pub fn sdk_plugins() -> [(&'static str, &'static str, &'static str); 16] {
         ("flat", "reshape", FLAT_RESHAPE),
         ("flat", "misbehave", FLAT_MISBEHAVE),
         ("flat", "count", FLAT_COUNT),
+        ("flat", "dedup", FLAT_DEDUP),
+        ("flat", "window-sum", FLAT_WINDOW_SUM),
         ("flat", "tally", FLAT_TALLY),
         ("typed", "identity", TYPED_IDENTITY),
         ("typed", "redact", TYPED_REDACT),
@@ -22,6 +24,8 @@ pub fn sdk_plugins() -> [(&'static str, &'static str, &'static str); 16] {
         ("typed", "reshape", TYPED_RESHAPE),
         ("typed", "misbehave", TYPED_MISBEHAVE),
         ("typed", "count", TYPED_COUNT),
+        ("typed", "dedup", TYPED_DEDUP),
+        ("typed", "window-sum", TYPED_WINDOW_SUM),
         ("typed", "tally", TYPED_TALLY),
     ]
 }
