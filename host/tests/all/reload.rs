@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmpipe::background::Background;
-use wasmpipe::config::load_snapshot;
+use wasmpipe::config::{RunConfig, load_snapshot};
 use wasmpipe::kafka::Delivery;
 use wasmpipe::reload::{Reloader, Snapshot, Watch, WatchOptions, kubelet_update, read_snapshot};
 use wasmpipe_test_guests::{FLAT_RESHAPE, FLAT_WRONG_WORLD};
@@ -23,30 +23,8 @@ fn pipeline(version: u32) -> Vec<u8> {
         .into_bytes()
 }
 
-/// Waits until `done` holds, or fails naming `what`.
-fn wait(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-#[test]
-fn swaps_under_exactly_once_lose_and_duplicate_nothing() {
-    let _heavy = crate::heavy();
-    let (input, output) = (topic("hr-in"), topic("hr-out"));
-    create_topics(&[(&input, 3), (&output, 3)]);
-    let reshape = std::fs::read(FLAT_RESHAPE).unwrap();
-    let plugins = tempfile::tempdir().unwrap();
-    let dir = plugins.path();
-    kubelet_update(
-        dir,
-        &[("reshape.wasm", &reshape), ("pipeline.yaml", &pipeline(1))],
-    )
-    .unwrap();
-
-    let config = run_config(&input, &output, None, dir, Delivery::ExactlyOnce);
+/// A reloader watching `dir`, building sets as `wasmpipe run` does.
+pub fn reloader(dir: &std::path::Path, config: &RunConfig) -> (Background, Reloader) {
     let runtime = crate::runtime();
     let snapshot = read_snapshot(dir, None).unwrap();
     let chain = load_snapshot(&runtime, &snapshot, config.limits).unwrap();
@@ -71,6 +49,34 @@ fn swaps_under_exactly_once_lose_and_duplicate_nothing() {
         Arc::default(),
     )
     .unwrap();
+    (background, reloader)
+}
+
+/// Waits until `done` holds, or fails naming `what`.
+pub fn wait(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn swaps_under_exactly_once_lose_and_duplicate_nothing() {
+    let _heavy = crate::heavy();
+    let (input, output) = (topic("hr-in"), topic("hr-out"));
+    create_topics(&[(&input, 3), (&output, 3)]);
+    let reshape = std::fs::read(FLAT_RESHAPE).unwrap();
+    let plugins = tempfile::tempdir().unwrap();
+    let dir = plugins.path();
+    kubelet_update(
+        dir,
+        &[("reshape.wasm", &reshape), ("pipeline.yaml", &pipeline(1))],
+    )
+    .unwrap();
+
+    let config = run_config(&input, &output, None, dir, Delivery::ExactlyOnce);
+    let (_background, reloader) = reloader(dir, &config);
     let updates = reloader.updates();
     let running = start_with(config, Some(updates.clone()));
 

@@ -94,3 +94,86 @@ fn counts_stay_exact_across_a_restart_and_a_lost_store_under_exactly_once() {
     }
     assert_eq!(got.len(), total);
 }
+
+#[test]
+fn twenty_reloads_keep_the_counts_exact_under_exactly_once() {
+    let _heavy = crate::heavy();
+    let (input, output) = (topic("count-hr-in"), topic("count-hr-out"));
+    create_topics(&[(&input, 3), (&output, 3)]);
+    let count = std::fs::read(wasmpipe_test_guests::FLAT_COUNT).unwrap();
+    let reshape = std::fs::read(wasmpipe_test_guests::FLAT_RESHAPE).unwrap();
+    // Each version counts, then marks its outputs with its number.
+    let set = |version: u32| {
+        format!(
+            "plugins:\n  - file: count.wasm\n  - file: reshape.wasm\n    config: {{ set_header.v: \"{version}\" }}\n"
+        )
+        .into_bytes()
+    };
+    let plugins = tempfile::tempdir().unwrap();
+    let dir = plugins.path();
+    let update = |version: u32| {
+        wasmpipe::reload::kubelet_update(
+            dir,
+            &[
+                ("count.wasm", &count),
+                ("reshape.wasm", &reshape),
+                ("pipeline.yaml", &set(version)),
+            ],
+        )
+        .unwrap()
+    };
+    update(1);
+    let config = run_config(&input, &output, None, dir, Delivery::ExactlyOnce);
+    let (_background, reloader) = crate::reload::reloader(dir, &config);
+    let running = crate::kafka::start_with(config, Some(reloader.updates()));
+
+    let records = numbered(3, 1000);
+    let feeder = {
+        let (input, records) = (input.clone(), records.clone());
+        std::thread::spawn(move || {
+            for chunk in records.chunks(100) {
+                produce(&input, chunk);
+                std::thread::sleep(Duration::from_millis(150));
+            }
+        })
+    };
+    for version in 2..=21 {
+        update(version);
+        crate::reload::wait("a new set to be swapped in", || {
+            running.telemetry.metrics.total_where("reloads", "swapped") == u64::from(version - 1)
+        });
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    feeder.join().unwrap();
+    let got = consume(&output, records.len(), true, Duration::from_secs(120));
+    let telemetry = running.stop();
+    drop(reloader);
+
+    assert_eq!(telemetry.metrics.total_where("reloads", "swapped"), 20);
+    let versions: std::collections::BTreeSet<Vec<u8>> = got
+        .iter()
+        .filter_map(|m| {
+            use rdkafka::message::Headers as _;
+            let headers = m.headers()?;
+            headers
+                .iter()
+                .find(|h| h.key == "v")?
+                .value
+                .map(<[u8]>::to_vec)
+        })
+        .collect();
+    assert!(
+        versions.len() > 5,
+        "records were counted by many versions: {}",
+        versions.len()
+    );
+    let per_key = counts_per_key(&got);
+    assert_eq!(per_key.len(), 150);
+    let expected: Vec<u64> = (1..=20).collect();
+    for (key, counts) in &per_key {
+        assert_eq!(
+            counts, &expected,
+            "key {key}: the count went on across every reload"
+        );
+    }
+}
