@@ -256,10 +256,26 @@ pub fn partition_count(
     topic: &str,
     timeout: std::time::Duration,
 ) -> anyhow::Result<usize> {
+    partitions_if_any(config, topic, timeout)?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "topic '{topic}': {}; check its name and that the client may describe it",
+            rdkafka::error::RDKafkaErrorCode::UnknownTopicOrPartition
+        )
+    })
+}
+
+/// How many partitions `topic` has, or `None` if the brokers know no such
+/// topic (asking does not create it).
+pub fn partitions_if_any(
+    config: &KafkaConfig,
+    topic: &str,
+    timeout: std::time::Duration,
+) -> anyhow::Result<Option<usize>> {
     use anyhow::Context as _;
     use rdkafka::consumer::{BaseConsumer, Consumer as _};
+    use rdkafka::error::RDKafkaErrorCode;
     let client: BaseConsumer<MetadataContext> = config
-        .client_config(Client::Consumer, &[])
+        .client_config(Client::Consumer, &[("allow.auto.create.topics", "false")])
         .create_with_context(MetadataContext(config.token_source.clone()))
         .map_err(secrets::redact_error)
         .context("creating a Kafka client")?;
@@ -278,13 +294,13 @@ pub fn partition_count(
         .iter()
         .find(|t| t.name() == topic)
         .with_context(|| format!("the brokers returned no metadata for topic '{topic}'"))?;
-    if let Some(e) = t.error() {
-        anyhow::bail!(
-            "topic '{topic}': {}; check its name and that the client may describe it",
-            rdkafka::error::RDKafkaErrorCode::from(e)
-        );
+    match t.error().map(RDKafkaErrorCode::from) {
+        None => Ok(Some(t.partitions().len())),
+        Some(RDKafkaErrorCode::UnknownTopicOrPartition) => Ok(None),
+        Some(e) => anyhow::bail!(
+            "topic '{topic}': {e}; check its name and that the client may describe it"
+        ),
     }
-    Ok(t.partitions().len())
 }
 
 /// The context of the short-lived clients that only read metadata.

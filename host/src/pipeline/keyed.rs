@@ -5,6 +5,11 @@
 //! offset is committed under at-least-once), and applied to the store once
 //! final. When Kafka makes the pipeline read a partition again, its writes
 //! not yet final are dropped and the store caught up from the changelog.
+//!
+//! A plugin that imports the state interface may never write (a language
+//! runtime imports every interface of its world): its changelog topic is
+//! made at its first write, and a partition whose plugin has no changelog
+//! topic yet starts with no state.
 
 use crate::config::ValidConfig;
 use crate::kafka::changelog::{self, Ensured};
@@ -14,7 +19,8 @@ use crate::ops::events::{ChangelogWritten, StateRestored};
 use crate::runtime::{Chain, ChainInstance, Plugin};
 use crate::state::{PartitionState, StateLimits, StoreMemory, Stores};
 use anyhow::{Context as _, bail};
-use std::collections::{BTreeMap, VecDeque};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,10 +29,13 @@ const CHANGELOG_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The state of the pipeline's stateful plugins.
 pub struct Keeper {
-    stores: Stores,
+    /// Opened when a plugin that keeps state first needs them.
+    stores: std::sync::OnceLock<Stores>,
     config: ValidConfig,
     /// Changelog topic per stateful plugin, by plugin name.
     changelogs: BTreeMap<String, String>,
+    /// The changelog topics known to exist (made, or found and checked).
+    existing: RefCell<BTreeSet<String>>,
     limits: StateLimits,
 }
 
@@ -45,62 +54,107 @@ pub struct SealedBatch {
 pub type Sealed = VecDeque<SealedBatch>;
 
 impl Keeper {
-    /// The keeper of `chain`'s state, or `None` if no plugin keeps state.
-    /// Opens the stores and makes (or checks) every changelog topic.
-    pub fn open(config: &ValidConfig, chain: &Chain) -> anyhow::Result<Option<Keeper>> {
-        if !chain.plugins.iter().any(|p| p.is_stateful()) {
-            return Ok(None);
-        }
-        if config.input_topics.len() != 1 {
-            bail!(
-                "plugins that keep state read one input topic (their changelog has the input's \
-                 partitions); this pipeline reads {}: run one pipeline per input topic",
-                config.input_topics.len()
-            );
-        }
-        let stores =
-            Stores::open(&config.state_dir, StoreMemory::default()).with_context(|| {
-                format!(
-                    "opening the state store in {} (--state-dir, WASMPIPE_STATE_DIR)",
-                    config.state_dir.display()
-                )
-            })?;
+    /// The keeper of the state of `chain`'s plugins, and of those of the
+    /// sets reloaded after it.
+    pub fn new(config: &ValidConfig, chain: &Chain) -> anyhow::Result<Keeper> {
         let mut keeper = Keeper {
-            stores,
+            stores: std::sync::OnceLock::new(),
             config: config.clone(),
             changelogs: BTreeMap::new(),
+            existing: RefCell::default(),
             limits: StateLimits::default(),
         };
-        keeper.ensure(chain)?;
-        Ok(Some(keeper))
+        keeper.name(chain)?;
+        Ok(keeper)
     }
 
-    /// Makes (or checks) the changelog topic of each plugin of `chain`
-    /// that keeps state.
-    pub fn ensure(&mut self, chain: &Chain) -> anyhow::Result<()> {
-        let config = &self.config;
-        let input = &config.input_topics[0];
+    fn stores(&self) -> anyhow::Result<&Stores> {
+        if let Some(stores) = self.stores.get() {
+            return Ok(stores);
+        }
+        let dir = &self.config.state_dir;
+        let opened = Stores::open(dir, StoreMemory::default()).with_context(|| {
+            format!(
+                "opening the state store in {} (--state-dir, WASMPIPE_STATE_DIR)",
+                dir.display()
+            )
+        })?;
+        Ok(self.stores.get_or_init(|| opened))
+    }
+
+    /// Names the changelog topic of each plugin of `chain` that keeps
+    /// state.
+    pub fn name(&mut self, chain: &Chain) -> anyhow::Result<()> {
         for plugin in chain.plugins.iter().filter(|p| p.is_stateful()) {
-            if self.changelogs.contains_key(&plugin.name) {
-                continue;
+            if !self.changelogs.contains_key(&plugin.name) {
+                let topic = crate::state::changelog::topic_name(&self.config.group, &plugin.name)?;
+                self.changelogs.insert(plugin.name.clone(), topic);
             }
-            let topic = crate::state::changelog::topic_name(&config.group, &plugin.name)?;
-            let partitions =
-                crate::kafka::partition_count(&config.kafka, input, CHANGELOG_TIMEOUT)?;
-            let ensured = block_on(changelog::ensure_topic(
-                &config.kafka,
-                &topic,
-                partitions,
-                None,
-                CHANGELOG_TIMEOUT,
-            ))??;
-            tracing::info!(
-                plugin = %plugin.name,
-                changelog = %topic,
-                created = ensured == Ensured::Created,
-                "plugin keeps state"
+        }
+        Ok(())
+    }
+
+    /// Makes `topic` compacted with the input's partition count if absent,
+    /// or checks it; `create: false` only looks. Whether it exists now.
+    fn ensure(&self, plugin: &str, topic: &str, create: bool) -> anyhow::Result<bool> {
+        if self.existing.borrow().contains(topic) {
+            return Ok(true);
+        }
+        let config = &self.config;
+        let exists =
+            crate::kafka::partitions_if_any(&config.kafka, topic, CHANGELOG_TIMEOUT)?.is_some();
+        if !exists && !create {
+            return Ok(false);
+        }
+        let [input] = config.input_topics.as_slice() else {
+            bail!(
+                "plugin {plugin} keeps state, which needs one input topic (its changelog has the \
+                 input's partitions); this pipeline reads {}: run one pipeline per input topic",
+                config.input_topics.len()
             );
-            self.changelogs.insert(plugin.name.clone(), topic);
+        };
+        let partitions = crate::kafka::partition_count(&config.kafka, input, CHANGELOG_TIMEOUT)?;
+        let ensured = block_on(changelog::ensure_topic(
+            &config.kafka,
+            topic,
+            partitions,
+            None,
+            CHANGELOG_TIMEOUT,
+        ))??;
+        if ensured == Ensured::Created {
+            // Written to (and read) at once: wait until the brokers serve
+            // its partitions, or a transaction would be refused.
+            let deadline = Instant::now() + CHANGELOG_TIMEOUT;
+            while crate::kafka::partitions_if_any(&config.kafka, topic, CHANGELOG_TIMEOUT)?
+                != Some(partitions)
+            {
+                if Instant::now() > deadline {
+                    bail!(
+                        "changelog topic {topic} was made but its partitions are not served after {CHANGELOG_TIMEOUT:?}"
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        tracing::info!(
+            plugin,
+            changelog = topic,
+            created = ensured == Ensured::Created,
+            "plugin keeps state"
+        );
+        self.existing.borrow_mut().insert(topic.to_owned());
+        Ok(true)
+    }
+
+    /// Makes the changelog topics the batch just run on `chain` is about
+    /// to write to.
+    pub fn ready(&self, chain: &mut ChainInstance) -> anyhow::Result<()> {
+        for (plugin, state) in chain.states_mut() {
+            if let Some(topic) = self.changelogs.get(&plugin.name)
+                && state.pending().has_open()
+            {
+                self.ensure(&plugin.name, topic, true)?;
+            }
         }
         Ok(())
     }
@@ -148,8 +202,14 @@ impl Keeper {
                 .get(&plugin.name)
                 .with_context(|| format!("plugin {} has no changelog topic", plugin.name))?;
             let store = self
-                .stores
+                .stores()?
                 .partition(&plugin.name, &tp.topic, tp.partition)?;
+            if !self.ensure(&plugin.name, topic, false)? {
+                // No changelog: no state anywhere (a deleted changelog
+                // resets it), whatever this disk kept.
+                store.clear()?;
+                return Ok(PartitionState::new(store, self.limits));
+            }
             let started = Instant::now();
             let restored = changelog::restore(
                 &self.config.kafka,

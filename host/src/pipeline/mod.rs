@@ -75,8 +75,8 @@ struct State<P: Producer> {
     failed: bool,
     /// After an abort, nothing is processed before this.
     held_until: Option<Instant>,
-    /// The state of the plugins that keep state, if any do.
-    keeper: Option<Keeper>,
+    /// The state of the plugins that keep state.
+    keeper: Keeper,
 }
 
 impl<P: Producer> State<P> {
@@ -89,9 +89,9 @@ impl<P: Producer> State<P> {
                 .instantiate()
                 .with_context(|| format!("instantiating the chain for {tp}"))?;
             // Before the partition's first record is read.
-            if let Some(keeper) = &self.keeper {
+            {
                 let _restoring = telemetry.health.waiting();
-                keeper.restore(&tp, &mut chain, telemetry)?;
+                self.keeper.restore(&tp, &mut chain, telemetry)?;
             }
             self.delivery.assigned(&tp);
             source.split(&tp);
@@ -107,19 +107,16 @@ impl<P: Producer> State<P> {
         for tp in &reread.partitions {
             if let Some(w) = self.workers.get_mut(tp) {
                 w.reset();
-                if let Some(keeper) = &self.keeper {
-                    keeper.rewound(tp, &mut w.chain, &mut w.sealed, telemetry)?;
-                }
+                self.keeper
+                    .rewound(tp, &mut w.chain, &mut w.sealed, telemetry)?;
             }
         }
         if reread.hold_until.is_some() {
             self.held_until = reread.hold_until;
         }
-        if let Some(keeper) = &self.keeper {
-            for (tp, next) in &reread.committed {
-                if let Some(w) = self.workers.get_mut(tp) {
-                    keeper.committed(&mut w.chain, &mut w.sealed, *next)?;
-                }
+        for (tp, next) in &reread.committed {
+            if let Some(w) = self.workers.get_mut(tp) {
+                self.keeper.committed(&mut w.chain, &mut w.sealed, *next)?;
             }
         }
         Ok(())
@@ -183,7 +180,7 @@ impl<P: Producer> State<P> {
                 delivery: &mut *self.delivery,
                 settings,
                 telemetry,
-                keeper: self.keeper.as_ref(),
+                keeper: &self.keeper,
             },
         )
     }
@@ -277,7 +274,7 @@ pub fn run(
         }),
         &config.transactional_id,
     )?;
-    let keeper = Keeper::open(&config, &chain)?;
+    let keeper = Keeper::new(&config, &chain)?;
     let delivery: Box<dyn Delivery<Sink>> = match config.delivery {
         Mode::AtLeastOnce => Box::new(AtLeastOnce::new(config.grace, telemetry.clone())),
         Mode::ExactlyOnce => Box::new(ExactlyOnce::new(telemetry.clone())),
@@ -465,17 +462,7 @@ fn swap<P: Producer>(
     if state.delivery.transactional() {
         state.commit(source, &shared.telemetry)?;
     }
-    if let Some(keeper) = &mut state.keeper {
-        keeper.ensure(&new.chain)?;
-    } else if new.chain.plugins.iter().any(|p| p.is_stateful()) {
-        tracing::warn!(
-            version = new.version,
-            "reload: the new set has a plugin that keeps state and the running one none; \
-             restart the pipeline to run it (its state needs a changelog set up at start); \
-             the running set stays"
-        );
-        return Ok(());
-    }
+    state.keeper.name(&new.chain)?;
     let mut instances = Vec::new();
     for tp in state.workers.keys() {
         match new.chain.instantiate() {
@@ -490,9 +477,9 @@ fn swap<P: Producer>(
     }
     for (tp, mut instance) in instances {
         if let Some(w) = state.workers.get_mut(&tp) {
-            if let Some(keeper) = &state.keeper {
-                keeper.hand_over(&tp, &mut w.chain, &mut instance, &shared.telemetry)?;
-            }
+            state
+                .keeper
+                .hand_over(&tp, &mut w.chain, &mut instance, &shared.telemetry)?;
             w.chain = instance;
         }
     }

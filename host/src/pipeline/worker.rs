@@ -6,7 +6,7 @@ use super::delivery::Delivery;
 use super::failure::{self, DeadLetter};
 use super::keyed::{Keeper, Sealed};
 use crate::kafka::{
-    BatchAck, Fetched, OutRecord, Producer, RawHeaders, SendError, TopicPartition, TransactionError,
+    Fetched, OutRecord, Producer, RawHeaders, SendError, TopicPartition, TransactionError,
 };
 use crate::ops::Telemetry;
 use crate::ops::events::{BatchRun, OutputsProduced, RecordFailed};
@@ -47,8 +47,8 @@ pub struct Context<'a, P: Producer> {
     pub delivery: &'a mut dyn Delivery<P>,
     pub settings: &'a Settings,
     pub telemetry: &'a Telemetry,
-    /// The state of plugins that keep state, if any do.
-    pub keeper: Option<&'a Keeper>,
+    /// The state of plugins that keep state.
+    pub keeper: &'a Keeper,
 }
 
 impl Worker {
@@ -176,10 +176,7 @@ impl Worker {
         let last_plugin = self.chain.plugins().last().map(|p| &**p);
         // Outputs per destination topic; a batch has one or a few.
         let mut per_topic: Vec<(&str, u64)> = Vec::new();
-        let ack = Arc::new(match cx.keeper {
-            Some(keeper) => keeper.ack_for(&self.chain),
-            None => BatchAck::default(),
-        });
+        let ack = Arc::new(cx.keeper.ack_for(&self.chain));
         let mut dead: Vec<DeadLetter> = out.failures.iter().map(DeadLetter::from).collect();
         let mut refused: BTreeSet<u32> = BTreeSet::new();
         for (index, _) in malformed.iter().filter(|(i, _)| (*i as usize) < done) {
@@ -282,24 +279,23 @@ impl Worker {
             anyhow::bail!("the chain ran none of a batch of {} records", batch.len());
         };
         let (first, last) = (first.offset(), last.offset());
-        if let Some(keeper) = cx.keeper {
-            let sealed = keeper.seal(
-                tp,
-                last + 1,
-                &mut self.chain,
-                &mut self.sealed,
-                cx.producer,
-                &ack,
-                telemetry,
-            );
-            match sealed {
-                Ok(()) => {}
-                Err(SendError::Transaction(e)) => {
-                    cx.delivery.poison(e);
-                    return Ok(());
-                }
-                Err(e) => return Err(anyhow::Error::from(e).context("producing state changes")),
+        cx.keeper.ready(&mut self.chain)?;
+        let sealed = cx.keeper.seal(
+            tp,
+            last + 1,
+            &mut self.chain,
+            &mut self.sealed,
+            cx.producer,
+            &ack,
+            telemetry,
+        );
+        match sealed {
+            Ok(()) => {}
+            Err(SendError::Transaction(e)) => {
+                cx.delivery.poison(e);
+                return Ok(());
             }
+            Err(e) => return Err(anyhow::Error::from(e).context("producing state changes")),
         }
         cx.delivery.produced(tp, first, last + 1, ack);
         let rest = if done < batch.len() {

@@ -90,6 +90,11 @@ impl Pending {
         self.bytes
     }
 
+    /// Whether the batch being run (or its record) wrote anything.
+    pub fn has_open(&self) -> bool {
+        !self.open.is_empty() || self.record.as_ref().is_some_and(|r| !r.is_empty())
+    }
+
     /// Whether any layer holds a write.
     pub fn is_empty(&self) -> bool {
         self.open.is_empty()

@@ -177,3 +177,46 @@ fn twenty_reloads_keep_the_counts_exact_under_exactly_once() {
         );
     }
 }
+
+#[test]
+fn a_plugin_that_never_writes_state_gets_no_changelog_topic() {
+    let (input, output) = (topic("nowrite-in"), topic("nowrite-out"));
+    create_topics(&[(&input, 2), (&output, 2)]);
+    // count skips records without a key: it reads no state and writes none.
+    let keyless: Vec<(i32, Rec)> = (0..200)
+        .map(|i| {
+            (
+                i % 2,
+                Rec {
+                    key: None,
+                    value: Some(format!("{i}").into_bytes()),
+                    headers: Vec::new(),
+                },
+            )
+        })
+        .collect();
+    produce(&input, &keyless);
+    let (_dir, plugins) = plugin_dir(wasmpipe_test_guests::FLAT_COUNT, None);
+    let config = run_config(&input, &output, None, &plugins, Delivery::AtLeastOnce);
+    let group = config.group.clone();
+    let running = start(config);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while running.telemetry.metrics.total("records_consumed") < 200 {
+        assert!(Instant::now() < deadline, "the pipeline made no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let telemetry = running.stop();
+    assert_eq!(telemetry.metrics.total("records_produced"), 0);
+    assert_eq!(telemetry.metrics.total("state_changelog_records"), 0);
+    let changelog = wasmpipe::state::changelog::topic_name(&group, "count").unwrap();
+    let kafka = wasmpipe::kafka::KafkaConfig {
+        brokers: crate::kafka::bootstrap(),
+        properties: Vec::new(),
+        token_source: None,
+    };
+    assert_eq!(
+        wasmpipe::kafka::partitions_if_any(&kafka, &changelog, Duration::from_secs(10)).unwrap(),
+        None,
+        "{changelog} was not made"
+    );
+}
