@@ -28,8 +28,26 @@ export function load(path, config = {}) {
   const plugin = wasmpipe.evaluate(readFileSync(path, "utf8"), name, wasmpipe);
   if (typeof plugin.init === "function") plugin.init(new wasmpipe.Config(Object.entries(config)));
   return {
-    run: (r) => wasmpipe.outputs(plugin.transform(r)),
+    /** The outputs of one record; what it throws is what would be
+     * dead-lettered (and its state writes are undone, as the host does). */
+    run(r) {
+      wasmpipe.beginRecord(0, r.timestamp);
+      try {
+        const out = wasmpipe.outputs(plugin.transform(r));
+        wasmpipe.endRecord(false);
+        return out;
+      } catch (e) {
+        wasmpipe.endRecord(true);
+        throw e;
+      }
+    },
   };
 }
+
+/** Empties the native state double and its stream time. */
+export const resetState = () => wasmpipe.setStateBackend(null);
+
+/** Every live [key, value] of the native state double, in key order. */
+export const stateEntries = () => [...wasmpipe.state.scan()];
 
 export const text = (bytes) => new TextDecoder().decode(bytes);

@@ -83,4 +83,23 @@ declare namespace wasmpipe {
   function info(message: string, fields?: Fields): void;
   function warn(message: string, fields?: Fields): void;
   function error(message: string, fields?: Fields): void;
+
+  /** A state call the host refused (too large, full, unavailable): thrown
+   * out of transform, it fails the record. */
+  class StateError extends Error {}
+
+  /** Keyed state, per plugin and input partition, durable in Kafka. A
+   * record that fails leaves none of its writes behind; a time to live
+   * counts in stream time (the highest record timestamp seen). */
+  const state: {
+    /** The value, or null if unset or expired. */
+    get(key: BytesLike): Uint8Array | null;
+    /** Sets `key`; with `ttlMs`, until that much stream time has passed. */
+    put(key: BytesLike, value: BytesLike, ttlMs?: number | null): void;
+    delete(key: BytesLike): void;
+    /** Live [key, value] pairs in key order. */
+    scan(range?: { start?: BytesLike | null; end?: BytesLike | null; prefix?: BytesLike | null }): IterableIterator<[Uint8Array, Uint8Array]>;
+    /** The partition's stream time in ms, or null before any record. */
+    streamTime(): number | null;
+  };
 }

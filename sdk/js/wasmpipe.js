@@ -169,3 +169,139 @@ export function describe(e, name) {
   }
   return line !== null && line > 0 ? `${name} line ${line}: ${text}` : text;
 }
+
+// Keyed state: bytes under bytes, kept by the host per plugin and input
+// partition, durable in Kafka with the outputs. A record that fails leaves
+// none of its writes behind; time to live counts in stream time (the
+// highest record timestamp seen, up to the record being transformed).
+// Natively (in tests) the same calls work on an in-memory double with the
+// host's rules.
+
+export class StateError extends Error {}
+
+/** Bytes as a string of one char per byte: such strings sort as the bytes. */
+const asKey = (b) => String.fromCharCode(...b);
+const fromKey = (s) => Uint8Array.from(s, (c) => c.charCodeAt(0));
+
+function stateBytes(v, what) {
+  const b = bytes(v);
+  if (b === null) throw new TypeError(`a state ${what} is a string or a Uint8Array, not null`);
+  return b;
+}
+
+/** The native double. */
+function memoryState() {
+  const entries = new Map(); // key string -> [value, expiry | null]
+  let time = null;
+  let undo = [];
+  const live = (expiry) => expiry === null || time === null || time < expiry;
+  const write = (k, entry) => {
+    undo.push([k, entries.has(k) ? entries.get(k) : undefined]);
+    if (entry === undefined) entries.delete(k);
+    else entries.set(k, entry);
+  };
+  return {
+    get(key) {
+      const found = entries.get(asKey(key));
+      return found !== undefined && live(found[1]) ? found[0] : null;
+    },
+    put(key, value, ttlMs) {
+      const expiry = ttlMs === null ? null : Math.max(time ?? 0, 0) + ttlMs;
+      write(asKey(key), [value, expiry]);
+    },
+    delete(key) {
+      write(asKey(key), undefined);
+    },
+    scan(start, end, limit) {
+      const keys = [...entries.keys()].sort();
+      const out = [];
+      for (const k of keys) {
+        if (start && (k < start[0] || (k === start[0] && !start[1]))) continue;
+        if (end && (k > end[0] || (k === end[0] && !end[1]))) break;
+        const [v, expiry] = entries.get(k);
+        if (live(expiry)) out.push([fromKey(k), v]);
+        if (out.length === limit) break;
+      }
+      return out;
+    },
+    streamTime: () => time,
+    begin(_index, timestamp) {
+      undo = [];
+      time = time === null ? timestamp : Math.max(time, timestamp);
+    },
+    end(failed) {
+      const done = undo;
+      undo = [];
+      if (failed) {
+        for (const [k, old] of done.reverse()) {
+          if (old === undefined) entries.delete(k);
+          else entries.set(k, old);
+        }
+      }
+    },
+  };
+}
+
+let stateBackend = memoryState();
+
+/** The component's glue installs the host's backend; tests reset the double. */
+export function setStateBackend(backend) {
+  stateBackend = backend ?? memoryState();
+}
+
+/** Record `index` of the batch, at `timestamp`, is next; then it ended. */
+export const beginRecord = (index, timestamp) => stateBackend.begin(index, timestamp);
+export const endRecord = (failed) => stateBackend.end(failed);
+
+const SCAN_PAGE = 256;
+
+function prefixEnd(p) {
+  const end = [...p];
+  while (end.length > 0) {
+    const last = end.pop();
+    if (last < 0xff) {
+      end.push(last + 1);
+      return String.fromCharCode(...end);
+    }
+  }
+  return null;
+}
+
+export const state = {
+  /** The value of `key` (a Uint8Array), or null if unset or expired. */
+  get(key) {
+    return stateBackend.get(stateBytes(key, "key"));
+  },
+  /** Sets `key`; with `ttlMs`, until that much stream time has passed. */
+  put(key, value, ttlMs = null) {
+    if (ttlMs !== null && !(Number.isInteger(ttlMs) && ttlMs >= 0)) {
+      throw new TypeError("ttlMs is a whole number of milliseconds, or null");
+    }
+    stateBackend.put(stateBytes(key, "key"), stateBytes(value, "value"), ttlMs);
+  },
+  delete(key) {
+    stateBackend.delete(stateBytes(key, "key"));
+  },
+  /** Live [key, value] pairs in key order: `start` (included) to `end`
+   * (excluded), or every key starting with `prefix`. */
+  *scan({ start = null, end = null, prefix = null } = {}) {
+    let lo = start === null ? null : [asKey(stateBytes(start, "key")), true];
+    let hi = end === null ? null : [asKey(stateBytes(end, "key")), false];
+    if (prefix !== null) {
+      const p = stateBytes(prefix, "key");
+      lo = [asKey(p), true];
+      const past = prefixEnd(p);
+      hi = past === null ? null : [past, false];
+    }
+    for (;;) {
+      const page = stateBackend.scan(lo, hi, SCAN_PAGE);
+      yield* page;
+      if (page.length < SCAN_PAGE) return;
+      lo = [asKey(page[page.length - 1][0]), false];
+    }
+  },
+  /** The partition's stream time in ms, or null before any record. */
+  streamTime() {
+    return stateBackend.streamTime();
+  },
+};

@@ -11,7 +11,9 @@ from typing import Any, Callable, Optional
 
 import wasmpipe
 from componentize_py_types import Err, Ok
+from wasmpipe import state as _state
 from wit_world.imports import host, types
+from wit_world.imports import state as _host_state
 
 _SDK_DIR = os.path.dirname(os.path.abspath(wasmpipe.__file__))
 
@@ -29,6 +31,78 @@ def _host_log(level: str, message: str, fields: dict[str, Any]) -> None:
 
 
 wasmpipe._log = _host_log
+
+
+def _refused(e: Err) -> _state.StateError:
+    v = e.value
+    kind = {
+        "StateError_TooLarge": "too large",
+        "StateError_Full": "full",
+        "StateError_Unavailable": "unavailable",
+    }.get(type(v).__name__, "refused")
+    return _state.StateError(f"state: {kind}: {getattr(v, 'value', v)}")
+
+
+def _bound(b: "tuple[bytes, bool] | None") -> Any:
+    if b is None:
+        return _host_state.Bound_Unbounded()
+    return _host_state.Bound_Included(b[0]) if b[1] else _host_state.Bound_Excluded(b[0])
+
+
+class _HostState:
+    """The state calls, to the host; the record's index is told once, before
+    the record's first call."""
+
+    def __init__(self) -> None:
+        self.untold: Optional[int] = None
+
+    def _tell(self) -> None:
+        if self.untold is not None:
+            _host_state.at_record(self.untold)
+            self.untold = None
+
+    def get(self, key: bytes) -> Optional[bytes]:
+        self._tell()
+        try:
+            return _host_state.get(key)
+        except Err as e:
+            raise _refused(e) from None
+
+    def put(self, key: bytes, value: bytes, ttl_ms: Optional[int]) -> None:
+        self._tell()
+        try:
+            _host_state.put(key, value, ttl_ms)
+        except Err as e:
+            raise _refused(e) from None
+
+    def delete(self, key: bytes) -> None:
+        self._tell()
+        try:
+            _host_state.delete(key)
+        except Err as e:
+            raise _refused(e) from None
+
+    def scan(self, start: Any, end: Any, limit: int) -> list[tuple[bytes, bytes]]:
+        self._tell()
+        try:
+            return list(_host_state.scan(_bound(start), _bound(end), limit))
+        except Err as e:
+            raise _refused(e) from None
+
+    def stream_time(self) -> Optional[int]:
+        self._tell()
+        t = _host_state.stream_time()
+        return None if t == -(1 << 63) else t
+
+    def begin(self, index: int, timestamp: int) -> None:
+        self.untold = index
+
+    def end(self, failed: bool) -> None:
+        # The host drops a failed record's writes itself.
+        self.untold = None
+
+
+_state._backend = _HostState()
 
 _TS = {
     types.TimestampType.NOT_AVAILABLE: wasmpipe.TimestampType.NOT_AVAILABLE,
@@ -101,9 +175,12 @@ class Export:
         except Err as e:
             return [e for _ in batch]
         results: list[Any] = []
-        for r in batch:
+        for i, r in enumerate(batch):
+            _state._begin(i, r.timestamp)
             try:
                 results.append(Ok([_output(o) for o in wasmpipe.outputs(fn(_record(r)))]))
+                _state._end(False)
             except Exception as e:
+                _state._end(True)
                 results.append(Err(describe(e)))
         return results

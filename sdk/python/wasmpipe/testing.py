@@ -19,7 +19,7 @@ from types import ModuleType
 from typing import Any, Iterable, Mapping, Union
 
 import wasmpipe
-from wasmpipe import Config, Output, Record, TimestampType
+from wasmpipe import Config, Output, Record, TimestampType, state
 
 
 def record(
@@ -49,8 +49,25 @@ class Plugin:
 
     def run(self, r: Record) -> list[Output]:
         """The outputs of one record; an exception is what would be
-        dead-lettered."""
-        return wasmpipe.outputs(self.module.transform(r))
+        dead-lettered (and its state writes are undone, as the host does)."""
+        state._begin(0, r.timestamp)
+        try:
+            out = wasmpipe.outputs(self.module.transform(r))
+        except BaseException:
+            state._end(True)
+            raise
+        state._end(False)
+        return out
+
+
+def reset_state() -> None:
+    """Empties the native state double and its stream time."""
+    state._reset()
+
+
+def state_entries() -> list[tuple[bytes, bytes]]:
+    """Every live entry of the native state double, in key order."""
+    return list(state.scan())
 
 
 def load(path: Union[str, ModuleType], config: Union[Mapping[str, str], Iterable[tuple[str, str]]] = ()) -> Plugin:
