@@ -19,8 +19,16 @@ type Stage<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
 
 /// A chain of `plugins` with fresh state in `dir`.
 fn stateful(dir: &std::path::Path, plugins: &[Stage<'_>]) -> ChainInstance {
+    stateful_within(dir, plugins, Duration::from_millis(300))
+}
+
+fn stateful_within(
+    dir: &std::path::Path,
+    plugins: &[Stage<'_>],
+    deadline: Duration,
+) -> ChainInstance {
     let limits = Limits {
-        deadline: Duration::from_millis(300),
+        deadline,
         ..Limits::default()
     };
     let plugins = plugins
@@ -267,6 +275,49 @@ fn windows_and_ttls_give_the_same_results_whatever_the_batching() {
                     first_difference.map(|i| (&got[i], &whole[i]))
                 );
             }
+        }
+    }
+}
+
+#[test]
+fn a_plugin_over_the_state_limits_fails_that_record_alone() {
+    for (mode, reason) in [
+        (
+            "big-key",
+            "state: too large: a state key of 1048576 bytes is over the 16384-byte limit",
+        ),
+        (
+            "big-value",
+            "state: too large: a state value of 2097152 bytes is over the 921600-byte limit",
+        ),
+        (
+            "flood",
+            "state: full: the partition's state writes not yet durable hold",
+        ),
+    ] {
+        for world in WORLDS {
+            let dir = tempfile::tempdir().unwrap();
+            // Time enough to write 64 MiB in a debug build.
+            let stage: Stage<'_> = (world, "tally", &[("mode", mode)]);
+            let mut chain = stateful_within(dir.path(), &[stage], Duration::from_secs(20));
+            let input = values_batch(&["a", "poison", "a"]);
+            let out = chain.run(&input);
+            assert_eq!(tallies(&out), ["1", "2"], "{world}/{mode}");
+            let [failed] = out.failures.as_slice() else {
+                panic!("{world}/{mode}: {:?}", out.failures);
+            };
+            assert_eq!(failed.index, 1);
+            match &failed.failure {
+                Failure::Guest(m) => assert!(m.contains(reason), "{world}/{mode}: {m}"),
+                other => panic!("{world}/{mode}: {other:?}"),
+            }
+            drop(out);
+            seal_all(&mut chain);
+            assert_eq!(
+                counts(&mut chain),
+                [("tally".to_owned(), vec![("a".to_owned(), 2)])],
+                "{world}/{mode}: nothing of the refused record is kept"
+            );
         }
     }
 }

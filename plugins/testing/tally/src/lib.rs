@@ -3,7 +3,10 @@
 //! to its key's tally (in state) and is passed through with the tally in
 //! a `tally` header; a record whose value equals `trigger` (default
 //! `poison`) then misbehaves by `mode`: `error`, `panic`, `loop` or
-//! `memory`. A record's key is its value when it has no key.
+//! `memory`; or, over the host's state limits, `big-key` (a 1 MiB key),
+//! `big-value` (a 2 MiB value), `flood` (512 KiB values under new keys
+//! until the host refuses one), `scan-all` (one scan asking for every
+//! entry). A record's key is its value when it has no key.
 
 use std::hint::black_box;
 use wasmpipe_sdk::{Config, Error, Outputs, Record, Transform, state};
@@ -32,6 +35,18 @@ impl Transform for Tally {
         state::put(key, tally.to_be_bytes())?;
         if record.value() == Some(self.trigger.as_slice()) {
             match self.mode.as_str() {
+                "big-key" => state::put(vec![b'k'; 1 << 20], b"v")?,
+                "big-value" => state::put(b"big", vec![b'v'; 2 << 20])?,
+                "flood" => {
+                    for n in 0u64.. {
+                        state::put(n.to_be_bytes(), vec![b'v'; 512 << 10])?;
+                    }
+                }
+                "scan-all" => {
+                    let seen =
+                        state::scan(std::ops::Bound::Unbounded, std::ops::Bound::Unbounded).count();
+                    return Err(Error::msg(format!("tally: scanned {seen} entries")));
+                }
                 "panic" => panic!("tally: panic after writing state, as asked"),
                 "loop" => loop {
                     black_box(&out);
