@@ -53,16 +53,21 @@ impl DeadLetter {
             index,
             kind: "produce",
             reason: refusal.reason,
-            message: format!(
-                "kafka refuses the output for topic '{}': {}; {}",
-                capped(topic),
-                refusal.message,
-                refusal.fix()
-            ),
+            message: refusal_message(topic, refusal),
             plugin: last_plugin.map(|p| p.name.clone()).unwrap_or_default(),
             plugin_sha256: last_plugin.map(|p| p.sha256.clone()).unwrap_or_default(),
         }
     }
+}
+
+/// Why Kafka refuses an output for `topic`, and the fix.
+pub fn refusal_message(topic: &str, refusal: &Refusal) -> String {
+    format!(
+        "kafka refuses the output for topic '{}': {}; {}",
+        capped(topic),
+        refusal.message,
+        refusal.fix()
+    )
 }
 
 impl From<&RecordFailure> for DeadLetter {

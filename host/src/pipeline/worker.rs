@@ -11,7 +11,7 @@ use crate::kafka::{
 use crate::ops::Telemetry;
 use crate::ops::events::{BatchRun, OutputsProduced, RecordFailed};
 use crate::record::Batch;
-use crate::runtime::{ChainInstance, ChainRecord};
+use crate::runtime::{ChainInstance, ChainRecord, Failure};
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
@@ -159,7 +159,18 @@ impl Worker {
         // burst of records that each hit it still lets the loop go round,
         // produce and commit between them.
         let until = started + cx.settings.deadline;
-        let out = self.chain.run_within(batch, Some(until), isolate);
+        // With state, a record whose output Kafka would refuse fails in
+        // the chain, so that its state writes go with it.
+        let (producer, output_topic) = (cx.producer, cx.settings.output_topic.as_str());
+        let admit = |r: &ChainRecord<'_>| {
+            let topic = r.topic.unwrap_or(output_topic);
+            let refusal = producer.admit(topic, record_bytes(r)).err()?;
+            Some(Failure::Refused {
+                reason: refusal.reason,
+                message: failure::refusal_message(topic, &refusal),
+            })
+        };
+        let out = self.chain.run_admitted(batch, Some(until), isolate, &admit);
         let done = out.done as usize;
         telemetry.emit(BatchRun {
             topic: &tp.topic,

@@ -138,6 +138,10 @@ impl Chain {
     }
 }
 
+/// Whether an output could be produced: `None`, or the failure of the
+/// record that made it.
+pub type Admit<'f> = dyn Fn(&ChainRecord<'_>) -> Option<Failure> + 'f;
+
 /// A worker's instances of a chain.
 pub struct ChainInstance {
     stages: Vec<PluginInstance>,
@@ -205,8 +209,22 @@ impl ChainInstance {
         until: Option<Instant>,
         isolate: bool,
     ) -> ChainOutput<'a> {
+        self.run_admitted(input, until, isolate, &|_| None)
+    }
+
+    /// [`ChainInstance::run_within`], with `admit` saying of each output
+    /// whether it could be produced: with state, a record an output of
+    /// which would be refused fails with that refusal, and its writes go
+    /// with it. (Without state, the producer refuses it as it comes.)
+    pub fn run_admitted<'a>(
+        &mut self,
+        input: &'a Batch,
+        until: Option<Instant>,
+        isolate: bool,
+        admit: &Admit<'_>,
+    ) -> ChainOutput<'a> {
         if self.stages.iter_mut().any(|s| s.state_mut().is_some()) {
-            return self.run_stateful(input, until, isolate);
+            return self.run_stateful(input, until, isolate, admit);
         }
         self.run_stages(input, until, isolate)
     }

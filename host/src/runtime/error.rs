@@ -119,6 +119,13 @@ pub enum Failure {
     /// The plugin's state store could not be read or written.
     #[error("state store unavailable: {0}")]
     StateUnavailable(String),
+    /// Kafka would refuse an output of the record (found before it was
+    /// produced, so that the record's state writes go with it).
+    #[error("{message}")]
+    Refused {
+        reason: &'static str,
+        message: String,
+    },
 }
 
 /// The family of a [`Failure`].
@@ -127,6 +134,7 @@ pub enum FailureKind {
     Trap,
     Limit,
     Guest,
+    Produce,
 }
 
 impl FailureKind {
@@ -136,6 +144,7 @@ impl FailureKind {
             FailureKind::Trap => "trap",
             FailureKind::Limit => "limit",
             FailureKind::Guest => "error",
+            FailureKind::Produce => "produce",
         }
     }
 }
@@ -149,6 +158,7 @@ impl Failure {
             | Failure::OutputLimit { .. }
             | Failure::StateUnavailable(_) => FailureKind::Limit,
             Failure::Guest(_) => FailureKind::Guest,
+            Failure::Refused { .. } => FailureKind::Produce,
         }
     }
 
@@ -161,6 +171,7 @@ impl Failure {
             Failure::OutputLimit { .. } => "output_limit",
             Failure::Guest(_) => "guest_error",
             Failure::StateUnavailable(_) => "state_unavailable",
+            Failure::Refused { reason, .. } => reason,
         }
     }
 }

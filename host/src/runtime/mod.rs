@@ -13,7 +13,9 @@ mod load;
 mod state;
 
 pub use bindings::{FLAT_EXPORTS, STATE_IMPORT, TYPED_EXPORTS, WIT_VERSION, WIT_VERSIONS};
-pub use chain::{Chain, ChainHeaders, ChainInstance, ChainOutput, ChainRecord, RecordFailure};
+pub use chain::{
+    Admit, Chain, ChainHeaders, ChainInstance, ChainOutput, ChainRecord, RecordFailure,
+};
 pub use compile::{CompileBudget, SUBCOMMAND as COMPILE_SUBCOMMAND};
 pub use error::{Failure, FailureKind, LoadError};
 pub use instance::PluginInstance;

@@ -220,3 +220,79 @@ fn a_plugin_that_never_writes_state_gets_no_changelog_topic() {
         "{changelog} was not made"
     );
 }
+
+#[test]
+fn a_record_kafka_would_refuse_is_dead_lettered_with_none_of_its_state() {
+    let (input, output, dlq) = (topic("refuse-in"), topic("refuse-out"), topic("refuse-dlq"));
+    create_topics(&[(&input, 1), (&output, 1), (&dlq, 1)]);
+    // Every tenth record is routed to a topic name Kafka refuses.
+    let records: Vec<(i32, Rec)> = (0..300)
+        .map(|i| {
+            let region = if i % 10 == 3 { "bad" } else { "ok" };
+            (
+                0,
+                Rec {
+                    key: Some(b"k".to_vec()),
+                    value: Some(format!(r#"{{"region":"{region}","i":{i}}}"#).into_bytes()),
+                    headers: Vec::new(),
+                },
+            )
+        })
+        .collect();
+    produce(&input, &records);
+    let dir = tempfile::tempdir().unwrap();
+    for plugin in [
+        wasmpipe_test_guests::FLAT_TALLY,
+        wasmpipe_test_guests::FLAT_ROUTE,
+    ] {
+        let name = std::path::Path::new(plugin).file_name().unwrap();
+        std::fs::copy(plugin, dir.path().join(name)).unwrap();
+    }
+    std::fs::write(
+        dir.path().join("pipeline.yaml"),
+        "plugins:\n  - file: tally.wasm\n    config: { trigger: never }\n  - file: route.wasm\n    config: { path: region, route.bad: \"not a topic!\" }\n",
+    )
+    .unwrap();
+    let config = run_config(
+        &input,
+        &output,
+        Some(&dlq),
+        dir.path(),
+        Delivery::ExactlyOnce,
+    );
+    let running = start(config);
+    let kept = consume(&output, 270, true, Duration::from_secs(90));
+    let dead = consume(&dlq, 30, true, Duration::from_secs(90));
+    running.stop();
+
+    let tallies: Vec<u64> = kept
+        .iter()
+        .map(|m| {
+            use rdkafka::message::Headers as _;
+            let h = m.headers().unwrap();
+            let v = h.iter().find(|h| h.key == "tally").unwrap().value.unwrap();
+            std::str::from_utf8(v).unwrap().parse().unwrap()
+        })
+        .collect();
+    assert_eq!(
+        tallies,
+        (1..=270).collect::<Vec<u64>>(),
+        "no refused record counted"
+    );
+    assert_eq!(dead.len(), 30);
+    for m in &dead {
+        use rdkafka::message::Headers as _;
+        let h = m.headers().unwrap();
+        let header = |key: &str| {
+            let v = h
+                .iter()
+                .find(|h| h.key == key)
+                .and_then(|h| h.value)
+                .unwrap();
+            String::from_utf8_lossy(v).into_owned()
+        };
+        assert_eq!(header("wasmpipe.error.kind"), "produce");
+        assert_eq!(header("wasmpipe.plugin"), "route");
+        assert!(header("wasmpipe.error.message").contains("not a topic!"));
+    }
+}

@@ -321,3 +321,45 @@ fn a_plugin_over_the_state_limits_fails_that_record_alone() {
         }
     }
 }
+
+#[test]
+fn a_record_whose_output_would_be_refused_keeps_no_state() {
+    for world in WORLDS {
+        let dir = tempfile::tempdir().unwrap();
+        let mut chain = stateful(dir.path(), &[(world, "tally", &[("trigger", "never")])]);
+        let input = batch(&[
+            r#"{"key":"a","value":"x"}"#,
+            r#"{"key":"a","value":"too big"}"#,
+            r#"{"key":"a","value":"x"}"#,
+        ]);
+        // Kafka would refuse the second record's output.
+        let admit = |r: &wasmpipe::runtime::ChainRecord<'_>| {
+            (r.value == Some(b"too big".as_slice())).then(|| Failure::Refused {
+                reason: "too_large",
+                message: "kafka refuses the output for topic 'out': too large".into(),
+            })
+        };
+        let out = chain.run_admitted(&input, None, false, &admit);
+        assert_eq!(
+            tallies(&out),
+            ["1", "2"],
+            "{world}: the third record counts 2"
+        );
+        let [refused] = out.failures.as_slice() else {
+            panic!("{world}: {:?}", out.failures);
+        };
+        assert_eq!((refused.index, refused.plugin.as_str()), (1, "tally"));
+        assert_eq!(
+            refused.failure.kind(),
+            wasmpipe::runtime::FailureKind::Produce
+        );
+        assert_eq!(refused.failure.label(), "too_large");
+        drop(out);
+        seal_all(&mut chain);
+        assert_eq!(
+            counts(&mut chain),
+            [("tally".to_owned(), vec![("a".to_owned(), 2)])],
+            "{world}"
+        );
+    }
+}

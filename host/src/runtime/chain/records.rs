@@ -5,7 +5,7 @@
 //! back to the batch's start, so the re-run reads the times the first
 //! run read.
 
-use super::{ChainInstance, ChainOutput, ChainRecord, RecordFailure, Stage};
+use super::{Admit, ChainInstance, ChainOutput, ChainRecord, RecordFailure, Stage};
 use crate::record::{Batch, RecordParts, TimestampType};
 use crate::runtime::Failure;
 use crate::state::Pending;
@@ -17,6 +17,7 @@ impl ChainInstance {
         input: &'a Batch,
         until: Option<Instant>,
         isolate: bool,
+        admit: &Admit<'_>,
     ) -> ChainOutput<'a> {
         let times: Vec<Option<i64>> = self
             .stages
@@ -33,7 +34,8 @@ impl ChainInstance {
             for stage in &mut self.stages {
                 wrote |= stage.take_wrote();
             }
-            let whole = out.failures.is_empty() && out.done == input.len() as u32;
+            let refused = out.records().any(|r| admit(&r).is_some());
+            let whole = out.failures.is_empty() && out.done == input.len() as u32 && !refused;
             if whole || !wrote {
                 return out;
             }
@@ -44,7 +46,7 @@ impl ChainInstance {
                 }
             }
         }
-        self.run_records(input, until)
+        self.run_records(input, until, admit)
     }
 
     fn each_pending(&mut self, f: impl Fn(&mut Pending)) {
@@ -58,7 +60,12 @@ impl ChainInstance {
     /// Runs each record of `input` alone through the whole chain, its
     /// state writes in a layer of their own. Past `until` (at least one
     /// record is run), the records left are for the next run.
-    fn run_records(&mut self, input: &Batch, until: Option<Instant>) -> ChainOutput<'static> {
+    fn run_records(
+        &mut self,
+        input: &Batch,
+        until: Option<Instant>,
+        admit: &Admit<'_>,
+    ) -> ChainOutput<'static> {
         let mut merged = Stage::with_routes(Vec::new());
         let mut failures: Vec<RecordFailure> = Vec::new();
         let mut done = input.len() as u32;
@@ -77,9 +84,17 @@ impl ChainInstance {
             }
             self.each_pending(Pending::begin_record);
             let out = self.run_stages(&single, None, true);
-            if let Some(first) = out.failures.into_iter().next() {
+            if let Some(first) = out.failures.first() {
                 self.each_pending(Pending::drop_record);
-                failures.push(RecordFailure { index, ..first });
+                failures.push(RecordFailure {
+                    index,
+                    ..first.clone()
+                });
+                continue;
+            }
+            if let Some(failure) = out.records().find_map(|r| admit(&r)) {
+                self.each_pending(Pending::drop_record);
+                failures.push(self.failure_of_last(index, failure));
                 continue;
             }
             self.each_pending(Pending::keep_record);
@@ -102,6 +117,17 @@ impl ChainInstance {
             last: None,
             failures,
             done,
+        }
+    }
+
+    /// A failure of the chain's last plugin, whose outputs are produced.
+    fn failure_of_last(&self, index: u32, failure: Failure) -> RecordFailure {
+        let plugin = self.stages.last().map(|s| s.plugin());
+        RecordFailure {
+            index,
+            plugin: plugin.map_or_else(String::new, |p| p.name.clone()),
+            plugin_sha256: plugin.map_or_else(String::new, |p| p.sha256.clone()),
+            failure,
         }
     }
 
