@@ -10,11 +10,13 @@ use wasmpipe::runtime::{
 use wasmpipe_test_guests::{FLAT_FORBIDDEN_IMPORT, FLAT_IDENTITY, FLAT_WRONG_WORLD};
 
 fn load_bytes(name: &str, wasm: Vec<u8>) -> Result<(), LoadError> {
+    // The compile cache is keyed by this: it must be the bytes' own hash.
+    let sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&wasm));
     let source = PluginSource {
         name: name.into(),
         path: format!("{name}.wasm").into(),
-        sha256: format!("{:064x}", wasm.len()),
-        wasm_sha256: format!("{:064x}", wasm.len()),
+        sha256: sha256.clone(),
+        wasm_sha256: sha256,
         file_bytes: wasm.len(),
         wasm,
         script: None,
