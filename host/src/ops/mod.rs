@@ -37,6 +37,9 @@ pub struct Health {
     /// transaction commit retried while a broker restarts): slow, not
     /// stuck, so they do not make the process look dead.
     waiting: AtomicU32,
+    /// Partitions whose plugin state is being restored: not ready until
+    /// they are.
+    restoring: AtomicU32,
     ready: AtomicBool,
 }
 
@@ -75,8 +78,17 @@ impl Health {
         }
     }
 
+    /// Ready: plugins loaded, subscribed, and no partition's state being
+    /// restored.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed)
+        self.ready.load(Ordering::Relaxed) && self.restoring.load(Ordering::Relaxed) == 0
+    }
+
+    /// Marks a state restore, which is also a bounded wait on Kafka,
+    /// until the guard is dropped.
+    pub fn restoring(&self) -> Restoring<'_> {
+        self.restoring.fetch_add(1, Ordering::Relaxed);
+        Restoring(self.waiting())
     }
 
     /// Alive unless the poll loop has not gone round for `stale` while
@@ -94,6 +106,15 @@ impl Health {
             ));
         }
         Ok(())
+    }
+}
+
+/// See [`Health::restoring`].
+pub struct Restoring<'a>(Waiting<'a>);
+
+impl Drop for Restoring<'_> {
+    fn drop(&mut self) {
+        (self.0).0.restoring.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -131,6 +152,25 @@ mod tests {
             h.check_live(Duration::from_millis(10)).is_ok(),
             "the wait ended with a beat"
         );
+    }
+
+    #[test]
+    fn not_ready_while_a_partitions_state_is_restored() {
+        let h = Health::default();
+        h.set_ready(true);
+        {
+            let _first = h.restoring();
+            let second = h.restoring();
+            assert!(!h.is_ready());
+            std::thread::sleep(Duration::from_millis(30));
+            assert!(
+                h.check_live(Duration::from_millis(10)).is_ok(),
+                "restoring is not stuck"
+            );
+            drop(second);
+            assert!(!h.is_ready(), "one restore is still under way");
+        }
+        assert!(h.is_ready());
     }
 
     #[test]

@@ -211,6 +211,7 @@ impl Keeper {
                 return Ok(PartitionState::new(store, self.limits));
             }
             let started = Instant::now();
+            let _restoring = telemetry.health.restoring();
             let restored = changelog::restore(
                 &self.config.kafka,
                 topic,

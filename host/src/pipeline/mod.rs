@@ -89,10 +89,7 @@ impl<P: Producer> State<P> {
                 .instantiate()
                 .with_context(|| format!("instantiating the chain for {tp}"))?;
             // Before the partition's first record is read.
-            {
-                let _restoring = telemetry.health.waiting();
-                self.keeper.restore(&tp, &mut chain, telemetry)?;
-            }
+            self.keeper.restore(&tp, &mut chain, telemetry)?;
             self.delivery.assigned(&tp);
             source.split(&tp);
             self.workers.insert(tp, Worker::new(chain, since));
