@@ -105,6 +105,11 @@ impl BatchAck {
         }
     }
 
+    /// Whether any topic's offsets are kept.
+    pub fn tracks(&self) -> bool {
+        !self.tracked.is_empty()
+    }
+
     /// Kafka stored a record of `topic` at `offset`.
     pub fn delivered_at(&self, topic: &str, offset: i64) {
         for (t, highest) in &self.tracked {

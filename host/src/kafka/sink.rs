@@ -68,7 +68,10 @@ impl ProducerContext for SinkContext {
             );
             ack.answered(Some(e.to_string()));
         } else {
-            if let Ok(message) = result {
+            // Only a batch with state asks where its records went.
+            if let Ok(message) = result
+                && ack.tracks()
+            {
                 ack.delivered_at(message.topic(), message.offset());
             }
             ack.answered(None);

@@ -196,42 +196,40 @@ impl Keeper {
         plugin: &Plugin,
         telemetry: &Telemetry,
     ) -> anyhow::Result<PartitionState> {
-        {
-            let topic = self
-                .changelogs
-                .get(&plugin.name)
-                .with_context(|| format!("plugin {} has no changelog topic", plugin.name))?;
-            let store = self
-                .stores()?
-                .partition(&plugin.name, &tp.topic, tp.partition)?;
-            if !self.ensure(&plugin.name, topic, false)? {
-                // No changelog: no state anywhere (a deleted changelog
-                // resets it), whatever this disk kept.
-                store.clear()?;
-                return Ok(PartitionState::new(store, self.limits));
-            }
-            let started = Instant::now();
-            let _restoring = telemetry.health.restoring();
-            let restored = changelog::restore(
-                &self.config.kafka,
-                topic,
-                tp.partition,
-                &store,
-                CHANGELOG_TIMEOUT,
-                |_, _| telemetry.health.beat_at(Instant::now()),
-            )
-            .with_context(|| format!("restoring plugin {}'s state of {tp}", plugin.name))?;
-            telemetry.emit(StateRestored {
-                plugin: &plugin.name,
-                partition: tp,
-                records: restored.records,
-                from: restored.from,
-                to: restored.to,
-                cleared: restored.cleared,
-                took: started.elapsed(),
-            });
-            Ok(PartitionState::new(store, self.limits))
+        let topic = self
+            .changelogs
+            .get(&plugin.name)
+            .with_context(|| format!("plugin {} has no changelog topic", plugin.name))?;
+        let store = self
+            .stores()?
+            .partition(&plugin.name, &tp.topic, tp.partition)?;
+        if !self.ensure(&plugin.name, topic, false)? {
+            // No changelog: no state anywhere (a deleted changelog
+            // resets it), whatever this disk kept.
+            store.clear()?;
+            return Ok(PartitionState::new(store, self.limits));
         }
+        let started = Instant::now();
+        let _restoring = telemetry.health.restoring();
+        let restored = changelog::restore(
+            &self.config.kafka,
+            topic,
+            tp.partition,
+            &store,
+            CHANGELOG_TIMEOUT,
+            |_, _| telemetry.health.beat_at(Instant::now()),
+        )
+        .with_context(|| format!("restoring plugin {}'s state of {tp}", plugin.name))?;
+        telemetry.emit(StateRestored {
+            plugin: &plugin.name,
+            partition: tp,
+            records: restored.records,
+            from: restored.from,
+            to: restored.to,
+            cleared: restored.cleared,
+            took: started.elapsed(),
+        });
+        Ok(PartitionState::new(store, self.limits))
     }
 
     /// The partition is read again from its last final offset: writes not

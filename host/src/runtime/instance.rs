@@ -159,11 +159,10 @@ impl PluginInstance {
     /// Takes `fresh`'s place, keeping this instance's state and what it
     /// wrote: an instance is replaced after a trap, its state is not.
     pub fn replace_with(&mut self, mut fresh: PluginInstance) {
-        let keyed = &mut self.store.data_mut().keyed;
-        let (state, wrote) = (keyed.state.take(), keyed.wrote);
-        let into = &mut fresh.store.data_mut().keyed;
-        into.state = state;
-        into.wrote = wrote;
+        std::mem::swap(
+            &mut self.store.data_mut().keyed,
+            &mut fresh.store.data_mut().keyed,
+        );
         *self = fresh;
     }
 

@@ -34,9 +34,12 @@ impl ChainInstance {
             for stage in &mut self.stages {
                 wrote |= stage.take_wrote();
             }
-            let refused = out.records().any(|r| admit(&r).is_some());
-            let whole = out.failures.is_empty() && out.done == input.len() as u32 && !refused;
-            if whole || !wrote {
+            // Only a batch that wrote has writes to tell apart.
+            if !wrote
+                || (out.failures.is_empty()
+                    && out.done == input.len() as u32
+                    && out.records().all(|r| admit(&r).is_none()))
+            {
                 return out;
             }
             for (stage, time) in self.stages.iter_mut().zip(&times) {
@@ -79,7 +82,7 @@ impl ChainInstance {
             if single.push(&record).is_err() {
                 // As `isolate_records`: only a batch whose spans share
                 // bytes can hold a record larger than the layout.
-                failures.push(self.failure_of_chain(index));
+                failures.push(self.too_large(index));
                 continue;
             }
             self.each_pending(Pending::begin_record);
@@ -92,22 +95,17 @@ impl ChainInstance {
                 });
                 continue;
             }
-            if let Some(failure) = out.records().find_map(|r| admit(&r)) {
+            if let Some(refusal) = out.records().find_map(|r| admit(&r)) {
                 self.each_pending(Pending::drop_record);
-                failures.push(self.failure_of_last(index, failure));
+                // The last plugin's outputs are the ones produced.
+                let last = self.stages.last().expect("a chain with state has a plugin");
+                failures.push(super::failure(last, index, refusal));
                 continue;
             }
             self.each_pending(Pending::keep_record);
-            let stage = &out.stage;
-            let own = out.last.is_none().then(|| stage.own());
-            let outputs = out.last.as_ref().map(|o| stage.outputs(o));
-            for r in own
-                .into_iter()
-                .flatten()
-                .chain(outputs.into_iter().flatten())
-            {
+            for r in out.records() {
                 if merged.push_record(index, &r).is_err() {
-                    failures.push(self.failure_of_chain(index));
+                    failures.push(self.too_large(index));
                 }
             }
         }
@@ -120,27 +118,14 @@ impl ChainInstance {
         }
     }
 
-    /// A failure of the chain's last plugin, whose outputs are produced.
-    fn failure_of_last(&self, index: u32, failure: Failure) -> RecordFailure {
-        let plugin = self.stages.last().map(|s| s.plugin());
-        RecordFailure {
-            index,
-            plugin: plugin.map_or_else(String::new, |p| p.name.clone()),
-            plugin_sha256: plugin.map_or_else(String::new, |p| p.sha256.clone()),
-            failure,
-        }
-    }
-
-    fn failure_of_chain(&self, index: u32) -> RecordFailure {
-        let plugin = self.stages.first().map(|s| s.plugin());
-        RecordFailure {
-            index,
-            plugin: plugin.map_or_else(String::new, |p| p.name.clone()),
-            plugin_sha256: plugin.map_or_else(String::new, |p| p.sha256.clone()),
-            failure: Failure::OutputLimit {
-                limit: u32::MAX as usize,
-            },
-        }
+    /// A record larger than the batch layout holds.
+    fn too_large(&self, index: u32) -> RecordFailure {
+        let first = self
+            .stages
+            .first()
+            .expect("a chain with state has a plugin");
+        let limit = u32::MAX as usize;
+        super::failure(first, index, Failure::OutputLimit { limit })
     }
 }
 
