@@ -116,6 +116,9 @@ pub struct PluginSpec {
     pub name: Option<String>,
     #[serde(default)]
     pub config: BTreeMap<String, Scalar>,
+    /// Where a stateful plugin's state lives (its changelog topic).
+    #[serde(default)]
+    pub state: crate::state::changelog::ChangelogSpec,
 }
 
 /// `plugins:` with nothing after it reads as an empty list, refused with
@@ -184,6 +187,7 @@ impl PipelineFile {
                     file,
                     name: None,
                     config: BTreeMap::new(),
+                    state: Default::default(),
                 })
                 .collect(),
         })
@@ -228,7 +232,8 @@ pub fn load_snapshot(
             .iter()
             .map(|(k, v)| (k.clone(), v.to_string()))
             .collect();
-        plugins.push(runtime.load(source, config, limits)?);
+        let plugin = runtime.load(source, config, limits)?;
+        plugins.push(plugin.with_state(spec.state.clone()));
     }
     Ok(Chain { plugins })
 }

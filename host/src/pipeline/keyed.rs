@@ -64,7 +64,8 @@ impl Keeper {
             existing: RefCell::default(),
             limits: StateLimits::default(),
         };
-        keeper.name(chain)?;
+        let planned = keeper.plan(chain)?;
+        keeper.adopt(planned);
         Ok(keeper)
     }
 
@@ -82,16 +83,48 @@ impl Keeper {
         Ok(self.stores.get_or_init(|| opened))
     }
 
-    /// Names the changelog topic of each plugin of `chain` that keeps
-    /// state.
-    pub fn name(&mut self, chain: &Chain) -> anyhow::Result<()> {
+    /// The changelog topic of each plugin of `chain` that keeps state, by
+    /// plugin name; refuses names that would mix its state with records.
+    pub fn plan(&self, chain: &Chain) -> anyhow::Result<BTreeMap<String, String>> {
+        let config = &self.config;
+        let mut planned = BTreeMap::new();
         for plugin in chain.plugins.iter().filter(|p| p.is_stateful()) {
-            if !self.changelogs.contains_key(&plugin.name) {
-                let topic = crate::state::changelog::topic_name(&self.config.group, &plugin.name)?;
-                self.changelogs.insert(plugin.name.clone(), topic);
+            let topic =
+                crate::state::changelog::topic_name(&config.group, &plugin.name, &plugin.state)?;
+            let clash = if config.input_topics.contains(&topic) {
+                Some("an input topic")
+            } else if topic == config.output_topic {
+                Some("the output topic")
+            } else if config.dlq_topic.as_ref() == Some(&topic) {
+                Some("the dead-letter topic")
+            } else if planned.values().any(|t| *t == topic) {
+                Some("another plugin's changelog")
+            } else {
+                None
+            };
+            if let Some(what) = clash {
+                bail!(
+                    "the changelog topic of plugin {} is {topic}, which is also {what}: a \
+                     changelog holds only that plugin's state; give it another `state.changelog`",
+                    plugin.name
+                );
             }
+            planned.insert(plugin.name.clone(), topic);
         }
-        Ok(())
+        Ok(planned)
+    }
+
+    /// Takes `planned` (from [`Keeper::plan`]) as the changelogs of the
+    /// running chain. The plugins whose changelog changed: their state
+    /// starts over from the new one.
+    pub fn adopt(&mut self, planned: BTreeMap<String, String>) -> BTreeSet<String> {
+        let moved = planned
+            .iter()
+            .filter(|(name, topic)| self.changelogs.get(*name).is_some_and(|t| t != *topic))
+            .map(|(name, _)| name.clone())
+            .collect();
+        self.changelogs = planned;
+        moved
     }
 
     /// Makes `topic` compacted with the input's partition count if absent,
@@ -172,16 +205,18 @@ impl Keeper {
     }
 
     /// Hands the states `old` holds to the plugins of the same name in
-    /// `new` (a reload keeps a plugin's state); a plugin new to the chain
-    /// gets its state restored.
+    /// `new` (a reload keeps a plugin's state); a plugin new to the chain,
+    /// or one whose changelog `moved`, gets its state restored.
     pub fn hand_over(
         &self,
         tp: &TopicPartition,
         old: &mut ChainInstance,
         new: &mut ChainInstance,
+        moved: &BTreeSet<String>,
         telemetry: &Telemetry,
     ) -> anyhow::Result<()> {
         let mut states = old.take_states();
+        states.retain(|(name, _)| !moved.contains(name));
         new.lend_states(
             |plugin| match states.iter().position(|(n, _)| *n == plugin.name) {
                 Some(i) => Ok(states.swap_remove(i).1),
@@ -200,9 +235,9 @@ impl Keeper {
             .changelogs
             .get(&plugin.name)
             .with_context(|| format!("plugin {} has no changelog topic", plugin.name))?;
-        let store = self
-            .stores()?
-            .partition(&plugin.name, &tp.topic, tp.partition)?;
+        // A store is the changelog's copy: named after it, so a plugin
+        // moved to another changelog never reads the old one's checkpoint.
+        let store = self.stores()?.partition(topic, &tp.topic, tp.partition)?;
         if !self.ensure(&plugin.name, topic, false)? {
             // No changelog: no state anywhere (a deleted changelog
             // resets it), whatever this disk kept.
@@ -319,7 +354,9 @@ impl Keeper {
             };
             for (plugin, state) in chain.states_mut() {
                 for (name, topic, seq) in &batch.seals {
-                    if *name != plugin.name {
+                    // A plugin since moved to another changelog has a new
+                    // state: the old one's writes are not its.
+                    if *name != plugin.name || self.changelogs.get(name) != Some(topic) {
                         continue;
                     }
                     // A store's checkpoint may lag (it is read again from

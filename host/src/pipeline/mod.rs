@@ -459,7 +459,13 @@ fn swap<P: Producer>(
     if state.delivery.transactional() {
         state.commit(source, &shared.telemetry)?;
     }
-    state.keeper.name(&new.chain)?;
+    let planned = match state.keeper.plan(&new.chain) {
+        Ok(planned) => planned,
+        Err(e) => {
+            tracing::warn!(version = new.version, error = %format!("{e:#}"), "reload: the new set's state settings are refused; the running set stays");
+            return Ok(());
+        }
+    };
     let mut instances = Vec::new();
     for tp in state.workers.keys() {
         match new.chain.instantiate() {
@@ -472,11 +478,12 @@ fn swap<P: Producer>(
             }
         }
     }
+    let moved = state.keeper.adopt(planned);
     for (tp, mut instance) in instances {
         if let Some(w) = state.workers.get_mut(&tp) {
             state
                 .keeper
-                .hand_over(&tp, &mut w.chain, &mut instance, &shared.telemetry)?;
+                .hand_over(&tp, &mut w.chain, &mut instance, &moved, &shared.telemetry)?;
             w.chain = instance;
         }
     }

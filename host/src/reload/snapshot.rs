@@ -93,6 +93,13 @@ fn read_from(dir: &Path, root: &Path, pipeline: Option<&Path>) -> anyhow::Result
         for (k, v) in &spec.config {
             hash.update(format!("{k}\0{v}\0"));
         }
+        // Where its state lives: a changed changelog is a new set.
+        let state = &spec.state;
+        hash.update(format!(
+            "state\0{}\0{}\0",
+            state.changelog.as_deref().unwrap_or(""),
+            state.generation
+        ));
         hash.update(b"\n");
         plugins.push((spec, source));
     }

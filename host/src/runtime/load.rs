@@ -248,6 +248,7 @@ fn read_regular_file(path: &Path, limit: u64) -> Result<Vec<u8>, LoadError> {
 }
 
 /// A compiled, checked plugin. Cheap to instantiate many times.
+#[derive(Clone)]
 pub struct Plugin {
     pub name: String,
     pub sha256: String,
@@ -259,10 +260,13 @@ pub struct Plugin {
     pub(super) pre: InstancePre<HostState>,
     pub(super) exports: Exports,
     stateful: bool,
+    /// Where its state lives, if it keeps any (the pipeline file's `state:`).
+    pub state: crate::state::changelog::ChangelogSpec,
 }
 
 /// A plugin's world and version, with where its exports are in the
 /// component.
+#[derive(Clone)]
 pub(super) enum Exports {
     Flat(flat::GuestIndices),
     Typed(typed::GuestIndices),
@@ -276,6 +280,17 @@ impl Plugin {
             Exports::Flat(_) | Exports::FlatV2(_) => World::Flat,
             Exports::Typed(_) | Exports::TypedV2(_) => World::Typed,
         }
+    }
+
+    /// The plugin, its state kept where `state` says.
+    pub fn with_state(
+        self: Arc<Self>,
+        state: crate::state::changelog::ChangelogSpec,
+    ) -> Arc<Plugin> {
+        Arc::new(Plugin {
+            state,
+            ..Arc::unwrap_or_clone(self)
+        })
     }
 
     /// Whether the plugin imports the state interface: it then gets a
@@ -437,6 +452,7 @@ impl Runtime {
             pre,
             exports,
             stateful: inspection.stateful,
+            state: Default::default(),
         });
         plugin.instantiate()?;
         Ok(plugin)

@@ -10,11 +10,50 @@ use super::store::PartitionStore;
 /// Kafka's longest topic name.
 const MAX_TOPIC: usize = 249;
 
-/// The changelog topic of `plugin`'s state in consumer group `group`:
-/// `<group>-<plugin>-changelog`, as Kafka Streams names its own, with any
-/// character Kafka refuses in a topic name replaced by `_`.
-pub fn topic_name(group: &str, plugin: &str) -> Result<String, StateError> {
-    let clean: String = format!("{group}-{plugin}-changelog")
+/// Where a plugin's state lives, as a pipeline file says (`state:` under
+/// a plugin).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangelogSpec {
+    /// The changelog topic's name, in place of the default.
+    #[serde(default)]
+    pub changelog: Option<String>,
+    /// Raised, the plugin's state starts over: the default name gets this
+    /// number, so the plugin reads (and makes) a new, empty changelog. The
+    /// old topic stays until deleted; lowering it back returns to it.
+    #[serde(default)]
+    pub generation: u32,
+}
+
+/// The changelog topic of `plugin`'s state in consumer group `group`: the
+/// spec's name if it gives one, or `<group>-<plugin>-changelog` as Kafka
+/// Streams names its own (`-<generation>` appended from generation 1 on),
+/// with any character Kafka refuses in a topic name replaced by `_`.
+pub fn topic_name(group: &str, plugin: &str, spec: &ChangelogSpec) -> Result<String, StateError> {
+    let refused = |reason: String| StateError::TopicName {
+        plugin: plugin.to_owned(),
+        reason,
+    };
+    if let Some(name) = &spec.changelog {
+        if spec.generation != 0 {
+            return Err(refused(format!(
+                "`state.changelog` ({name}) and `state.generation` ({}) are both set; a named \
+                 changelog starts over under a new name: change `changelog`, drop `generation`",
+                spec.generation
+            )));
+        }
+        if let Some(why) = crate::config::topic_name_error(name) {
+            return Err(refused(format!(
+                "`state.changelog` {name:?} is not a name Kafka accepts: {why}"
+            )));
+        }
+        return Ok(name.clone());
+    }
+    let suffix = match spec.generation {
+        0 => String::new(),
+        n => format!("-{n}"),
+    };
+    let clean: String = format!("{group}-{plugin}-changelog{suffix}")
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
@@ -25,13 +64,11 @@ pub fn topic_name(group: &str, plugin: &str) -> Result<String, StateError> {
         })
         .collect();
     if clean.len() > MAX_TOPIC {
-        return Err(StateError::TopicName {
-            plugin: plugin.to_owned(),
-            reason: format!(
-                "`{clean}` is {} characters, over Kafka's {MAX_TOPIC}",
-                clean.len()
-            ),
-        });
+        return Err(refused(format!(
+            "`{clean}` is {} characters, over Kafka's {MAX_TOPIC}; shorten the consumer \
+             group's or the plugin's name, or name the topic with `state.changelog`",
+            clean.len()
+        )));
     }
     Ok(clean)
 }
@@ -137,16 +174,46 @@ mod tests {
 
     #[test]
     fn topic_names_are_predictable_and_legal() {
+        let default = ChangelogSpec::default();
         assert_eq!(
-            topic_name("orders-app", "count").expect("name"),
+            topic_name("orders-app", "count", &default).expect("name"),
             "orders-app-count-changelog"
         );
         assert_eq!(
-            topic_name("g", "count v2/ü").expect("name"),
+            topic_name("g", "count v2/ü", &default).expect("name"),
             "g-count_v2__-changelog"
         );
-        let err = topic_name(&"g".repeat(240), "count").expect_err("too long");
+        let err = topic_name(&"g".repeat(240), "count", &default).expect_err("too long");
         assert!(err.to_string().contains("over Kafka's 249"), "{err}");
+        assert!(err.to_string().contains("state.changelog"), "{err}");
+    }
+
+    #[test]
+    fn a_generation_or_a_name_moves_the_state_to_another_topic() {
+        let spec = |changelog: Option<&str>, generation| ChangelogSpec {
+            changelog: changelog.map(str::to_owned),
+            generation,
+        };
+        assert_eq!(
+            topic_name("app", "count", &spec(None, 2)).expect("name"),
+            "app-count-changelog-2"
+        );
+        assert_eq!(
+            topic_name("app", "count", &spec(Some("counts.v1"), 0)).expect("name"),
+            "counts.v1"
+        );
+        let both = topic_name("app", "count", &spec(Some("c"), 1)).expect_err("both");
+        assert!(
+            both.to_string().contains("plugin count")
+                && both.to_string().contains("drop `generation`"),
+            "{both}"
+        );
+        let bad = topic_name("app", "count", &spec(Some("a/b"), 0)).expect_err("bad");
+        assert!(
+            bad.to_string()
+                .contains("`state.changelog` \"a/b\" is not a name Kafka accepts"),
+            "{bad}"
+        );
     }
 
     #[test]

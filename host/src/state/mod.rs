@@ -40,9 +40,7 @@ pub enum StateError {
         offset: i64,
         reason: String,
     },
-    #[error(
-        "the changelog topic of plugin {plugin}: {reason}; shorten the consumer group's or the plugin's name"
-    )]
+    #[error("the changelog topic of plugin {plugin}: {reason}")]
     TopicName { plugin: String, reason: String },
 }
 

@@ -64,14 +64,15 @@ impl Stores {
         })
     }
 
-    /// The store of `plugin`'s state for one input partition.
+    /// The store of the state `owner` names (the pipeline: its changelog
+    /// topic; a plugin run alone: the plugin) for one input partition.
     pub fn partition(
         &self,
-        plugin: &str,
+        owner: &str,
         topic: &str,
         partition: i32,
     ) -> Result<PartitionStore, StateError> {
-        let name = keyspace_name(plugin, topic, partition);
+        let name = keyspace_name(owner, topic, partition);
         let memtable = self.memory.memtable_bytes;
         let data = self
             .db

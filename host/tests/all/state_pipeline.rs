@@ -208,7 +208,8 @@ fn a_plugin_that_never_writes_state_gets_no_changelog_topic() {
     let telemetry = running.stop();
     assert_eq!(telemetry.metrics.total("records_produced"), 0);
     assert_eq!(telemetry.metrics.total("state_changelog_records"), 0);
-    let changelog = wasmpipe::state::changelog::topic_name(&group, "count").unwrap();
+    let changelog =
+        wasmpipe::state::changelog::topic_name(&group, "count", &Default::default()).unwrap();
     let kafka = wasmpipe::kafka::KafkaConfig {
         brokers: crate::kafka::bootstrap(),
         properties: Vec::new(),
@@ -295,4 +296,95 @@ fn a_record_kafka_would_refuse_is_dead_lettered_with_none_of_its_state() {
         assert_eq!(header("wasmpipe.plugin"), "route");
         assert!(header("wasmpipe.error.message").contains("not a topic!"));
     }
+}
+
+/// Whether `topic` exists, and with how many partitions.
+fn partitions_of(topic: &str) -> Option<usize> {
+    let kafka = wasmpipe::kafka::KafkaConfig {
+        brokers: crate::kafka::bootstrap(),
+        properties: Vec::new(),
+        token_source: None,
+    };
+    wasmpipe::kafka::partitions_if_any(&kafka, topic, Duration::from_secs(10)).unwrap()
+}
+
+#[test]
+fn a_raised_generation_starts_the_state_over_and_a_named_changelog_keeps_it() {
+    let _heavy = crate::heavy();
+    let (input, output) = (topic("gen-in"), topic("gen-out"));
+    let named = topic("gen-counts");
+    create_topics(&[(&input, 2), (&output, 2)]);
+    let count = std::fs::read(wasmpipe_test_guests::FLAT_COUNT).unwrap();
+    let plugins = tempfile::tempdir().unwrap();
+    let dir = plugins.path();
+    let update = |state: &str| {
+        let pipeline = format!("plugins:\n  - file: count.wasm\n    state: {state}\n");
+        wasmpipe::reload::kubelet_update(
+            dir,
+            &[
+                ("count.wasm", &count),
+                ("pipeline.yaml", pipeline.as_bytes()),
+            ],
+        )
+        .unwrap()
+    };
+    let in_named = format!("{{ changelog: {named} }}");
+    update(&in_named);
+    let config = run_config(&input, &output, None, dir, Delivery::ExactlyOnce);
+    let group = config.group.clone();
+    let (_background, reloader) = crate::reload::reloader(dir, &config);
+    let running = crate::kafka::start_with(config, Some(reloader.updates()));
+
+    // Each round counts every key twice; each set gets a whole round.
+    let round = numbered(2, 100);
+    produce(&input, &round);
+    let running = wait_for_outputs(running, 200);
+    update("{ generation: 1 }");
+    crate::reload::wait("the set with generation 1", || {
+        running.telemetry.metrics.total_where("reloads", "swapped") == 1
+    });
+    produce(&input, &round);
+    let running = wait_for_outputs(running, 400);
+    update(&in_named);
+    crate::reload::wait("the set back on the named changelog", || {
+        running.telemetry.metrics.total_where("reloads", "swapped") == 2
+    });
+    produce(&input, &round);
+    let got = consume(&output, 3 * round.len(), true, Duration::from_secs(120));
+    running.stop();
+    drop(reloader);
+
+    let per_key = counts_per_key(&got);
+    assert_eq!(per_key.len(), 100);
+    for (key, counts) in &per_key {
+        assert_eq!(
+            counts,
+            &[1, 2, 1, 2, 3, 4],
+            "key {key}: generation 1 counted from nothing, the named changelog went on"
+        );
+    }
+    let default =
+        wasmpipe::state::changelog::topic_name(&group, "count", &Default::default()).unwrap();
+    assert_eq!(partitions_of(&named), Some(2), "{named}");
+    assert_eq!(partitions_of(&format!("{default}-1")), Some(2));
+    assert_eq!(partitions_of(&default), None, "{default} was never used");
+}
+
+#[test]
+fn a_changelog_named_like_the_output_is_refused_at_start() {
+    let (input, output) = (topic("clash-in"), topic("clash-out"));
+    create_topics(&[(&input, 1), (&output, 1)]);
+    let pipeline =
+        format!("plugins:\n  - file: count.wasm\n    state: {{ changelog: {output} }}\n");
+    let (_dir, plugins) = plugin_dir(wasmpipe_test_guests::FLAT_COUNT, Some(&pipeline));
+    let config = run_config(&input, &output, None, &plugins, Delivery::AtLeastOnce);
+    let running = start(config);
+    let err = running.handle.join().unwrap().expect_err("refused");
+    assert_eq!(
+        format!("{err:#}"),
+        format!(
+            "the changelog topic of plugin count is {output}, which is also the output topic: a \
+             changelog holds only that plugin's state; give it another `state.changelog`"
+        )
+    );
 }
