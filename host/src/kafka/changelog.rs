@@ -162,15 +162,16 @@ pub struct Restored {
 }
 
 /// Reads `topic`'s `partition` into `store`, from the store's checkpoint
-/// to the end of what is committed. `progress` is told the records applied
-/// so far and the offset the restore reads up to.
+/// to the end of what is committed. `progress` is told, every 10,000
+/// records, the next offset to read and the offset the restore reads up
+/// to. `timeout` bounds the wait for each record, not the whole restore.
 pub fn restore(
     config: &KafkaConfig,
     topic: &str,
     partition: i32,
     store: &PartitionStore,
     timeout: Duration,
-    mut progress: impl FnMut(u64, i64),
+    mut progress: impl FnMut(i64, i64),
 ) -> Result<Restored, ChangelogError> {
     let read_error = |message: String| ChangelogError::Read {
         topic: topic.to_owned(),
@@ -231,16 +232,17 @@ pub fn restore(
         .assign(&tpl)
         .map_err(|e| read_error(e.to_string()))?;
     let mut restore = Restore::new(store);
-    let started = Instant::now();
-    progress(0, high);
+    let mut waiting = Instant::now();
+    progress(from, high);
     let end = loop {
         if from >= high {
             break high;
         }
         let Some(polled) = consumer.poll(Duration::from_millis(100)) else {
-            if started.elapsed() > timeout {
+            if waiting.elapsed() > timeout {
                 return Err(read_error(format!(
-                    "not at the end after {timeout:?} ({} records read, the end is offset {high})",
+                    "no record for {timeout:?} before the end ({} records read, the end is \
+                     offset {high}); check that the brokers are reachable",
                     restore.applied
                 )));
             }
@@ -248,9 +250,10 @@ pub fn restore(
         };
         match polled {
             Ok(message) => {
+                waiting = Instant::now();
                 restore.record(topic, message.offset(), message.key(), message.payload())?;
                 if restore.applied.is_multiple_of(10_000) {
-                    progress(restore.applied, high);
+                    progress(message.offset() + 1, high);
                 }
             }
             Err(KafkaError::PartitionEOF(_)) => {
@@ -271,7 +274,7 @@ pub fn restore(
     };
     let records = restore.applied;
     restore.finish(end)?;
-    progress(records, end);
+    progress(end, end);
     Ok(Restored {
         records,
         from,

@@ -255,10 +255,32 @@ impl Event for SetRefused<'_> {
     }
 }
 
+/// One plugin's state of one input partition: (plugin, topic, partition).
+pub type StateOf<'a> = (&'a str, &'a str, i32);
+
+/// A restore is under way: `remaining` changelog offsets are left to read.
+pub struct StateRestoring<'a> {
+    pub state: StateOf<'a>,
+    pub remaining: i64,
+}
+
+impl Event for StateRestoring<'_> {
+    fn emit(self, m: &Metrics) {
+        let (plugin, topic, partition) = self.state;
+        tracing::debug!(
+            plugin,
+            topic,
+            partition,
+            remaining = self.remaining,
+            "restoring state"
+        );
+        m.restoring(self.state, self.remaining);
+    }
+}
+
 /// A plugin's state of a partition was restored from its changelog.
 pub struct StateRestored<'a> {
-    pub plugin: &'a str,
-    pub partition: &'a dyn Display,
+    pub state: StateOf<'a>,
     pub records: u64,
     /// The changelog offsets read, `from..to`.
     pub from: i64,
@@ -270,9 +292,11 @@ pub struct StateRestored<'a> {
 
 impl Event for StateRestored<'_> {
     fn emit(self, m: &Metrics) {
+        let (plugin, topic, partition) = self.state;
         tracing::info!(
-            plugin = self.plugin,
-            partition = %self.partition,
+            plugin,
+            topic,
+            partition,
             records = self.records,
             from = self.from,
             to = self.to,
@@ -280,7 +304,33 @@ impl Event for StateRestored<'_> {
             took = ?self.took,
             "state restored"
         );
-        m.restored(self.records, self.took.as_secs_f64());
+        m.restored(self.state, self.records, self.took.as_secs_f64());
+    }
+}
+
+/// How big a plugin's store of a partition is, as of its last applied
+/// writes.
+pub struct StateSize<'a> {
+    pub state: StateOf<'a>,
+    /// Approximate: overwrites and deletes not yet compacted count.
+    pub entries: u64,
+    pub disk_bytes: u64,
+}
+
+impl Event for StateSize<'_> {
+    fn emit(self, m: &Metrics) {
+        m.state_size(self.state, self.entries, self.disk_bytes);
+    }
+}
+
+/// A partition's state is no longer this process's (revoked).
+pub struct StateReleased<'a> {
+    pub state: StateOf<'a>,
+}
+
+impl Event for StateReleased<'_> {
+    fn emit(self, m: &Metrics) {
+        m.state_released(self.state);
     }
 }
 

@@ -26,6 +26,24 @@ pub struct PartitionLabels {
     pub partition: String,
 }
 
+/// One plugin's state of one input partition.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabels {
+    pub plugin: String,
+    pub topic: String,
+    pub partition: String,
+}
+
+impl StateLabels {
+    fn new(plugin: &str, topic: &str, partition: i32) -> Self {
+        StateLabels {
+            plugin: plugin.to_owned(),
+            topic: topic.to_owned(),
+            partition: partition.to_string(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FailureLabels {
     pub plugin: String,
@@ -65,6 +83,9 @@ pub struct Metrics {
     changelog_records: Counter,
     restored_records: Counter,
     restore_seconds: Histogram,
+    restore_remaining: Family<StateLabels, Gauge>,
+    state_entries: Family<StateLabels, Gauge>,
+    state_bytes: Family<StateLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -94,6 +115,9 @@ impl Default for Metrics {
             restored_records: Counter::default(),
             // 1 ms … ~65 s.
             restore_seconds: Histogram::new(exponential_buckets(1e-3, 2.0, 17)),
+            restore_remaining: Family::default(),
+            state_entries: Family::default(),
+            state_bytes: Family::default(),
         };
         registry.register(
             "records_consumed",
@@ -180,6 +204,21 @@ impl Default for Metrics {
             "Time to restore one plugin's state of one partition, during which the partition waits",
             m.restore_seconds.clone(),
         );
+        registry.register(
+            "state_restore_remaining_records",
+            "Changelog offsets left to read in each restore under way (gone when it ends)",
+            m.restore_remaining.clone(),
+        );
+        registry.register(
+            "state_entries",
+            "Entries in each plugin's store of each assigned partition, approximately (overwrites and deletes not yet compacted count)",
+            m.state_entries.clone(),
+        );
+        registry.register(
+            "state_disk_bytes",
+            "Bytes on disk of each plugin's store of each assigned partition",
+            m.state_bytes.clone(),
+        );
         Metrics { registry, ..m }
     }
 }
@@ -208,15 +247,24 @@ impl Metrics {
     /// [`Metrics::total`] over the series whose labels contain `label`,
     /// such as `outcome="swapped"`.
     pub fn total_where(&self, name: &str, label: &str) -> u64 {
-        let name = format!("wasmpipe_{name}_total");
+        self.sum(&format!("wasmpipe_{name}_total"), label) as u64
+    }
+
+    /// The sum of gauge `name` (without its `wasmpipe_` prefix) over all
+    /// its series.
+    pub fn gauge(&self, name: &str) -> i64 {
+        self.sum(&format!("wasmpipe_{name}"), "") as i64
+    }
+
+    fn sum(&self, name: &str, label: &str) -> f64 {
         self.encode()
             .lines()
             .filter(|l| {
-                l.strip_prefix(name.as_str())
+                l.strip_prefix(name)
                     .is_some_and(|rest| rest.starts_with(['{', ' ']) && rest.contains(label))
             })
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>() as u64
+            .sum::<f64>()
     }
 
     fn topic(&self, topic: &str) -> TopicLabel {
@@ -335,8 +383,43 @@ impl Metrics {
         self.changelog_records.inc_by(records);
     }
 
-    pub(super) fn restored(&self, records: u64, seconds: f64) {
+    pub(super) fn restored(
+        &self,
+        (plugin, topic, partition): (&str, &str, i32),
+        records: u64,
+        seconds: f64,
+    ) {
         self.restored_records.inc_by(records);
         self.restore_seconds.observe(seconds);
+        self.restore_remaining
+            .remove(&StateLabels::new(plugin, topic, partition));
+    }
+
+    pub(super) fn restoring(&self, (plugin, topic, partition): (&str, &str, i32), remaining: i64) {
+        self.restore_remaining
+            .get_or_create(&StateLabels::new(plugin, topic, partition))
+            .set(remaining);
+    }
+
+    pub(super) fn state_size(
+        &self,
+        (plugin, topic, partition): (&str, &str, i32),
+        entries: u64,
+        bytes: u64,
+    ) {
+        let labels = StateLabels::new(plugin, topic, partition);
+        let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.state_entries
+            .get_or_create(&labels)
+            .set(gauge(entries));
+        self.state_bytes.get_or_create(&labels).set(gauge(bytes));
+    }
+
+    /// The partition's state is no longer this process's.
+    pub(super) fn state_released(&self, (plugin, topic, partition): (&str, &str, i32)) {
+        let labels = StateLabels::new(plugin, topic, partition);
+        self.state_entries.remove(&labels);
+        self.state_bytes.remove(&labels);
+        self.restore_remaining.remove(&labels);
     }
 }

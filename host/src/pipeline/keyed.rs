@@ -15,7 +15,9 @@ use crate::config::ValidConfig;
 use crate::kafka::changelog::{self, Ensured};
 use crate::kafka::{BatchAck, OutRecord, Producer, SendError, TopicPartition};
 use crate::ops::Telemetry;
-use crate::ops::events::{ChangelogWritten, StateRestored};
+use crate::ops::events::{
+    ChangelogWritten, StateOf, StateReleased, StateRestored, StateRestoring, StateSize,
+};
 use crate::runtime::{Chain, ChainInstance, Plugin};
 use crate::state::{PartitionState, StateLimits, StoreMemory, Stores};
 use anyhow::{Context as _, bail};
@@ -238,11 +240,14 @@ impl Keeper {
         // A store is the changelog's copy: named after it, so a plugin
         // moved to another changelog never reads the old one's checkpoint.
         let store = self.stores()?.partition(topic, &tp.topic, tp.partition)?;
+        let of = (plugin.name.as_str(), tp.topic.as_str(), tp.partition);
         if !self.ensure(&plugin.name, topic, false)? {
             // No changelog: no state anywhere (a deleted changelog
             // resets it), whatever this disk kept.
             store.clear()?;
-            return Ok(PartitionState::new(store, self.limits));
+            let state = PartitionState::new(store, self.limits);
+            report_size(&state, of, telemetry);
+            return Ok(state);
         }
         let started = Instant::now();
         let _restoring = telemetry.health.restoring();
@@ -252,19 +257,26 @@ impl Keeper {
             tp.partition,
             &store,
             CHANGELOG_TIMEOUT,
-            |_, _| telemetry.health.beat_at(Instant::now()),
+            |next, end| {
+                telemetry.health.beat_at(Instant::now());
+                telemetry.emit(StateRestoring {
+                    state: of,
+                    remaining: (end - next).max(0),
+                });
+            },
         )
         .with_context(|| format!("restoring plugin {}'s state of {tp}", plugin.name))?;
         telemetry.emit(StateRestored {
-            plugin: &plugin.name,
-            partition: tp,
+            state: of,
             records: restored.records,
             from: restored.from,
             to: restored.to,
             cleared: restored.cleared,
             took: started.elapsed(),
         });
-        Ok(PartitionState::new(store, self.limits))
+        let state = PartitionState::new(store, self.limits);
+        report_size(&state, of, telemetry);
+        Ok(state)
     }
 
     /// The partition is read again from its last final offset: writes not
@@ -344,9 +356,11 @@ impl Keeper {
     /// before it go to the stores, with how far each changelog has them.
     pub fn committed(
         &self,
+        tp: &TopicPartition,
         chain: &mut ChainInstance,
         sealed: &mut Sealed,
         next: i64,
+        telemetry: &Telemetry,
     ) -> anyhow::Result<()> {
         while sealed.front().is_some_and(|s| s.next <= next) {
             let Some(batch) = sealed.pop_front() else {
@@ -366,11 +380,33 @@ impl Keeper {
                         None => state.store().changelog_next()?.unwrap_or(0),
                     };
                     state.made_durable(*seq, changelog_next)?;
+                    report_size(state, (&plugin.name, &tp.topic, tp.partition), telemetry);
                 }
             }
         }
         Ok(())
     }
+
+    /// `tp` is no longer this process's: its state's gauges go.
+    pub fn released(&self, tp: &TopicPartition, chain: &ChainInstance, telemetry: &Telemetry) {
+        for plugin in chain
+            .plugins()
+            .filter(|p| self.changelogs.contains_key(&p.name))
+        {
+            telemetry.emit(StateReleased {
+                state: (&plugin.name, &tp.topic, tp.partition),
+            });
+        }
+    }
+}
+
+fn report_size(state: &PartitionState, of: StateOf<'_>, telemetry: &Telemetry) {
+    let store = state.store();
+    telemetry.emit(StateSize {
+        state: of,
+        entries: store.approximate_len() as u64,
+        disk_bytes: store.disk_bytes(),
+    });
 }
 
 /// Runs `future` to completion on a runtime of its own: the pipeline's

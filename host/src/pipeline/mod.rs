@@ -19,7 +19,7 @@ use crate::kafka::{
     Committer, Delivery as Mode, Polled, Producer, RebalanceHandler, Sink, Source, TopicPartition,
 };
 use crate::ops::Telemetry;
-use crate::ops::events::{LagReported, PipelineStopped, Rebalanced, SetRunning};
+use crate::ops::events::{LagReported, PipelineStopped, Rebalanced, SetRefused, SetRunning};
 use crate::reload::{Loaded, Updates};
 use crate::runtime::Chain;
 use anyhow::{Context as _, anyhow};
@@ -113,7 +113,8 @@ impl<P: Producer> State<P> {
         }
         for (tp, next) in &reread.committed {
             if let Some(w) = self.workers.get_mut(tp) {
-                self.keeper.committed(&mut w.chain, &mut w.sealed, *next)?;
+                self.keeper
+                    .committed(tp, &mut w.chain, &mut w.sealed, *next, telemetry)?;
             }
         }
         Ok(())
@@ -228,7 +229,9 @@ impl<P: Producer + Send + 'static> RebalanceHandler for Shared<P> {
         }
         for tp in partitions {
             // Records read but not processed are read again by the next owner.
-            state.workers.remove(tp);
+            if let Some(w) = state.workers.remove(tp) {
+                state.keeper.released(tp, &w.chain, &self.telemetry);
+            }
         }
     }
 
@@ -462,7 +465,9 @@ fn swap<P: Producer>(
     let planned = match state.keeper.plan(&new.chain) {
         Ok(planned) => planned,
         Err(e) => {
-            tracing::warn!(version = new.version, error = %format!("{e:#}"), "reload: the new set's state settings are refused; the running set stays");
+            shared.telemetry.emit(SetRefused {
+                error: &format!("version {}: {e:#}", new.version),
+            });
             return Ok(());
         }
     };

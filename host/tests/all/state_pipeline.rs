@@ -53,8 +53,14 @@ fn counts_stay_exact_across_a_restart_and_a_lost_store_under_exactly_once() {
     // Stopped part-way; the second run goes on from its store's checkpoint.
     let first = start(config.clone());
     let first = wait_for_outputs(first, 1500);
+    // Each assigned partition's store reports its size once its writes
+    // are final; the gauges go with the partitions.
+    crate::reload::wait("every key's count to be in the stores", || {
+        first.telemetry.metrics.gauge("state_entries") >= 150
+    });
     let first = first.stop();
     assert!(first.metrics.total("state_changelog_records") > 0);
+    assert_eq!(first.metrics.gauge("state_entries"), 0);
     let second = start(RunConfig {
         transactional_id: format!("{}-2", config.transactional_id),
         ..config.clone()
