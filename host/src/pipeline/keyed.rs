@@ -76,12 +76,20 @@ impl Keeper {
             return Ok(stores);
         }
         let dir = &self.config.state_dir;
-        let opened = Stores::open(dir, StoreMemory::default()).with_context(|| {
-            format!(
-                "opening the state store in {} (--state-dir, WASMPIPE_STATE_DIR)",
-                dir.display()
-            )
-        })?;
+        let (opened, rebuilt) =
+            Stores::open_or_rebuild(dir, StoreMemory::default()).with_context(|| {
+                format!(
+                    "opening the state store in {} (--state-dir, WASMPIPE_STATE_DIR)",
+                    dir.display()
+                )
+            })?;
+        if let Some(why) = rebuilt {
+            tracing::warn!(
+                dir = %dir.display(),
+                error = why,
+                "the state store could not be opened and was made anew; every partition's state is restored from its changelog"
+            );
+        }
         Ok(self.stores.get_or_init(|| opened))
     }
 

@@ -12,6 +12,7 @@ use crate::ops::Telemetry;
 use crate::ops::events::{BatchRun, OutputsProduced, RecordFailed};
 use crate::record::Batch;
 use crate::runtime::{ChainInstance, ChainRecord, Failure};
+use anyhow::bail;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Instant;
@@ -171,6 +172,20 @@ impl Worker {
             })
         };
         let out = self.chain.run_admitted(batch, Some(until), isolate, &admit);
+        // A store that fails is no record's fault: nothing is produced or
+        // dead-lettered, and the run stops so that the partition's records
+        // are read again, its state restored from the changelog.
+        if let Some((plugin, message)) = out.failures.iter().find_map(|f| match &f.failure {
+            Failure::StateUnavailable(message) => Some((&f.plugin, message)),
+            _ => None,
+        }) {
+            bail!(
+                "plugin {plugin}'s state store failed on {tp}: {message}; stopping with nothing \
+                 produced or dead-lettered from this batch: the partition is read again from its \
+                 last commit and its state restored from the changelog (check the disk under \
+                 --state-dir)"
+            );
+        }
         let done = out.done as usize;
         telemetry.emit(BatchRun {
             topic: &tp.topic,

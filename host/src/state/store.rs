@@ -46,16 +46,39 @@ impl Stores {
     /// Opens (or creates) the stores in `path`, recovering what a crash
     /// left: a batch is either wholly there or not at all.
     pub fn open(path: &Path, memory: StoreMemory) -> Result<Self, StateError> {
-        let fail = |e: fjall::Error| StateError::store(path, e);
+        Self::try_open(path, memory).map_err(|e| StateError::store(path, e))
+    }
+
+    /// [`Stores::open`]; a store that cannot be opened (damaged, or left
+    /// by an incompatible version) is deleted and made anew, with why: it
+    /// is only a copy of the changelogs, and each partition then restores
+    /// in full. One in use by another process is refused, untouched.
+    pub fn open_or_rebuild(
+        path: &Path,
+        memory: StoreMemory,
+    ) -> Result<(Self, Option<String>), StateError> {
         std::fs::create_dir_all(path).map_err(|e| StateError::store(path, e))?;
+        match Self::try_open(path, memory) {
+            Ok(stores) => Ok((stores, None)),
+            Err(fjall::Error::Locked) => Err(StateError::store(
+                path,
+                "in use by another process: give each process its own --state-dir",
+            )),
+            Err(e) => {
+                let why = e.to_string();
+                std::fs::remove_dir_all(path).map_err(|e| StateError::store(path, e))?;
+                Ok((Self::open(path, memory)?, Some(why)))
+            }
+        }
+    }
+
+    fn try_open(path: &Path, memory: StoreMemory) -> Result<Self, fjall::Error> {
+        std::fs::create_dir_all(path)?;
         let db = Database::builder(path)
             .cache_size(memory.cache_bytes)
             .worker_threads(1)
-            .open()
-            .map_err(fail)?;
-        let offsets = db
-            .keyspace(OFFSETS, KeyspaceCreateOptions::default)
-            .map_err(fail)?;
+            .open()?;
+        let offsets = db.keyspace(OFFSETS, KeyspaceCreateOptions::default)?;
         Ok(Stores {
             db,
             offsets,
@@ -256,6 +279,53 @@ mod tests {
 
     fn open(dir: &Path) -> Stores {
         Stores::open(dir, StoreMemory::default()).expect("open")
+    }
+
+    /// Every file under `dir`, recursively.
+    fn files(dir: &Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                out.extend(files(&path));
+            } else {
+                out.push(path);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_damaged_store_is_rebuilt_empty_and_one_in_use_is_left_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("state");
+        {
+            let stores = open(&path);
+            let s = stores.partition("cl", "in", 0).expect("partition");
+            s.apply_writes(&[(b"k".to_vec(), put("v"))].into_iter().collect(), 7)
+                .expect("apply");
+            stores.sync().expect("sync");
+        }
+        for file in files(&path) {
+            std::fs::write(&file, b"not a store").expect("damage");
+        }
+        let (stores, why) =
+            Stores::open_or_rebuild(&path, StoreMemory::default()).expect("rebuilt");
+        assert!(why.is_some(), "the rebuild says why");
+        let s = stores.partition("cl", "in", 0).expect("partition");
+        assert_eq!(s.changelog_next().expect("offset"), None);
+        assert!(all(&s).is_empty());
+
+        // Still open above: another opener is refused, and the store kept.
+        let err = Stores::open_or_rebuild(&path, StoreMemory::default())
+            .err()
+            .expect("locked");
+        assert!(
+            err.to_string().contains("in use by another process"),
+            "{err}"
+        );
+        s.apply_writes(&[(b"k".to_vec(), put("v"))].into_iter().collect(), 1)
+            .expect("the first opener goes on");
     }
 
     fn all(store: &PartitionStore) -> Vec<(Vec<u8>, Vec<u8>)> {
