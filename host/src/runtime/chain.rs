@@ -44,6 +44,10 @@ pub struct ChainOutput<'a> {
     /// were left when isolating failing records used up the time allowed
     /// (see [`ChainInstance::run_within`]) and are to be run again.
     pub done: u32,
+    /// A plugin's call on the whole batch failed, and its records were run
+    /// again one by one: whatever that call did before failing (state it
+    /// wrote) happened besides their runs.
+    pub(super) isolated: bool,
 }
 
 /// One record to produce.
@@ -104,6 +108,7 @@ impl<'a> ChainOutput<'a> {
             last: self.last,
             failures: self.failures,
             done: self.done,
+            isolated: self.isolated,
         }
     }
 
@@ -244,6 +249,7 @@ impl ChainInstance {
             routes: Vec::new(),
         };
         let mut last = None;
+        let mut isolated = false;
         let stages = self.stages.len();
         for (n, instance) in self.stages.iter_mut().enumerate() {
             if current.records.is_empty() {
@@ -276,6 +282,7 @@ impl ChainInstance {
                     })
                 }
                 Err(_) => {
+                    isolated = true;
                     if let Some(cut) =
                         isolate_records(instance, &current, &mut next, &mut failures, until)
                     {
@@ -293,6 +300,7 @@ impl ChainInstance {
             last,
             failures,
             done,
+            isolated,
         }
     }
 }

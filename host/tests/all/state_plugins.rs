@@ -114,6 +114,34 @@ fn a_failing_records_state_writes_are_dropped_and_the_rest_read_as_if_it_never_r
     }
 }
 
+/// A batch that runs past the deadline, each of its records well within
+/// it: the call is cut and its records run again one by one, all of them
+/// succeeding. What the cut call wrote before it was cut is not kept
+/// besides what the re-runs write.
+#[test]
+fn a_batch_cut_by_the_deadline_and_run_again_counts_each_record_once() {
+    for world in WORLDS {
+        let dir = tempfile::tempdir().unwrap();
+        let mut chain = stateful_within(
+            dir.path(),
+            &[(world, "tally", &[("spin", "20"), ("trigger", "never")])],
+            Duration::from_millis(200),
+        );
+        let input = values_batch(&["a"; 30]);
+        let out = chain.run(&input);
+        assert!(out.failures.is_empty(), "{world}: {:?}", out.failures);
+        let expected: Vec<String> = (1..=30).map(|n| n.to_string()).collect();
+        assert_eq!(tallies(&out), expected, "{world}");
+        drop(out);
+        seal_all(&mut chain);
+        assert_eq!(
+            counts(&mut chain),
+            [("tally".to_owned(), vec![("a".to_owned(), 30)])],
+            "{world}: each record counted once"
+        );
+    }
+}
+
 #[test]
 fn a_record_failing_in_a_later_plugin_drops_the_earlier_plugins_writes_too() {
     let dir = tempfile::tempdir().unwrap();

@@ -34,9 +34,12 @@ impl ChainInstance {
             for stage in &mut self.stages {
                 wrote |= stage.take_wrote();
             }
-            // Only a batch that wrote has writes to tell apart.
+            // Only a batch that wrote has writes to tell apart; a call that
+            // failed and was run again record by record may have written
+            // before failing, besides those runs.
             if !wrote
-                || (out.failures.is_empty()
+                || (!out.isolated
+                    && out.failures.is_empty()
                     && out.done == input.len() as u32
                     && out.records().all(|r| admit(&r).is_none()))
             {
@@ -115,6 +118,7 @@ impl ChainInstance {
             last: None,
             failures,
             done,
+            isolated: false,
         }
     }
 

@@ -6,7 +6,9 @@
 //! `memory`; or, over the host's state limits, `big-key` (a 1 MiB key),
 //! `big-value` (a 2 MiB value), `flood` (512 KiB values under new keys
 //! until the host refuses one), `scan-all` (one scan asking for every
-//! entry). A record's key is its value when it has no key.
+//! entry). A record's key is its value when it has no key. With `spin`
+//! (ms), every record first busy-waits that long: a batch then runs past
+//! the host's deadline although each record alone keeps within it.
 
 use std::hint::black_box;
 use wasmpipe_sdk::{Config, Error, Outputs, Record, Transform, state};
@@ -14,11 +16,18 @@ use wasmpipe_sdk::{Config, Error, Outputs, Record, Transform, state};
 pub struct Tally {
     mode: String,
     trigger: Vec<u8>,
+    spin: std::time::Duration,
 }
 
 impl Transform for Tally {
     fn init(config: &Config) -> Result<Self, Error> {
-        config.only(&["mode", "trigger"])?;
+        config.only(&["mode", "trigger", "spin"])?;
+        let spin = match config.get("spin") {
+            Some(ms) => ms
+                .parse()
+                .map_err(|_| Error::msg(format!("config 'spin' = '{ms}': write a number of ms")))?,
+            None => 0,
+        };
         Ok(Tally {
             mode: config.get("mode").unwrap_or("error").to_owned(),
             trigger: config
@@ -26,13 +35,18 @@ impl Transform for Tally {
                 .unwrap_or("poison")
                 .as_bytes()
                 .to_vec(),
+            spin: std::time::Duration::from_millis(spin),
         })
     }
 
     fn transform(&mut self, record: &Record<'_>, out: &mut Outputs) -> Result<(), Error> {
+        let started = std::time::Instant::now();
         let key = record.key().or(record.value()).unwrap_or_default();
         let tally = state::get(key)?.map_or(0, |v| state::decode_u64(&v)) + 1;
         state::put(key, tally.to_be_bytes())?;
+        while started.elapsed() < self.spin {
+            black_box(&out);
+        }
         if record.value() == Some(self.trigger.as_slice()) {
             match self.mode.as_str() {
                 "big-key" => state::put(vec![b'k'; 1 << 20], b"v")?,
