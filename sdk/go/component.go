@@ -4,7 +4,9 @@ package wasmpipe
 
 import (
 	"fmt"
+	"runtime/debug"
 
+	"github.com/wasmpipe/wasmpipe/sdk/go/internal/statehook"
 	"github.com/wasmpipe/wasmpipe/sdk/go/internal/wit/export_wasmpipe_transform_typed_transform"
 	"github.com/wasmpipe/wasmpipe/sdk/go/internal/wit/wasmpipe_transform_host"
 	"github.com/wasmpipe/wasmpipe/sdk/go/internal/wit/wasmpipe_transform_types"
@@ -41,8 +43,24 @@ func initHook(config []witTypes.Tuple2[string, string]) (result witTypes.Result[
 	if err != nil {
 		return witTypes.Err[witTypes.Unit, string](err.Error())
 	}
+	pauseGC()
 	return witTypes.Ok[witTypes.Unit, string](witTypes.Unit{})
 }
+
+// The collector is off between calls, while the host lowers the next
+// batch into this instance's memory through cabi_realloc. A collection
+// ending in there reads the wall clock (runtime.gcMarkTermination does),
+// an import, and the component model traps an import called from
+// cabi_realloc ("cannot leave component instance"); the adapter's clock
+// pause covers the monotonic clock only. Turning the collector off first
+// finishes any cycle under way, here, where imports are allowed. (Package
+// state does the same around its calls that return data.)
+
+// savedGCPercent is the collector's setting while Go code runs.
+var savedGCPercent = 100
+
+func pauseGC()  { savedGCPercent = debug.SetGCPercent(-1) }
+func resumeGC() { debug.SetGCPercent(savedGCPercent) }
 
 // guard turns a panic into an error, so a plugin's panic costs one record.
 func guard(f func() error) (err error) {
@@ -74,6 +92,8 @@ func option(b []byte) witTypes.Option[[]uint8] {
 }
 
 func transformHook(batch []witRecord) []witResult {
+	resumeGC()
+	defer pauseGC()
 	results := make([]witResult, len(batch))
 	var headers []Header
 	for i := range batch {
@@ -93,10 +113,14 @@ func transformHook(batch []witRecord) []witResult {
 			Offset:        r.Offset,
 		}
 		var outputs []*Output
+		// Package state, if the plugin uses it, tells the host which
+		// record its calls are for (the host drops a failed one's writes).
+		statehook.BeginRecord(uint32(i), r.Timestamp)
 		err := guard(func() (err error) {
 			outputs, err = registered.Transform(&record)
 			return err
 		})
+		statehook.EndRecord(err != nil)
 		if err != nil {
 			results[i] = witTypes.Err[[]witOutput, string](err.Error())
 			continue

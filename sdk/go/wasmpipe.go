@@ -22,6 +22,8 @@
 //	func main() {}
 //
 // Returning an error dead-letters that record alone; the stream goes on.
+// Package state keeps bytes under keys per input partition, durable in
+// Kafka with the outputs (see its documentation).
 // The same package builds natively, so `go test` runs its logic with the
 // helpers of package wasmpipetest.
 package wasmpipe
