@@ -20,6 +20,7 @@ mod sandbox;
 mod script;
 mod startup;
 mod state_crash;
+mod state_memory;
 mod state_pipeline;
 mod state_plugins;
 mod zombies;

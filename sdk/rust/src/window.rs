@@ -29,7 +29,10 @@
 //!
 //! Aggregates live in state under keys the windows own (prefixes `\x00w`
 //! and `\x00s`), ordered by window end, so closing windows is one ordered
-//! scan. Keep the plugin's own keys off those prefixes.
+//! scan. The key `\x00w` itself holds where that scan starts: past every
+//! window already closed, so that it never walks over their deletions (an
+//! LSM store keeps them until compaction). Keep the plugin's own keys off
+//! those prefixes.
 
 use crate::Error;
 use crate::state::{self, StateError};
@@ -322,13 +325,19 @@ impl Windows {
 
     /// Removes and returns every window closed at stream time `now`.
     fn close(&self, now: i64) -> Result<Vec<Window>, StateError> {
-        let mut closed = Vec::new();
+        // Every window ending before `floor` is closed and deleted: the
+        // scan starts there (kept in state, it is undone with the writes
+        // of a record that fails).
+        let floor = state::get(PREFIX)?.map_or(i64::MIN, |v| unordered(&v));
+        let start = state_key(floor, i64::MIN, b"");
         let end = state_key(
             now.saturating_sub(self.grace).saturating_add(1),
             i64::MIN,
             b"",
         );
-        for entry in state::scan(Bound::Included(PREFIX), Bound::Excluded(&end)) {
+        let mut closed = Vec::new();
+        let mut paged = false;
+        for entry in state::scan(Bound::Included(&start), Bound::Excluded(&end)) {
             let (k, value) = entry?;
             let Some((end, start, key)) = parse_key(&k) else {
                 continue;
@@ -350,7 +359,20 @@ impl Windows {
                 state::delete(&index_key)?;
             }
             if closed.len() == CLOSE_PAGE {
+                paged = true;
                 break;
+            }
+        }
+        // Only when windows closed (not at every record): what ended with
+        // the last of them is gone, unless the page was cut there.
+        if let Some(last) = closed.last() {
+            let next = if paged {
+                last.end
+            } else {
+                last.end.saturating_add(1)
+            };
+            if next > floor {
+                state::put(PREFIX, ordered(next))?;
             }
         }
         Ok(closed)

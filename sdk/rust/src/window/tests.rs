@@ -209,8 +209,8 @@ fn session_windows_grow_and_merge_per_key() {
     );
     assert_eq!(
         testing::state_entries().len(),
-        2,
-        "only c's open session (and its index entry) remain"
+        3,
+        "only c's open session (and its index entry) remain, and where the next close starts"
     );
     // A record whose session would have ended before stream time minus
     // grace is late.
