@@ -12,6 +12,7 @@
 //!
 //! Every contender gets the same producer compression
 //! (`WASMPIPE_BENCH_COMPRESSION`).
+#![allow(dead_code)] // contenders.rs and stateful.rs each run their own
 
 use super::kafka::{self, Profile, brokers};
 use std::process::{Child, Command, Stdio};
@@ -24,6 +25,23 @@ pub enum Transform {
     Identity,
     Redact,
     Passthrough,
+    /// The running count per key (`plugins/count`, Kafka Streams' `count()`).
+    Count,
+    /// One-minute tumbling-window sums, final results only
+    /// (`plugins/window-sum`, Kafka Streams' `windowedBy(...).aggregate`).
+    WindowSum,
+}
+
+impl Transform {
+    /// Its plugin in [`Setup::plugins`], and the Kafka Streams topology's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transform::Identity | Transform::Passthrough => "identity",
+            Transform::Redact => "redact",
+            Transform::Count => "count",
+            Transform::WindowSum => "window-sum",
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Debug)]
@@ -139,11 +157,7 @@ impl Contender {
                             c.arg("--passthrough");
                         }
                         t => {
-                            let (dir, cache) = &setup.plugins[if t == Transform::Redact {
-                                "redact"
-                            } else {
-                                "identity"
-                            }];
+                            let (dir, cache) = &setup.plugins[t.name()];
                             c.args(["--plugin-dir", dir, "--cache-dir", cache]);
                         }
                     }
@@ -159,11 +173,7 @@ impl Contender {
                     .args(["-cp", setup.streams_cp.as_deref().unwrap()])
                     .arg("wasmpipe.bench.Contender")
                     .args([&brokers(), input, output, &dlq])
-                    .arg(if self.transform == Transform::Redact {
-                        "redact"
-                    } else {
-                        "identity"
-                    })
+                    .arg(self.transform.name())
                     .arg(if self.exactly_once {
                         "exactly_once_v2"
                     } else {

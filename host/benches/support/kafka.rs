@@ -93,6 +93,26 @@ pub fn produce_with(
     key: impl Fn(usize) -> String,
     value: impl Fn(usize) -> Vec<u8>,
 ) {
+    produce_specs(topic, count, rate, |i| Spec {
+        key: key(i),
+        value: value(i),
+        partition: None,
+        timestamp: now_ms(),
+    });
+}
+
+/// A record to produce.
+pub struct Spec {
+    pub key: String,
+    pub value: Vec<u8>,
+    /// `None`: the producer's partitioner chooses.
+    pub partition: Option<i32>,
+    pub timestamp: i64,
+}
+
+/// Produces `count` records at `rate` per second (0: as fast as possible):
+/// record `i` is `spec(i)` (made when it is due), with three headers.
+pub fn produce_specs(topic: &str, count: usize, rate: u64, spec: impl Fn(usize) -> Spec) {
     let producer: BaseProducer = client(&[("linger.ms", "5"), ("batch.num.messages", "10000")])
         .create()
         .unwrap();
@@ -104,12 +124,15 @@ pub fn produce_with(
                 std::thread::sleep(wait);
             }
         }
-        let (key, value) = (key(i), value(i));
+        let s = spec(i);
         let mut record = BaseRecord::<str, [u8]>::to(topic)
-            .key(&key)
-            .payload(&value)
+            .key(&s.key)
+            .payload(&s.value)
             .headers(headers())
-            .timestamp(now_ms());
+            .timestamp(s.timestamp);
+        if let Some(p) = s.partition {
+            record = record.partition(p);
+        }
         loop {
             match producer.send(record) {
                 Ok(()) => break,

@@ -5,18 +5,29 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import com.fasterxml.jackson.databind.node.TextNode;
+import java.nio.ByteBuffer;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Properties;
 import java.util.concurrent.CountDownLatch;
 import org.apache.kafka.common.serialization.Serdes;
+import org.apache.kafka.common.utils.Bytes;
+import org.apache.kafka.streams.KeyValue;
 import org.apache.kafka.streams.KafkaStreams;
 import org.apache.kafka.streams.StreamsBuilder;
 import org.apache.kafka.streams.StreamsConfig;
 import org.apache.kafka.streams.kstream.Branched;
 import org.apache.kafka.streams.kstream.Consumed;
+import org.apache.kafka.streams.kstream.Grouped;
 import org.apache.kafka.streams.kstream.KStream;
+import org.apache.kafka.streams.kstream.Materialized;
 import org.apache.kafka.streams.kstream.Produced;
+import org.apache.kafka.streams.kstream.Suppressed;
+import org.apache.kafka.streams.kstream.TimeWindows;
+import org.apache.kafka.streams.state.KeyValueStore;
+import org.apache.kafka.streams.state.WindowStore;
 
 /**
  * The Kafka Streams contender: consumes the input topic, applies identity or
@@ -25,6 +36,15 @@ import org.apache.kafka.streams.kstream.Produced;
  * dead-letter topic. Headers travel with the record (Kafka Streams keeps
  * them).
  *
+ * <p>Two stateful topologies match wasmpipe's examples of the same names,
+ * output for output: count ({@code groupByKey().count()}, every update
+ * emitted, the count in decimal) and window-sum (the JSON field
+ * {@code amount} summed per key in one-minute tumbling windows without
+ * grace, {@code suppress(untilWindowCloses)}, each window emitted once as
+ * {@code {"start":…,"end":…,"sum":…,"count":…}}). Record caching is off in
+ * both, as wasmpipe has none: each update is processed and forwarded as it
+ * comes.
+ *
  * <p>After MASK and DROP come client properties as KEY=VALUE (Kafka Streams'
  * own "producer." and "consumer." prefixes apply), and optionally
  * warmup=TOPIC:COUNT: the same topology first drains COUNT records of TOPIC
@@ -32,7 +52,7 @@ import org.apache.kafka.streams.kstream.Produced;
  * measured run starts with the JIT warm.
  *
  * <pre>
- * Contender BOOTSTRAP INPUT OUTPUT DLQ identity|redact at_least_once|exactly_once_v2 THREADS APP_ID MASK DROP [KEY=VALUE...]
+ * Contender BOOTSTRAP INPUT OUTPUT DLQ identity|redact|count|window-sum at_least_once|exactly_once_v2 THREADS APP_ID MASK DROP [KEY=VALUE...]
  * </pre>
  */
 public final class Contender {
@@ -110,10 +130,63 @@ public final class Contender {
               (k, r) -> r.failed(),
               Branched.withConsumer(s -> s.mapValues(Result::value).to(dlq, bytes)))
           .defaultBranch(Branched.withConsumer(s -> s.mapValues(Result::value).to(output, bytes)));
+    } else if (transform.equals("count")) {
+      in.filter((k, v) -> k != null)
+          .groupByKey(Grouped.with(Serdes.ByteArray(), Serdes.ByteArray()))
+          .count(Materialized.<byte[], Long, KeyValueStore<Bytes, byte[]>>as("counts")
+              .withKeySerde(Serdes.ByteArray())
+              .withValueSerde(Serdes.Long())
+              .withCachingDisabled())
+          .toStream()
+          .mapValues(c -> Long.toString(c).getBytes(StandardCharsets.UTF_8))
+          .to(output, bytes);
+    } else if (transform.equals("window-sum")) {
+      in.groupByKey(Grouped.with(Serdes.ByteArray(), Serdes.ByteArray()))
+          .windowedBy(TimeWindows.ofSizeAndGrace(Duration.ofMinutes(1), Duration.ZERO))
+          .aggregate(
+              () -> new byte[16],
+              (k, v, agg) -> add(agg, amount(v)),
+              Materialized.<byte[], byte[], WindowStore<Bytes, byte[]>>as("sums")
+                  .withKeySerde(Serdes.ByteArray())
+                  .withValueSerde(Serdes.ByteArray())
+                  .withCachingDisabled())
+          .suppress(Suppressed.untilWindowCloses(Suppressed.BufferConfig.unbounded()))
+          .toStream()
+          .map((w, agg) -> KeyValue.pair(w.key(), window(w.window().start(), w.window().end(), agg)))
+          .to(output, bytes);
     } else {
-      throw new IllegalArgumentException("transform: identity or redact, not " + transform);
+      throw new IllegalArgumentException(
+          "transform: identity, redact, count or window-sum, not " + transform);
     }
     return builder.build();
+  }
+
+  /** The number at {@code amount} of a JSON value. */
+  static double amount(byte[] value) {
+    try {
+      return JSON.readTree(value).get("amount").asDouble();
+    } catch (Exception e) {
+      throw new IllegalArgumentException("no number at amount", e);
+    }
+  }
+
+  /** A window's aggregate (sum as a double, count as a long) with one more number. */
+  static byte[] add(byte[] agg, double n) {
+    ByteBuffer b = ByteBuffer.wrap(agg);
+    double sum = b.getDouble(0) + n;
+    long count = b.getLong(8) + 1;
+    return ByteBuffer.allocate(16).putDouble(sum).putLong(count).array();
+  }
+
+  static byte[] window(long start, long end, byte[] agg) {
+    ByteBuffer b = ByteBuffer.wrap(agg);
+    ObjectNode doc = JSON.createObjectNode();
+    doc.put("start", start).put("end", end).put("sum", b.getDouble(0)).put("count", b.getLong(8));
+    try {
+      return JSON.writeValueAsBytes(doc);
+    } catch (Exception e) {
+      throw new IllegalStateException(e);
+    }
   }
 
   /** A redacted value, or the input value of a record that failed. */
