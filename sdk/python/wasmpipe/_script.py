@@ -9,6 +9,48 @@ import types as _types
 
 from componentize_py_types import Err
 
+# The runtime holds only the modules imported while it is built: a script
+# may import these (the standard library's pure-Python and built-in modules
+# a transform reaches for), and wasmpipe's own.
+import base64  # noqa: F401
+import binascii  # noqa: F401
+import bisect  # noqa: F401
+import calendar  # noqa: F401
+import collections  # noqa: F401
+import copy  # noqa: F401
+import csv  # noqa: F401
+import dataclasses  # noqa: F401
+import datetime  # noqa: F401
+import decimal  # noqa: F401
+import enum  # noqa: F401
+import fractions  # noqa: F401
+import functools  # noqa: F401
+import hashlib  # noqa: F401
+import heapq  # noqa: F401
+import hmac  # noqa: F401
+import html  # noqa: F401
+import io  # noqa: F401
+import ipaddress  # noqa: F401
+import itertools  # noqa: F401
+import json  # noqa: F401
+import math  # noqa: F401
+import operator  # noqa: F401
+import random  # noqa: F401
+import re  # noqa: F401
+import statistics  # noqa: F401
+import string  # noqa: F401
+import struct  # noqa: F401
+import textwrap  # noqa: F401
+import time  # noqa: F401
+import typing  # noqa: F401
+import unicodedata  # noqa: F401
+import urllib.parse  # noqa: F401
+import uuid  # noqa: F401
+import zlib  # noqa: F401
+
+import wasmpipe.state  # noqa: F401
+import wasmpipe.window  # noqa: F401
+
 from wasmpipe._export import Export, describe
 
 SOURCE = "wasmpipe.script"
