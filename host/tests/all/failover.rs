@@ -85,11 +85,13 @@ impl Drop for Cluster {
     }
 }
 
-#[test]
-fn exactly_once_survives_a_broker_killed_and_restarted() {
+/// Runs `plugin` exactly-once over 30,000 records on the cluster while
+/// the broker coordinating its group is SIGKILLed and restarted; the
+/// output, after the input was checked to hold each record once.
+fn across_a_broker_failover(plugin: &str, name: &str) -> Vec<rdkafka::message::OwnedMessage> {
     let _heavy = crate::heavy();
     let (cluster, brokers) = Cluster::start();
-    let (input, output) = (topic("fo-in"), topic("fo-out"));
+    let (input, output) = (topic(&format!("{name}-in")), topic(&format!("{name}-out")));
     create_topics_at(&brokers, &[(&input, 3), (&output, 3)], 3);
     let records: Vec<(i32, Rec)> = numbered(3, 10_000);
     let feeder = {
@@ -101,7 +103,7 @@ fn exactly_once_survives_a_broker_killed_and_restarted() {
             }
         })
     };
-    let (_dir, plugins) = crate::kafka::plugin_dir(wasmpipe_test_guests::FLAT_IDENTITY, None);
+    let (_dir, plugins) = crate::kafka::plugin_dir(plugin, None);
     let config = RunConfig {
         kafka: KafkaConfig {
             brokers: brokers.clone(),
@@ -144,14 +146,34 @@ fn exactly_once_survives_a_broker_killed_and_restarted() {
         Duration::from_secs(60),
     );
     assert_eq!(fed.len(), records.len(), "the input holds each record once");
+    got
+}
+
+#[test]
+fn exactly_once_survives_a_broker_killed_and_restarted() {
+    let got = across_a_broker_failover(wasmpipe_test_guests::FLAT_IDENTITY, "fo");
     let mut seen: BTreeMap<(i64, i64), usize> = BTreeMap::new();
     for m in &got {
         *seen.entry(sequence(m).unwrap()).or_default() += 1;
     }
-    assert_eq!(seen.len(), records.len(), "every input in the output");
+    assert_eq!(seen.len(), 30_000, "every input in the output");
     assert_eq!(
         seen.values().filter(|&&n| n > 1).count(),
         0,
         "no duplicates"
     );
+}
+
+/// The count per key, its state in a changelog replicated on the cluster:
+/// exact across the failover, as its outputs are.
+#[test]
+fn exactly_once_counts_survive_a_broker_killed_and_restarted() {
+    let got = across_a_broker_failover(wasmpipe_test_guests::FLAT_COUNT, "fo-count");
+    assert_eq!(got.len(), 30_000);
+    let per_key = crate::state_pipeline::counts_per_key(&got);
+    assert_eq!(per_key.len(), 150);
+    let expected: Vec<u64> = (1..=200).collect();
+    for (key, counts) in &per_key {
+        assert_eq!(counts, &expected, "key {key}: each count once, in order");
+    }
 }

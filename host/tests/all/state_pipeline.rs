@@ -14,7 +14,7 @@ use wasmpipe::config::RunConfig;
 use wasmpipe::kafka::Delivery;
 
 /// Per key, the counts the output holds, in the order they were produced.
-fn counts_per_key(messages: &[rdkafka::message::OwnedMessage]) -> BTreeMap<String, Vec<u64>> {
+pub fn counts_per_key(messages: &[rdkafka::message::OwnedMessage]) -> BTreeMap<String, Vec<u64>> {
     let mut per_key: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     for m in messages {
         let key = String::from_utf8(m.key().unwrap().to_vec()).unwrap();
