@@ -23,7 +23,8 @@ const MAX_REMEMBERED: usize = 10_000;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Refusal {
     /// A bounded label: `invalid_topic`, `unknown_topic`, `not_authorized`,
-    /// `too_large`.
+    /// `too_large`, `state_topic` (the pipeline's own changelog, refused by
+    /// the host before Kafka sees it).
     pub reason: &'static str,
     pub message: String,
 }
@@ -40,6 +41,9 @@ impl Refusal {
             }
             "not_authorized" => {
                 "grant this client write access to the topic, or fix the plugin's routing"
+            }
+            "state_topic" => {
+                "a changelog holds plugin state only, written by the host: fix the plugin's routing"
             }
             _ => "create the topic, or fix the plugin's routing",
         }

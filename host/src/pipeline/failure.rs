@@ -62,8 +62,13 @@ impl DeadLetter {
 
 /// Why Kafka refuses an output for `topic`, and the fix.
 pub fn refusal_message(topic: &str, refusal: &Refusal) -> String {
+    let by = if refusal.reason == "state_topic" {
+        "the host"
+    } else {
+        "kafka"
+    };
     format!(
-        "kafka refuses the output for topic '{}': {}; {}",
+        "{by} refuses the output for topic '{}': {}; {}",
         capped(topic),
         refusal.message,
         refusal.fix()

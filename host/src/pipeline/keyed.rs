@@ -13,7 +13,7 @@
 
 use crate::config::ValidConfig;
 use crate::kafka::changelog::{self, Ensured};
-use crate::kafka::{BatchAck, OutRecord, Producer, SendError, TopicPartition};
+use crate::kafka::{BatchAck, OutRecord, Producer, Refusal, SendError, TopicPartition};
 use crate::ops::Telemetry;
 use crate::ops::events::{
     ChangelogWritten, StateOf, StateReleased, StateRestored, StateRestoring, StateSize,
@@ -122,6 +122,28 @@ impl Keeper {
             planned.insert(plugin.name.clone(), topic);
         }
         Ok(planned)
+    }
+
+    /// Refuses an output to a changelog of this pipeline's plugins (one in
+    /// use, or one a name or generation left behind): a plugin routing a
+    /// record there would rewrite another key's state.
+    pub fn guard(&self, topic: &str) -> Result<(), Refusal> {
+        if topic == self.config.output_topic {
+            // Never a changelog (see `plan`), whatever its name.
+            return Ok(());
+        }
+        let ours = self.changelogs.values().any(|t| t == topic)
+            || topic
+                .strip_prefix(self.config.group.as_str())
+                .and_then(|rest| rest.strip_prefix('-'))
+                .is_some_and(|rest| rest.ends_with("-changelog") || rest.contains("-changelog-"));
+        if !ours {
+            return Ok(());
+        }
+        Err(Refusal {
+            reason: "state_topic",
+            message: "it is a changelog topic of this pipeline's plugin state".into(),
+        })
     }
 
     /// Takes `planned` (from [`Keeper::plan`]) as the changelogs of the

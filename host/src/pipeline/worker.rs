@@ -162,10 +162,15 @@ impl Worker {
         let until = started + cx.settings.deadline;
         // With state, a record whose output Kafka would refuse fails in
         // the chain, so that its state writes go with it.
-        let (producer, output_topic) = (cx.producer, cx.settings.output_topic.as_str());
+        let (producer, keeper) = (cx.producer, cx.keeper);
+        let output_topic = cx.settings.output_topic.as_str();
+        let admit_to = |topic: &str, bytes| {
+            keeper.guard(topic)?;
+            producer.admit(topic, bytes)
+        };
         let admit = |r: &ChainRecord<'_>| {
             let topic = r.topic.unwrap_or(output_topic);
-            let refusal = producer.admit(topic, record_bytes(r)).err()?;
+            let refusal = admit_to(topic, record_bytes(r)).err()?;
             Some(Failure::Refused {
                 reason: refusal.reason,
                 message: failure::refusal_message(topic, &refusal),
@@ -226,9 +231,7 @@ impl Worker {
             }
             let admitted = group.iter().try_for_each(|r| {
                 let topic = r.topic.unwrap_or(output_topic);
-                cx.producer
-                    .admit(topic, record_bytes(r))
-                    .map_err(|refusal| (topic.to_owned(), refusal))
+                admit_to(topic, record_bytes(r)).map_err(|refusal| (topic.to_owned(), refusal))
             });
             let mut refusal = admitted.err();
             if refusal.is_none() {

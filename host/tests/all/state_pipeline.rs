@@ -411,3 +411,68 @@ fn a_changelog_named_like_the_output_is_refused_at_start() {
         )
     );
 }
+
+/// A plugin routing records into a changelog topic of the pipeline (here
+/// one named as the count plugin's would be) would rewrite state: each
+/// such record is dead-lettered as `state_topic` before anything of it is
+/// queued, and the topic is never written.
+#[test]
+fn a_plugin_cannot_route_records_into_a_changelog() {
+    let (input, output, dlq) = (topic("guard-in"), topic("guard-out"), topic("guard-dlq"));
+    create_topics(&[(&input, 1), (&output, 1), (&dlq, 1)]);
+    let mut records = numbered(1, 20);
+    for (i, (_, r)) in records.iter_mut().enumerate() {
+        if i % 5 == 2 {
+            r.value = Some(b"poison".to_vec());
+        }
+    }
+    produce(&input, &records);
+    let probe = run_config(
+        &input,
+        &output,
+        Some(&dlq),
+        std::path::Path::new("."),
+        Delivery::ExactlyOnce,
+    );
+    let changelog =
+        wasmpipe::state::changelog::topic_name(&probe.group, "count", &Default::default()).unwrap();
+    let yaml = format!(
+        "plugins:\n  - file: misbehave.wasm\n    config: {{ mode: route, topic: \"{changelog}\" }}\n"
+    );
+    let (_dir, plugins) = plugin_dir(wasmpipe_test_guests::FLAT_MISBEHAVE, Some(&yaml));
+    let running = start(RunConfig {
+        plugin_dir: plugins,
+        ..probe
+    });
+    let kept = consume(&output, 16, true, Duration::from_secs(60));
+    let dead = consume(&dlq, 4, true, Duration::from_secs(60));
+    running.stop();
+    assert_eq!((kept.len(), dead.len()), (16, 4));
+    for m in &dead {
+        use rdkafka::message::Headers as _;
+        let header = |name: &str| {
+            m.headers()
+                .and_then(|h| h.iter().find(|h| h.key == name))
+                .and_then(|h| h.value)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+        };
+        assert_eq!(m.payload(), Some(&b"poison"[..]));
+        assert_eq!(
+            header("wasmpipe.error.reason").as_deref(),
+            Some("state_topic")
+        );
+        assert_eq!(
+            header("wasmpipe.error.message"),
+            Some(format!(
+                "the host refuses the output for topic '{changelog}': it is a changelog topic of \
+                 this pipeline's plugin state; a changelog holds plugin state only, written by the \
+                 host: fix the plugin's routing"
+            ))
+        );
+    }
+    assert_eq!(
+        partitions_of(&changelog),
+        None,
+        "{changelog} was never written"
+    );
+}
