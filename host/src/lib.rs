@@ -17,6 +17,8 @@
 //! - [`plugin_file`]: what a plugin file's name says it holds;
 //! - [`text`]: plugin- and record-chosen text cut to what the host keeps;
 //! - [`dead_letter`]: the headers of a dead letter;
+//! - [`format`]: records decoded to JSON for plugins and encoded back
+//!   (Avro, Protobuf, JSON Schema with a schema registry; no wasm, no Kafka);
 //! - [`background`]: the runtime, cancellation token and task tracker the
 //!   background work of `wasmpipe run` shares.
 
@@ -25,6 +27,7 @@ pub mod aws;
 pub mod background;
 pub mod config;
 pub mod dead_letter;
+pub mod format;
 pub mod harness;
 pub mod jsonl;
 pub mod k8s;

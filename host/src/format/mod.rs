@@ -1,0 +1,488 @@
+//! Record formats: what the host decodes each input's key and value from,
+//! and encodes each output's into. Plugins see JSON; the host speaks the
+//! schema registry's wire format (Avro, Protobuf, JSON Schema) with
+//! schemas from a registry, so no Avro or Protobuf library runs in the
+//! sandbox. Nothing here knows wasmtime or Kafka.
+//!
+//! - [`registry`]: where schemas come from (a registry's REST API, or
+//!   local files for `wasmpipe plugin test`);
+//! - [`wire`]: the magic byte, schema id and Protobuf message indexes;
+//! - [`avro`], [`protobuf`]: each format's mapping to JSON.
+
+pub mod avro;
+mod cache;
+pub mod protobuf;
+pub mod registry;
+pub mod wire;
+
+use cache::{Parsed, Schemas};
+use registry::{SchemaSource, SourceError, Version};
+use serde::Deserialize;
+use serde_json::Value as Json;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The header a plugin reads the value's schema id from (decimal text);
+/// `wasmpipe.schema.name` holds the record's full name when the schema
+/// names it. The key's are `wasmpipe.key.schema.id` and `.name`. The host
+/// sets them on every decoded input and removes them from every output.
+pub const SCHEMA_ID_HEADER: &str = "wasmpipe.schema.id";
+pub const SCHEMA_NAME_HEADER: &str = "wasmpipe.schema.name";
+pub const KEY_SCHEMA_ID_HEADER: &str = "wasmpipe.key.schema.id";
+pub const KEY_SCHEMA_NAME_HEADER: &str = "wasmpipe.key.schema.name";
+
+/// Whether a header is one the host sets from a record's schemas.
+pub fn is_reserved_header(name: &[u8]) -> bool {
+    name.starts_with(b"wasmpipe.schema.") || name.starts_with(b"wasmpipe.key.schema.")
+}
+
+/// A key's or value's format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    /// Bytes as they are (no decoding).
+    #[default]
+    Raw,
+    /// JSON text, checked.
+    Json,
+    /// Avro in the schema registry's wire format.
+    Avro,
+    /// Protobuf in the schema registry's wire format.
+    Protobuf,
+    /// JSON in the schema registry's wire format, validated by its schema.
+    JsonSchema,
+}
+
+impl Format {
+    fn kind(self) -> Option<SchemaKind> {
+        match self {
+            Format::Raw | Format::Json => None,
+            Format::Avro => Some(SchemaKind::Avro),
+            Format::Protobuf => Some(SchemaKind::Protobuf),
+            Format::JsonSchema => Some(SchemaKind::Json),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Raw => "raw",
+            Format::Json => "json",
+            Format::Avro => "avro",
+            Format::Protobuf => "protobuf",
+            Format::JsonSchema => "json-schema",
+        }
+    }
+}
+
+/// A registry schema's type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SchemaKind {
+    Avro,
+    Protobuf,
+    Json,
+}
+
+impl SchemaKind {
+    /// The kind a registry's `schemaType` names (absent: Avro).
+    pub fn of(schema_type: Option<&str>) -> Option<SchemaKind> {
+        match schema_type {
+            None | Some("AVRO") => Some(SchemaKind::Avro),
+            Some("PROTOBUF") => Some(SchemaKind::Protobuf),
+            Some("JSON") => Some(SchemaKind::Json),
+            Some(_) => None,
+        }
+    }
+
+    fn format(self) -> Format {
+        match self {
+            SchemaKind::Avro => Format::Avro,
+            SchemaKind::Protobuf => Format::Protobuf,
+            SchemaKind::Json => Format::JsonSchema,
+        }
+    }
+}
+
+/// How an output's subject is named (Confluent's naming strategies).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum SubjectStrategy {
+    /// `<topic>-value` and `<topic>-key`.
+    #[default]
+    Topic,
+    /// The record's full name.
+    Record,
+    /// `<topic>-<record full name>`.
+    TopicRecord,
+}
+
+/// Which version of the output's subject encodes it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OutputSchema {
+    /// The subject's latest version (looked up again after `latest_ttl`).
+    #[default]
+    Latest,
+    /// The schema the input came with, when the output still fits it;
+    /// otherwise the subject's latest.
+    Input,
+    /// This version of the subject.
+    Version(u32),
+}
+
+impl std::str::FromStr for OutputSchema {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "latest" => Ok(OutputSchema::Latest),
+            "input" => Ok(OutputSchema::Input),
+            n => n.parse().map(OutputSchema::Version).map_err(|_| {
+                format!("output schema '{s}': write latest, input or a version number")
+            }),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for OutputSchema {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Given {
+            Number(u32),
+            Text(String),
+        }
+        match Given::deserialize(d)? {
+            Given::Number(n) => Ok(OutputSchema::Version(n)),
+            Given::Text(s) => s.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// A pipeline's formats: `format:` in the pipeline file, or flags.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FormatConfig {
+    #[serde(default)]
+    pub key: Format,
+    #[serde(default)]
+    pub value: Format,
+    /// The outputs' key format (default: the input's).
+    #[serde(default)]
+    pub output_key: Option<Format>,
+    /// The outputs' value format (default: the input's).
+    #[serde(default)]
+    pub output_value: Option<Format>,
+    #[serde(default)]
+    pub subject: SubjectStrategy,
+    #[serde(default)]
+    pub schema: OutputSchema,
+}
+
+impl FormatConfig {
+    pub fn output(&self, part: Part) -> Format {
+        match part {
+            Part::Key => self.output_key.unwrap_or(self.key),
+            Part::Value => self.output_value.unwrap_or(self.value),
+        }
+    }
+
+    pub fn input(&self, part: Part) -> Format {
+        match part {
+            Part::Key => self.key,
+            Part::Value => self.value,
+        }
+    }
+
+    /// Whether every part is raw: records pass as they are.
+    pub fn is_raw(&self) -> bool {
+        [Part::Key, Part::Value]
+            .iter()
+            .all(|&p| self.input(p) == Format::Raw && self.output(p) == Format::Raw)
+    }
+
+    /// Whether a schema registry is needed.
+    pub fn needs_registry(&self) -> bool {
+        [Part::Key, Part::Value]
+            .iter()
+            .any(|&p| self.input(p).kind().is_some() || self.output(p).kind().is_some())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    Key,
+    Value,
+}
+
+impl Part {
+    fn suffix(self) -> &'static str {
+        match self {
+            Part::Key => "key",
+            Part::Value => "value",
+        }
+    }
+
+    /// The headers that carry this part's schema id and name.
+    pub fn headers(self) -> (&'static str, &'static str) {
+        match self {
+            Part::Key => (KEY_SCHEMA_ID_HEADER, KEY_SCHEMA_NAME_HEADER),
+            Part::Value => (SCHEMA_ID_HEADER, SCHEMA_NAME_HEADER),
+        }
+    }
+}
+
+/// Why a record could not be decoded or an output encoded: dead-lettered
+/// with `wasmpipe.error.kind` `format` and [`FormatError::reason`].
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    #[error("{0}")]
+    UnknownSchema(String),
+    #[error("{0}")]
+    Malformed(String),
+    #[error("{0}")]
+    IncompatibleOutput(String),
+    #[error("{0}")]
+    RegistryUnavailable(String),
+}
+
+impl FormatError {
+    pub fn malformed(message: impl Into<String>) -> FormatError {
+        FormatError::Malformed(message.into())
+    }
+
+    pub fn reason(&self) -> &'static str {
+        match self {
+            FormatError::UnknownSchema(_) => "unknown_schema",
+            FormatError::Malformed(_) => "malformed",
+            FormatError::IncompatibleOutput(_) => "incompatible_output",
+            FormatError::RegistryUnavailable(_) => "registry_unavailable",
+        }
+    }
+
+    fn from_source(e: SourceError) -> FormatError {
+        match e {
+            SourceError::NotFound(m) => FormatError::UnknownSchema(m),
+            SourceError::Unavailable(m) => FormatError::RegistryUnavailable(m),
+        }
+    }
+}
+
+/// A decoded part's schema, for the plugin's headers.
+#[derive(Debug)]
+pub struct SchemaOf {
+    pub id: u32,
+    pub name: Option<String>,
+}
+
+/// What an output's headers say of the input's schema (kept by the plugin).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Hint<'a> {
+    pub id: Option<u32>,
+    pub name: Option<&'a str>,
+}
+
+/// Decodes inputs and encodes outputs by a pipeline's formats. Shared by
+/// every partition's worker; schemas are cached by id.
+pub struct Codec {
+    config: FormatConfig,
+    schemas: Option<Schemas>,
+}
+
+/// Bounds of the schema cache.
+#[derive(Clone, Copy, Debug)]
+pub struct CacheLimits {
+    /// Schemas kept by id (least recently used go first).
+    pub schemas: usize,
+    /// How long a subject's latest version is used before it is looked up again.
+    pub latest_ttl: Duration,
+}
+
+impl Default for CacheLimits {
+    fn default() -> Self {
+        CacheLimits {
+            schemas: 1000,
+            latest_ttl: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Codec {
+    /// A codec of `config`, its schemas from `source` (needed unless
+    /// every format is raw or json).
+    pub fn new(
+        config: FormatConfig,
+        source: Option<Box<dyn SchemaSource>>,
+        limits: CacheLimits,
+    ) -> anyhow::Result<Codec> {
+        if config.needs_registry() && source.is_none() {
+            anyhow::bail!(
+                "format {} needs a schema registry: give --registry-url (WASMPIPE_REGISTRY_URL)",
+                [Part::Key, Part::Value]
+                    .iter()
+                    .flat_map(|&p| [config.input(p), config.output(p)])
+                    .find(|f| f.kind().is_some())
+                    .map_or("", Format::as_str)
+            );
+        }
+        Ok(Codec {
+            config,
+            schemas: source.map(|s| Schemas::new(s, limits)),
+        })
+    }
+
+    /// A codec that passes records as they are.
+    pub fn raw() -> Codec {
+        Codec {
+            config: FormatConfig::default(),
+            schemas: None,
+        }
+    }
+
+    pub fn config(&self) -> &FormatConfig {
+        &self.config
+    }
+
+    pub fn is_raw(&self) -> bool {
+        self.config.is_raw()
+    }
+
+    fn schemas(&self) -> Result<&Schemas, FormatError> {
+        self.schemas.as_ref().ok_or_else(|| {
+            FormatError::UnknownSchema("no schema registry is configured (--registry-url)".into())
+        })
+    }
+
+    /// Decodes an input's `part` into JSON text in `out` (emptied first);
+    /// returns its schema, if it has one. `None` bytes (a null key or a
+    /// tombstone) stay null and are not given here.
+    pub fn decode(
+        &self,
+        part: Part,
+        bytes: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<Option<SchemaOf>, FormatError> {
+        out.clear();
+        let format = self.config.input(part);
+        let Some(kind) = format.kind() else {
+            if format == Format::Json {
+                serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|e| {
+                    FormatError::malformed(format!("the record's {} is not JSON: {e}", part.suffix()))
+                })?;
+            }
+            out.extend_from_slice(bytes);
+            return Ok(None);
+        };
+        let framed = wire::unframe(bytes, kind == SchemaKind::Protobuf)?;
+        let schema = self.schemas()?.by_id(framed.id)?;
+        if schema.kind() != kind {
+            return Err(FormatError::malformed(format!(
+                "the record's {} has schema {} of type {}, but the pipeline reads {} as {}",
+                part.suffix(),
+                framed.id,
+                schema.kind().format().as_str(),
+                part.suffix(),
+                format.as_str()
+            )));
+        }
+        let (json, name) = schema
+            .decode(&framed.indexes, framed.payload)
+            .map_err(|e| {
+                FormatError::malformed(format!(
+                    "the record's {} (schema {}) is {e}",
+                    part.suffix(),
+                    framed.id
+                ))
+            })?;
+        serde_json::to_writer(&mut *out, &json).map_err(|e| FormatError::malformed(e.to_string()))?;
+        Ok(Some(SchemaOf {
+            id: framed.id,
+            name,
+        }))
+    }
+
+    /// Encodes an output's `part`, JSON text the plugin wrote, for `topic`
+    /// into `out` (emptied first).
+    pub fn encode(
+        &self,
+        part: Part,
+        topic: &str,
+        json: &[u8],
+        hint: Hint<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), FormatError> {
+        out.clear();
+        let format = self.config.output(part);
+        let Some(kind) = format.kind() else {
+            if format == Format::Json {
+                serde_json::from_slice::<serde::de::IgnoredAny>(json).map_err(|e| {
+                    FormatError::IncompatibleOutput(format!(
+                        "the output's {} is not JSON, which topic '{topic}' is written in: {e}",
+                        part.suffix()
+                    ))
+                })?;
+            }
+            out.extend_from_slice(json);
+            return Ok(());
+        };
+        let value: Json = serde_json::from_slice(json).map_err(|e| {
+            FormatError::IncompatibleOutput(format!(
+                "the output's {} is not JSON, so it cannot be encoded as {}: {e}",
+                part.suffix(),
+                format.as_str()
+            ))
+        })?;
+        let schemas = self.schemas()?;
+        if self.config.schema == OutputSchema::Input
+            && let Some(id) = hint.id
+        {
+            let schema = schemas.by_id(id)?;
+            if schema.kind() == kind && schema.encode(&value, hint.name, out).is_ok() {
+                return Ok(());
+            }
+            out.clear();
+        }
+        let subject = match (self.config.subject, hint.name) {
+            (SubjectStrategy::Topic, _) => format!("{topic}-{}", part.suffix()),
+            (SubjectStrategy::Record, Some(name)) => name.to_owned(),
+            (SubjectStrategy::TopicRecord, Some(name)) => format!("{topic}-{name}"),
+            (_, None) => {
+                return Err(FormatError::IncompatibleOutput(format!(
+                    "the record-name subject strategy needs the output's record name, from its \
+                     '{}' header (the input's, kept by the plugin, or set by it)",
+                    part.headers().1
+                )));
+            }
+        };
+        let version = match self.config.schema {
+            OutputSchema::Version(n) => Version::Number(n),
+            OutputSchema::Latest | OutputSchema::Input => Version::Latest,
+        };
+        let schema = schemas.version(&subject, version)?;
+        if schema.kind() != kind {
+            return Err(FormatError::IncompatibleOutput(format!(
+                "subject {subject} version {version} is a {} schema, but the pipeline writes {} as {}",
+                schema.kind().format().as_str(),
+                part.suffix(),
+                format.as_str()
+            )));
+        }
+        schema.encode(&value, hint.name, out).map_err(|e| {
+            FormatError::IncompatibleOutput(format!(
+                "the output's {} does not fit schema {} (subject {subject}, version {version}): {e}",
+                part.suffix(),
+                schema.id()
+            ))
+        })
+    }
+}
+
+impl From<SourceError> for FormatError {
+    fn from(e: SourceError) -> Self {
+        FormatError::from_source(e)
+    }
+}
+
+/// A parsed schema shared by the cache.
+type Shared = Arc<Parsed>;
+
+#[cfg(test)]
+mod tests;
