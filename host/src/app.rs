@@ -46,8 +46,8 @@ pub fn run(app: App, runtime: Arc<Runtime>, shutdown: Arc<AtomicBool>) -> anyhow
     let telemetry = Arc::new(Telemetry::default());
     // Kept for the whole run: it feeds the reloader.
     let mut _mirror = None;
-    let (chain, reloader, start_sha256) = if app.passthrough {
-        (Chain::default(), None, String::new())
+    let (chain, reloader, start_sha256, start_format) = if app.passthrough {
+        (Chain::default(), None, String::new(), None)
     } else {
         let dir = &config.plugin_dir;
         if let Some(name) = app.watch_configmap.clone() {
@@ -72,7 +72,7 @@ pub fn run(app: App, runtime: Arc<Runtime>, shutdown: Arc<AtomicBool>) -> anyhow
                 &telemetry,
             )?)
         };
-        (chain, reloader, snapshot.sha256)
+        (chain, reloader, snapshot.sha256, snapshot.format)
     };
     for p in &chain.plugins {
         tracing::info!(plugin = %p.name, sha256 = %p.sha256, world = p.world().as_str(), "plugin loaded");
@@ -92,7 +92,12 @@ pub fn run(app: App, runtime: Arc<Runtime>, shutdown: Arc<AtomicBool>) -> anyhow
         }
         None => None,
     };
-    crate::pipeline::run(app.config, chain, updates, shutdown, telemetry)
+    let mut config = app.config;
+    // The pipeline file's formats stand for the flags, from the start.
+    if let Some(format) = start_format {
+        config.set_format(format);
+    }
+    crate::pipeline::run(config, chain, updates, shutdown, telemetry)
 }
 
 /// Watches the plugin directory and builds each new set off the hot path.
@@ -105,7 +110,16 @@ fn reloader(
     telemetry: &Arc<Telemetry>,
 ) -> anyhow::Result<Reloader> {
     let limits = app.config.limits;
+    let format = snapshot.format.clone();
     let build = Box::new(move |s: &Snapshot| {
+        if s.format != format {
+            anyhow::bail!(
+                "the pipeline file's format section changed ({:?} to {:?}); formats are read at \
+                 start: restart the pipeline to apply it (kubectl rollout restart deployment/NAME)",
+                format,
+                s.format
+            );
+        }
         let chain = load_snapshot(&runtime, s, limits)?;
         // Runs every plugin's `init` before the set is accepted.
         chain.instantiate()?;

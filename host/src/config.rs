@@ -1,6 +1,7 @@
 //! The pipeline's configuration: what `wasmpipe run` reads from flags and
 //! environment, and the pipeline file naming the plugin chain.
 
+pub use crate::format::FormatConfig as FormatSection;
 use crate::kafka::{Delivery, KafkaConfig};
 use crate::runtime::{Chain, Limits, Runtime};
 use anyhow::{Context as _, bail};
@@ -49,6 +50,12 @@ impl ValidConfig {
     pub fn on_failure(&self) -> &OnFailure {
         &self.on_failure
     }
+
+    /// Takes the pipeline file's `format:` section, which stands for the
+    /// format flags.
+    pub fn set_format(&mut self, format: crate::format::FormatConfig) {
+        self.config.formats.config = format;
+    }
 }
 
 impl std::ops::Deref for ValidConfig {
@@ -87,6 +94,8 @@ pub struct RunConfig {
     /// Where plugins' keyed state is kept on disk (a cache of the
     /// changelog topics: losing it costs a full restore, nothing else).
     pub state_dir: PathBuf,
+    /// Record formats and the schema registry.
+    pub formats: crate::format::Formats,
 }
 
 /// The pipeline file: the plugin chain, in order, with each plugin's config.
@@ -104,6 +113,9 @@ pub struct PipelineFile {
     /// Never empty: a file reading `plugins:` alone is refused by name.
     #[serde(default, deserialize_with = "null_as_empty")]
     pub plugins: Vec<PluginSpec>,
+    /// Record formats, in place of the format flags (read at start).
+    #[serde(default)]
+    pub format: Option<crate::format::FormatConfig>,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -190,6 +202,7 @@ impl PipelineFile {
                     state: Default::default(),
                 })
                 .collect(),
+            format: None,
         })
     }
 }
@@ -251,6 +264,50 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(a.plugins[0].config["depth"].to_string(), "3");
         assert_eq!(a.plugins[1].name.as_deref(), Some("router"));
+    }
+
+    #[test]
+    fn the_format_section_reads_formats_strategies_and_versions() {
+        use crate::format::{Format, FormatConfig, OutputSchema, SubjectStrategy};
+        let yaml = "plugins:\n  - file: a.wasm\nformat:\n  value: avro\n  key: json\n  output_value: json-schema\n  subject: topic-record\n  schema: 3\n";
+        let file = PipelineFile::parse(Path::new("p.yaml"), yaml).unwrap();
+        assert_eq!(
+            file.format,
+            Some(FormatConfig {
+                key: Format::Json,
+                value: Format::Avro,
+                output_key: None,
+                output_value: Some(Format::JsonSchema),
+                subject: SubjectStrategy::TopicRecord,
+                schema: OutputSchema::Version(3),
+            })
+        );
+        let toml = "format = { value = \"protobuf\", schema = \"input\" }\n[[plugins]]\nfile = \"a.wasm\"\n";
+        let file = PipelineFile::parse(Path::new("p.toml"), toml).unwrap();
+        let format = file.format.unwrap();
+        assert_eq!(
+            (format.value, format.schema),
+            (Format::Protobuf, OutputSchema::Input)
+        );
+        let err = PipelineFile::parse(
+            Path::new("p.yaml"),
+            "plugins:\n  - file: a.wasm\nformat:\n  value: avro2\n",
+        )
+        .unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains("unknown variant `avro2`") && msg.contains("json-schema"),
+            "{msg}"
+        );
+        let err = PipelineFile::parse(
+            Path::new("p.yaml"),
+            "plugins:\n  - file: a.wasm\nformat:\n  schema: newest\n",
+        )
+        .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("write latest, input or a version number"),
+            "{err:#}"
+        );
     }
 
     #[test]

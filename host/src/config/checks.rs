@@ -286,6 +286,7 @@ mod tests {
             grace: Duration::from_secs(20),
             transactional_id: "t".into(),
             state_dir: "state".into(),
+            formats: Default::default(),
         }
     }
 

@@ -27,7 +27,8 @@ impl Parsed {
     fn parse(raw: &RawSchema) -> Result<Parsed, String> {
         let (body, name) = match raw.kind {
             SchemaKind::Avro => {
-                let refs: Vec<String> = raw.references.iter().map(|(_, r)| r.text.clone()).collect();
+                let refs: Vec<String> =
+                    raw.references.iter().map(|(_, r)| r.text.clone()).collect();
                 let schema = AvroSchema::parse(&raw.text, &refs)?;
                 let name = schema.name();
                 (Body::Avro(schema), name)
@@ -46,9 +47,12 @@ impl Parsed {
                 }
                 let schema: Json = serde_json::from_str(&raw.text)
                     .map_err(|e| format!("the JSON Schema is not JSON: {e}"))?;
-                let name = schema.get("title").and_then(Json::as_str).map(str::to_owned);
-                let validator =
-                    jsonschema::validator_for(&schema).map_err(|e| format!("not a JSON Schema: {e}"))?;
+                let name = schema
+                    .get("title")
+                    .and_then(Json::as_str)
+                    .map(str::to_owned);
+                let validator = jsonschema::validator_for(&schema)
+                    .map_err(|e| format!("not a JSON Schema: {e}"))?;
                 (Body::Json(validator), name)
             }
         };
@@ -72,7 +76,11 @@ impl Parsed {
     }
 
     /// The payload (frame removed) as JSON, with the record's full name.
-    pub fn decode(&self, indexes: &[i32], payload: &[u8]) -> Result<(Json, Option<String>), String> {
+    pub fn decode(
+        &self,
+        indexes: &[i32],
+        payload: &[u8],
+    ) -> Result<(Json, Option<String>), String> {
         match &self.body {
             Body::Avro(s) => Ok((s.decode(payload)?, self.name.clone())),
             Body::Protobuf(s) => {
@@ -84,7 +92,10 @@ impl Parsed {
                 let json: Json =
                     serde_json::from_slice(payload).map_err(|e| format!("not JSON: {e}"))?;
                 if let Err(e) = v.validate(&json) {
-                    return Err(format!("not valid by its JSON Schema: {e} (at {})", e.instance_path()));
+                    return Err(format!(
+                        "not valid by its JSON Schema: {e} (at {})",
+                        e.instance_path()
+                    ));
                 }
                 Ok((json, self.name.clone()))
             }
@@ -93,21 +104,33 @@ impl Parsed {
 
     /// `json` framed and encoded with this schema into `out`; `name` picks
     /// the Protobuf message (default: the file's first).
-    pub fn encode(&self, json: &Json, name: Option<&str>, out: &mut Vec<u8>) -> Result<(), String> {
+    /// Fields the schema lacks are left out, unless `strict`.
+    pub fn encode(
+        &self,
+        json: &Json,
+        name: Option<&str>,
+        out: &mut Vec<u8>,
+        strict: bool,
+    ) -> Result<(), String> {
         match &self.body {
             Body::Avro(s) => {
                 super::wire::frame(self.id, None, out);
-                s.encode(json, out)
+                s.encode(json, out, strict)
             }
             Body::Protobuf(s) => {
-                let indexes = name.and_then(|n| s.indexes_of(n)).unwrap_or_else(|| vec![0]);
+                let indexes = name
+                    .and_then(|n| s.indexes_of(n))
+                    .unwrap_or_else(|| vec![0]);
                 let message = s.message(&indexes)?;
                 super::wire::frame(self.id, Some(&indexes), out);
-                s.encode(&message, json, out)
+                s.encode(&message, json, out, strict)
             }
             Body::Json(v) => {
                 if let Err(e) = v.validate(json) {
-                    return Err(format!("not valid by the JSON Schema: {e} (at {})", e.instance_path()));
+                    return Err(format!(
+                        "not valid by the JSON Schema: {e} (at {})",
+                        e.instance_path()
+                    ));
                 }
                 super::wire::frame(self.id, None, out);
                 serde_json::to_writer(&mut *out, json).map_err(|e| e.to_string())
@@ -205,7 +228,11 @@ impl Schemas {
         })?);
         let mut inner = self.lock();
         while inner.by_id.len() >= self.limits.schemas.max(1) {
-            let Some(oldest) = inner.by_id.iter().min_by_key(|(_, (_, used))| *used).map(|(id, _)| *id)
+            let Some(oldest) = inner
+                .by_id
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(id, _)| *id)
             else {
                 break;
             };

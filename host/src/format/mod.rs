@@ -232,7 +232,7 @@ impl Part {
 
 /// Why a record could not be decoded or an output encoded: dead-lettered
 /// with `wasmpipe.error.kind` `format` and [`FormatError::reason`].
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum FormatError {
     #[error("{0}")]
     UnknownSchema(String),
@@ -305,6 +305,36 @@ impl Default for CacheLimits {
     }
 }
 
+impl std::fmt::Debug for Codec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Codec")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything about formats `wasmpipe run` is given.
+#[derive(Clone, Debug, Default)]
+pub struct Formats {
+    pub config: FormatConfig,
+    pub registry: Option<registry::RegistryConfig>,
+    pub cache: CacheLimits,
+}
+
+impl Formats {
+    /// The codec these settings describe; the registry is not reached
+    /// yet. `waiting` is called while a registry request waits to be retried.
+    pub fn codec(&self, waiting: Option<registry::Waiting>) -> anyhow::Result<Codec> {
+        let source: Option<Box<dyn SchemaSource>> = match &self.registry {
+            Some(r) if !r.url.is_empty() => {
+                Some(Box::new(registry::HttpRegistry::new(r, waiting)?))
+            }
+            _ => None,
+        };
+        Codec::new(self.config.clone(), source, self.cache)
+    }
+}
+
 impl Codec {
     /// A codec of `config`, its schemas from `source` (needed unless
     /// every format is raw or json).
@@ -365,7 +395,10 @@ impl Codec {
         let Some(kind) = format.kind() else {
             if format == Format::Json {
                 serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|e| {
-                    FormatError::malformed(format!("the record's {} is not JSON: {e}", part.suffix()))
+                    FormatError::malformed(format!(
+                        "the record's {} is not JSON: {e}",
+                        part.suffix()
+                    ))
                 })?;
             }
             out.extend_from_slice(bytes);
@@ -392,7 +425,8 @@ impl Codec {
                     framed.id
                 ))
             })?;
-        serde_json::to_writer(&mut *out, &json).map_err(|e| FormatError::malformed(e.to_string()))?;
+        serde_json::to_writer(&mut *out, &json)
+            .map_err(|e| FormatError::malformed(e.to_string()))?;
         Ok(Some(SchemaOf {
             id: framed.id,
             name,
@@ -435,7 +469,7 @@ impl Codec {
             && let Some(id) = hint.id
         {
             let schema = schemas.by_id(id)?;
-            if schema.kind() == kind && schema.encode(&value, hint.name, out).is_ok() {
+            if schema.kind() == kind && schema.encode(&value, hint.name, out, true).is_ok() {
                 return Ok(());
             }
             out.clear();
@@ -465,13 +499,29 @@ impl Codec {
                 format.as_str()
             )));
         }
-        schema.encode(&value, hint.name, out).map_err(|e| {
+        schema.encode(&value, hint.name, out, false).map_err(|e| {
             FormatError::IncompatibleOutput(format!(
                 "the output's {} does not fit schema {} (subject {subject}, version {version}): {e}",
                 part.suffix(),
                 schema.id()
             ))
         })
+    }
+}
+
+impl Codec {
+    /// A decoded part (JSON) encoded again with the schema it came with,
+    /// for a dead letter to carry the record as it was read.
+    pub fn restore(&self, part: Part, json: &[u8], hint: Hint<'_>) -> Option<Vec<u8>> {
+        let format = self.config.input(part);
+        if format.kind().is_none() {
+            return Some(json.to_vec());
+        }
+        let schema = self.schemas().ok()?.by_id(hint.id?).ok()?;
+        let value: Json = serde_json::from_slice(json).ok()?;
+        let mut out = Vec::new();
+        schema.encode(&value, hint.name, &mut out, true).ok()?;
+        Some(out)
     }
 }
 

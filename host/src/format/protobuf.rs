@@ -20,22 +20,44 @@ pub struct ProtoSchema {
 }
 
 /// References by their import name, then Google's well-known types.
-struct Sources(Vec<(String, String)>);
+struct Sources(Vec<File>);
 
 impl FileResolver for Sources {
     fn open_file(&self, name: &str) -> Result<File, protox::Error> {
-        match self.0.iter().find(|(n, _)| n == name) {
-            Some((n, text)) => File::from_source(n, text),
+        match self.0.iter().find(|f| f.name() == name) {
+            Some(f) => Ok(f.clone()),
             None => Err(protox::Error::file_not_found(name)),
         }
+    }
+}
+
+/// A schema's text as a file named `name`: `.proto` source, or (as some
+/// serializers register it) a base64 `FileDescriptorProto`.
+fn file(name: &str, text: &str) -> Result<File, String> {
+    use base64::Engine as _;
+    use prost_reflect::prost_types::FileDescriptorProto;
+    let descriptor = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .ok()
+        .and_then(|bytes| FileDescriptorProto::decode(&bytes[..]).ok())
+        .filter(|d| !d.message_type.is_empty() || !d.enum_type.is_empty());
+    match descriptor {
+        Some(mut d) => {
+            d.name = Some(name.to_owned());
+            Ok(File::from_file_descriptor_proto(d))
+        }
+        None => File::from_source(name, text).map_err(|e| e.to_string()),
     }
 }
 
 impl ProtoSchema {
     /// Compiles `text`, whose imports are `references` (import name, text).
     pub fn parse(text: &str, references: &[(String, String)]) -> Result<ProtoSchema, String> {
-        let mut files = references.to_vec();
-        files.push((ROOT.to_owned(), text.to_owned()));
+        let mut files = references
+            .iter()
+            .map(|(n, t)| file(n, t))
+            .collect::<Result<Vec<_>, _>>()?;
+        files.push(file(ROOT, text)?);
         let mut resolver = ChainFileResolver::new();
         resolver.add(Sources(files));
         resolver.add(GoogleFileResolver::new());
@@ -61,16 +83,20 @@ impl ProtoSchema {
                 None => nth.and_then(|i| self.file.messages().nth(i)),
                 Some(m) => nth.and_then(|i| m.child_messages().nth(i)),
             };
-            at = Some(next.ok_or_else(|| {
-                format!("the schema has no message at indexes {indexes:?}")
-            })?);
+            at = Some(
+                next.ok_or_else(|| format!("the schema has no message at indexes {indexes:?}"))?,
+            );
         }
         at.ok_or_else(|| "no message index".to_owned())
     }
 
     /// The indexes of the message called `full_name`, if the schema has it.
     pub fn indexes_of(&self, full_name: &str) -> Option<Vec<i32>> {
-        fn find(messages: impl Iterator<Item = MessageDescriptor>, name: &str, path: &mut Vec<i32>) -> bool {
+        fn find(
+            messages: impl Iterator<Item = MessageDescriptor>,
+            name: &str,
+            path: &mut Vec<i32>,
+        ) -> bool {
             for (i, m) in messages.enumerate() {
                 path.push(i as i32);
                 if m.full_name() == name || find(m.child_messages(), name, path) {
@@ -96,13 +122,16 @@ impl ProtoSchema {
     }
 
     /// `json` as a `message` in protobuf's encoding, appended to `out`.
+    /// Fields the message does not have are left out, as Confluent's
+    /// serializers do (a field removed in a newer version), unless `strict`.
     pub fn encode(
         &self,
         message: &MessageDescriptor,
         json: &Json,
         out: &mut Vec<u8>,
+        strict: bool,
     ) -> Result<(), String> {
-        let options = DeserializeOptions::new().deny_unknown_fields(true);
+        let options = DeserializeOptions::new().deny_unknown_fields(strict);
         let m = DynamicMessage::deserialize_with_options(message.clone(), json, &options)
             .map_err(|e| format!("does not fit message {}: {e}", message.full_name()))?;
         m.encode(out).map_err(|e| e.to_string())
@@ -133,8 +162,7 @@ mod tests {
         }
         enum Status { NEW = 0; PAID = 1; }
     "#;
-    const COMMON: &str =
-        "syntax = \"proto3\"; package common; message Money { string currency = 1; int64 units = 2; }";
+    const COMMON: &str = "syntax = \"proto3\"; package common; message Money { string currency = 1; int64 units = 2; }";
 
     fn schema() -> ProtoSchema {
         ProtoSchema::parse(SCHEMA, &[("common.proto".into(), COMMON.into())]).unwrap()
@@ -158,11 +186,14 @@ mod tests {
             "blob": "AAE="
         });
         let mut bytes = Vec::new();
-        s.encode(&order, &input, &mut bytes).unwrap();
+        s.encode(&order, &input, &mut bytes, false).unwrap();
         let back = s.decode(&order, &bytes).unwrap();
         assert_eq!(back["lines"][1], json!({"sku": "b", "qty": 0}));
         assert_eq!(back["iban"], "DE00");
-        assert!(back.get("card").is_none(), "only the set oneof branch: {back}");
+        assert!(
+            back.get("card").is_none(),
+            "only the set oneof branch: {back}"
+        );
         assert_eq!(back["tags"]["x"], "9007199254740993");
         assert_eq!(back["at"], "2026-12-04T10:00:00Z");
         assert_eq!(back["total"], json!({"currency": "EUR", "units": "12"}));
@@ -170,7 +201,7 @@ mod tests {
         assert_eq!(back["blob"], "AAE=");
         // Encoding again gives the same bytes.
         let mut again = Vec::new();
-        s.encode(&order, &back, &mut again).unwrap();
+        s.encode(&order, &back, &mut again, false).unwrap();
         assert_eq!(again, bytes);
         // A nested message by its indexes.
         let line = s.message(&[1, 0]).unwrap();
@@ -178,17 +209,50 @@ mod tests {
     }
 
     #[test]
-    fn defaults_are_present_and_unknown_fields_are_refused() {
+    fn defaults_are_present_unknown_fields_left_out_and_wrong_types_refused() {
         let s = schema();
         let header = s.message(&[0]).unwrap();
         assert_eq!(s.decode(&header, &[]).unwrap(), json!({"trace": ""}));
+        let mut bytes = Vec::new();
+        s.encode(
+            &header,
+            &json!({"trace": "t", "extra": 1}),
+            &mut bytes,
+            false,
+        )
+        .unwrap();
+        assert_eq!(s.decode(&header, &bytes).unwrap(), json!({"trace": "t"}));
         let e = s
-            .encode(&header, &json!({"trace": "t", "extra": 1}), &mut Vec::new())
+            .encode(&header, &json!({"trace": 5}), &mut Vec::new(), true)
             .unwrap_err();
-        assert!(e.contains("does not fit message shop.Header") && e.contains("extra"), "{e}");
-        assert!(s.message(&[5]).unwrap_err().contains("no message at indexes [5]"));
+        assert!(e.contains("does not fit message shop.Header"), "{e}");
+        assert!(
+            s.message(&[5])
+                .unwrap_err()
+                .contains("no message at indexes [5]")
+        );
         let e = s.decode(&header, &[0xff, 0xff]).unwrap_err();
         assert!(e.starts_with("not a shop.Header message"), "{e}");
+    }
+
+    #[test]
+    fn a_schema_registered_as_a_base64_descriptor_reads_the_same() {
+        use base64::Engine as _;
+        let source = schema();
+        let proto = source.file.file_descriptor_proto().clone();
+        let text = base64::engine::general_purpose::STANDARD.encode(proto.encode_to_vec());
+        let s = ProtoSchema::parse(&text, &[("common.proto".into(), COMMON.into())]).unwrap();
+        assert_eq!(s.indexes_of("shop.Order.Line").unwrap(), [1, 0]);
+        let order = s.message(&[1]).unwrap();
+        let mut bytes = Vec::new();
+        s.encode(
+            &order,
+            &json!({"id": "x", "total": {"units": "3"}}),
+            &mut bytes,
+            false,
+        )
+        .unwrap();
+        assert_eq!(s.decode(&order, &bytes).unwrap()["total"]["units"], "3");
     }
 
     #[test]

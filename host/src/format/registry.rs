@@ -70,12 +70,17 @@ pub struct RegistryConfig {
     pub retry: Duration,
 }
 
+/// Called while a request waits to be retried: the pipeline is waiting
+/// on the registry, not stalled (its liveness probe passes).
+pub type Waiting = std::sync::Arc<dyn Fn() + Send + Sync>;
+
 /// A registry over its REST API.
 pub struct HttpRegistry {
     agent: ureq::Agent,
     base: String,
     authorization: Option<String>,
     retry: Duration,
+    waiting: Option<Waiting>,
 }
 
 #[derive(Deserialize)]
@@ -97,7 +102,7 @@ struct ReferenceBody {
 }
 
 impl HttpRegistry {
-    pub fn new(config: &RegistryConfig) -> anyhow::Result<HttpRegistry> {
+    pub fn new(config: &RegistryConfig, waiting: Option<Waiting>) -> anyhow::Result<HttpRegistry> {
         use anyhow::Context as _;
         let base = config.url.trim_end_matches('/').to_owned();
         if !(base.starts_with("http://") || base.starts_with("https://")) {
@@ -119,7 +124,10 @@ impl HttpRegistry {
                 })
                 .collect();
             if certs.is_empty() {
-                anyhow::bail!("the registry's CA file {} has no PEM certificate", path.display());
+                anyhow::bail!(
+                    "the registry's CA file {} has no PEM certificate",
+                    path.display()
+                );
             }
             tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&certs));
         }
@@ -146,6 +154,7 @@ impl HttpRegistry {
             base,
             authorization,
             retry: config.retry,
+            waiting,
         })
     }
 
@@ -169,27 +178,32 @@ impl HttpRegistry {
                 )));
             }
             tracing::warn!(url = %url, error = %why, retry_in = ?backoff, "schema registry request failed; retrying");
+            if let Some(waiting) = &self.waiting {
+                waiting();
+            }
             std::thread::sleep(backoff);
             backoff = (backoff * 2).min(Duration::from_secs(5));
         }
     }
 
     fn try_get(&self, url: &str) -> Result<SchemaBody, Attempt> {
-        let mut request = self
-            .agent
-            .get(url)
-            .header("Accept", "application/vnd.schemaregistry.v1+json, application/json");
+        let mut request = self.agent.get(url).header(
+            "Accept",
+            "application/vnd.schemaregistry.v1+json, application/json",
+        );
         if let Some(auth) = &self.authorization {
             request = request.header("Authorization", auth);
         }
-        let mut response = request
-            .call()
-            .map_err(|e| Attempt::Retry(format!("schema registry at {} unreachable: {e}", self.base)))?;
+        let mut response = request.call().map_err(|e| {
+            Attempt::Retry(format!("schema registry at {} unreachable: {e}", self.base))
+        })?;
         let status = response.status().as_u16();
         let body = response.body_mut().read_to_string().unwrap_or_default();
         match status {
             200 => serde_json::from_str(&body).map_err(|e| {
-                Attempt::Retry(format!("schema registry answered {url} with a body that is not a schema: {e}"))
+                Attempt::Retry(format!(
+                    "schema registry answered {url} with a body that is not a schema: {e}"
+                ))
             }),
             404 => Err(Attempt::NotFound(format!(
                 "the schema registry has no {}: {}",
@@ -260,9 +274,14 @@ impl SchemaSource for HttpRegistry {
     }
 
     fn version(&self, subject: &str, version: Version) -> Result<RawSchema, SourceError> {
-        let body = self.get(&format!("/subjects/{}/versions/{version}", segment(subject)))?;
+        let body = self.get(&format!(
+            "/subjects/{}/versions/{version}",
+            segment(subject)
+        ))?;
         let id = body.id.ok_or_else(|| {
-            SourceError::NotFound(format!("the registry gave no id for {subject} version {version}"))
+            SourceError::NotFound(format!(
+                "the registry gave no id for {subject} version {version}"
+            ))
         })?;
         self.resolve(body, id)
     }
@@ -314,15 +333,23 @@ impl LocalSchemas {
 
 impl SchemaSource for LocalSchemas {
     fn by_id(&self, id: u32) -> Result<RawSchema, SourceError> {
-        self.schemas.iter().find(|s| s.id == id).cloned().ok_or_else(|| {
-            SourceError::NotFound(format!("no schema with id {id} was given (--schema {id}=FILE)"))
-        })
+        self.schemas
+            .iter()
+            .find(|s| s.id == id)
+            .cloned()
+            .ok_or_else(|| {
+                SourceError::NotFound(format!(
+                    "no schema with id {id} was given (--schema {id}=FILE)"
+                ))
+            })
     }
 
     fn version(&self, subject: &str, _: Version) -> Result<RawSchema, SourceError> {
         // Offline, the last schema given stands for every subject.
         self.schemas.last().cloned().ok_or_else(|| {
-            SourceError::NotFound(format!("no schema was given for subject {subject} (--schema ID=FILE)"))
+            SourceError::NotFound(format!(
+                "no schema was given for subject {subject} (--schema ID=FILE)"
+            ))
         })
     }
 

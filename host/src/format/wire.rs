@@ -122,7 +122,10 @@ mod tests {
             frame(7, Some(&indexes), &mut out);
             out.extend_from_slice(b"payload");
             let f = unframe(&out, true).unwrap();
-            assert_eq!((f.id, &f.indexes[..], f.payload), (7, &indexes[..], &b"payload"[..]));
+            assert_eq!(
+                (f.id, &f.indexes[..], f.payload),
+                (7, &indexes[..], &b"payload"[..])
+            );
         }
         // The first message is written as a single zero, as Confluent does.
         let mut out = Vec::new();
@@ -136,10 +139,23 @@ mod tests {
     #[test]
     fn records_without_the_frame_are_malformed_with_the_cause() {
         let e = unframe(b"{\"a\":1}", false).unwrap_err();
-        assert!(e.to_string().contains("magic byte 0 (it starts with 0x7b)"), "{e}");
+        assert!(
+            e.to_string().contains("magic byte 0 (it starts with 0x7b)"),
+            "{e}"
+        );
         assert_eq!(e.reason(), "malformed");
-        assert!(unframe(&[], false).unwrap_err().to_string().contains("empty"));
-        assert!(unframe(&[0, 0, 1], false).unwrap_err().to_string().contains("too short"));
+        assert!(
+            unframe(&[], false)
+                .unwrap_err()
+                .to_string()
+                .contains("empty")
+        );
+        assert!(
+            unframe(&[0, 0, 1], false)
+                .unwrap_err()
+                .to_string()
+                .contains("too short")
+        );
         let e = unframe(&[0, 0, 0, 0, 1, 0x80], true).unwrap_err();
         assert!(e.to_string().contains("ends inside"), "{e}");
         let e = unframe(&[0, 0, 0, 0, 1, 40, 2], true).unwrap_err();

@@ -203,11 +203,40 @@ impl<'m> Fetched<'m> {
         self.topic
     }
 
+    /// The record's key, if it has one.
+    pub fn key(&self) -> Option<&'m [u8]> {
+        let m = self.message();
+        // SAFETY: librdkafka's key is `key_len` bytes or null, owned by the message.
+        (!m.key.is_null())
+            .then(|| unsafe { std::slice::from_raw_parts(m.key.cast::<u8>(), m.key_len) })
+    }
+
+    /// The record's value, if it has one (a tombstone has none).
+    pub fn value(&self) -> Option<&'m [u8]> {
+        let m = self.message();
+        // SAFETY: librdkafka's payload is `len` bytes or null, owned by the message.
+        (!m.payload.is_null())
+            .then(|| unsafe { std::slice::from_raw_parts(m.payload.cast::<u8>(), m.len) })
+    }
+
     /// Appends the record to `batch`. A header name another client wrote
     /// that is not UTF-8 cannot be given to a plugin as it is: the record
     /// goes in with the name made readable, and its headers as they came
     /// are returned for the pipeline to dead-letter it with.
     pub fn fill(&self, batch: &mut Batch) -> Result<Option<RawHeaders>, LayoutError> {
+        self.fill_as(batch, self.key(), self.value(), None)
+    }
+
+    /// [`Fetched::fill`] with the key and value given (decoded from the
+    /// record's), and, if `extra` is given, those headers added in place
+    /// of the record's own that `reserved` names.
+    pub fn fill_as(
+        &self,
+        batch: &mut Batch,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        extra: Option<AddedHeaders<'_>>,
+    ) -> Result<Option<RawHeaders>, LayoutError> {
         let m = self.message();
         let mut kind = rd::rd_kafka_timestamp_type_t::RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
         // SAFETY: a live message.
@@ -221,14 +250,9 @@ impl<'m> Fetched<'m> {
             }
             _ => (0, TimestampType::NotAvailable),
         };
-        // SAFETY: librdkafka's key and payload are `len` bytes or null,
-        // owned by the message.
-        let bytes = |ptr: *const c_void, len: usize| {
-            (!ptr.is_null()).then(|| unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) })
-        };
         let parts = RecordParts {
-            key: bytes(m.key, m.key_len),
-            value: bytes(m.payload, m.len),
+            key,
+            value,
             timestamp,
             timestamp_type,
             topic: self.topic,
@@ -236,10 +260,14 @@ impl<'m> Fetched<'m> {
             offset: m.offset,
         };
         let headers = NativeHeaders::of(self.native);
+        let (added, reserved): AddedHeaders<'_> = extra.unwrap_or((&[], |_| false));
+        let added = added.iter().map(|(n, v)| (*n, Some(*v)));
         if headers.names_are_utf8() {
             let all = headers
                 .iter()
-                .map(|(name, value)| (std::str::from_utf8(name).unwrap_or_default(), value));
+                .filter(|(name, _)| !reserved(name))
+                .map(|(name, value)| (std::str::from_utf8(name).unwrap_or_default(), value))
+                .chain(added);
             batch.push_parts(parts, all)?;
             return Ok(None);
         }
@@ -250,11 +278,16 @@ impl<'m> Fetched<'m> {
         let all = names
             .iter()
             .zip(headers.iter())
-            .map(|(n, (_, v))| (n.as_ref(), v));
+            .filter(|(_, (name, _))| !reserved(name))
+            .map(|(n, (_, v))| (n.as_ref(), v))
+            .chain(added);
         batch.push_parts(parts, all)?;
         Ok(Some(headers.to_owned()))
     }
 }
+
+/// Headers added to a record, and which of its own they stand for.
+pub type AddedHeaders<'a> = (&'a [(&'a str, &'a [u8])], fn(&[u8]) -> bool);
 
 /// A record's headers as they came from Kafka (names are bytes).
 pub type RawHeaders = Vec<(Vec<u8>, Option<Vec<u8>>)>;

@@ -4,6 +4,7 @@
 use super::worker::Context;
 use crate::config::OnFailure;
 use crate::dead_letter;
+use crate::format::{FormatError, Hint, Part, is_reserved_header};
 use crate::kafka::{
     BatchAck, OutRecord, Producer, RawHeaders, Refusal, SendError, TransactionError,
 };
@@ -39,6 +40,19 @@ impl DeadLetter {
             message: "a header name of the record is not UTF-8, which plugins cannot be given; it is dead-lettered with its headers as they came".into(),
             plugin: String::new(),
             plugin_sha256: String::new(),
+        }
+    }
+
+    /// A record whose key or value is not of its format, or an output of
+    /// which does not fit its topic's (then `last_plugin` wrote it).
+    pub fn format(index: u32, e: &FormatError, last_plugin: Option<&Plugin>) -> DeadLetter {
+        DeadLetter {
+            index,
+            kind: "format",
+            reason: e.reason(),
+            message: e.to_string(),
+            plugin: last_plugin.map(|p| p.name.clone()).unwrap_or_default(),
+            plugin_sha256: last_plugin.map(|p| p.sha256.clone()).unwrap_or_default(),
         }
     }
 
@@ -96,6 +110,7 @@ pub fn handle<P: Producer>(
     batch: &Batch,
     d: &DeadLetter,
     raw_headers: Option<&RawHeaders>,
+    decoded: bool,
     ack: &Arc<BatchAck>,
 ) -> anyhow::Result<Result<(), TransactionError>> {
     let r = batch
@@ -142,7 +157,10 @@ pub fn handle<P: Producer>(
         ("wasmpipe.source.timestamp", timestamp.as_bytes()),
     ];
     // The record's own headers, as they came; its `wasmpipe.*` ones
-    // renamed so they cannot pass for the host's.
+    // renamed so they cannot pass for the host's. Those the host added
+    // when decoding it go.
+    let codec = &*cx.settings.codec;
+    let restoring = decoded && !codec.is_raw();
     let input_headers: Vec<KeptHeader<'_>> = match raw_headers {
         Some(raw) => raw
             .iter()
@@ -151,17 +169,45 @@ pub fn handle<P: Producer>(
         None => r
             .headers()
             .iter()
+            .filter(|(n, _)| !(restoring && is_reserved_header(n.as_bytes())))
             .map(|(n, v)| (dead_letter::kept_name(n.as_bytes()), v))
             .collect(),
     };
+    // A decoded key or value is encoded again with the schema it came
+    // with: the dead letter holds the record as it was read.
+    let restored = |part: Part, json: Option<&[u8]>| -> Option<Vec<u8>> {
+        let json = json?;
+        let (id, name) = part.headers();
+        let header = |h: &str| {
+            r.headers()
+                .iter()
+                .find(|(n, _)| *n == h)
+                .and_then(|(_, v)| v)
+                .and_then(|v| std::str::from_utf8(v).ok())
+        };
+        let hint = Hint {
+            id: header(id).and_then(|v| v.parse().ok()),
+            name: header(name),
+        };
+        codec.restore(part, json, hint)
+    };
+    let (key_restored, value_restored) = match restoring {
+        true => (
+            restored(Part::Key, r.key()),
+            restored(Part::Value, r.value()),
+        ),
+        false => (None, None),
+    };
+    let record_key = key_restored.as_deref().or(r.key());
+    let record_value = value_restored.as_deref().or(r.value());
     // A dead letter too large for the dead-letter topic is still written:
     // without the record's headers, then without its key and value, saying
     // what it left out.
     let mut trim = Trim::Nothing;
     let sent = loop {
         let (key, value, input) = match trim {
-            Trim::Nothing => (r.key(), r.value(), &input_headers[..]),
-            Trim::Headers => (r.key(), r.value(), &[][..]),
+            Trim::Nothing => (record_key, record_value, &input_headers[..]),
+            Trim::Headers => (record_key, record_value, &[][..]),
             Trim::Record | Trim::Message => (None, None, &[][..]),
         };
         let dropped = trim.dropped().map(|d| ("wasmpipe.dropped", d.as_bytes()));

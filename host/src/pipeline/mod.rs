@@ -15,6 +15,7 @@ mod keyed;
 mod worker;
 
 use crate::config::{OnFailure, ValidConfig};
+use crate::format::Codec;
 use crate::kafka::{
     Committer, Delivery as Mode, Polled, Producer, RebalanceHandler, Sink, Source, TopicPartition,
 };
@@ -44,11 +45,17 @@ pub struct Settings {
     pub deadline: Duration,
     /// How long shutdown may take to finish, flush and commit.
     pub grace: Duration,
+    /// What records are decoded from and outputs encoded into.
+    pub codec: Arc<Codec>,
 }
 
 impl Settings {
-    pub fn of(config: &ValidConfig) -> Settings {
-        Settings {
+    /// `waiting` is called while the pipeline waits on the schema registry.
+    pub fn of(
+        config: &ValidConfig,
+        waiting: Option<crate::format::registry::Waiting>,
+    ) -> anyhow::Result<Settings> {
+        Ok(Settings {
             output_topic: config.output_topic.clone(),
             on_failure: config.on_failure().clone(),
             batch_records: config.batch_records,
@@ -57,7 +64,8 @@ impl Settings {
             commit_interval: config.commit_interval,
             deadline: config.limits.deadline,
             grace: config.grace,
-        }
+            codec: Arc::new(config.formats.codec(waiting)?),
+        })
     }
 }
 
@@ -129,7 +137,9 @@ impl<P: Producer> State<P> {
         let mut read = 0;
         for (tp, w) in workers.iter_mut() {
             let room = w.room(settings);
-            match source.read(tp, room, |f| w.take(tp, &f, now, &mut **delivery)) {
+            match source.read(tp, room, |f| {
+                w.take(tp, &f, now, &mut **delivery, &settings.codec)
+            }) {
                 Ok(n) => read += n,
                 Err(e) => tracing::warn!(error = %e, "kafka consumer error reading {tp}; retrying"),
             }
@@ -258,7 +268,11 @@ pub fn run(
     shutdown: Arc<AtomicBool>,
     telemetry: Arc<Telemetry>,
 ) -> anyhow::Result<()> {
-    let settings = Settings::of(&config);
+    // Waiting on the schema registry is not a stalled loop.
+    let health = telemetry.clone();
+    let waiting: crate::format::registry::Waiting =
+        Arc::new(move || health.health.beat_at(Instant::now()));
+    let settings = Settings::of(&config, Some(waiting))?;
     let kafka = config.kafka.clone();
     let (mode, txn_id) = (config.delivery, config.transactional_id.clone());
     let mut first = true;
@@ -376,7 +390,7 @@ fn run_loop<P: Producer + Send + 'static>(
             return Err(e);
         }
         state.start_assigned(source, &shared.telemetry)?;
-        route(&mut state, &polled, now);
+        route(&mut state, &polled, now, &shared.settings.codec);
         if let Some(until) = state.held_until {
             if now < until {
                 // Paused again each round: partitions assigned meanwhile too.
@@ -431,7 +445,7 @@ fn run_loop<P: Producer + Send + 'static>(
 /// Puts each record of a poll round in its partition's batch. A record of
 /// a partition no longer ours, or polled before the rebalance that gave
 /// the partition to its worker, is left for whoever reads it next.
-fn route<P: Producer>(state: &mut State<P>, polled: &[Polled<'_>], now: Instant) {
+fn route<P: Producer>(state: &mut State<P>, polled: &[Polled<'_>], now: Instant, codec: &Codec) {
     let State {
         workers, delivery, ..
     } = state;
@@ -445,7 +459,7 @@ fn route<P: Producer>(state: &mut State<P>, polled: &[Polled<'_>], now: Instant)
         if p.generation() < w.since {
             continue;
         }
-        w.take(tp, &p.fetched(), now, &mut **delivery);
+        w.take(tp, &p.fetched(), now, &mut **delivery, codec);
     }
 }
 

@@ -5,6 +5,7 @@ use super::Settings;
 use super::delivery::Delivery;
 use super::failure::{self, DeadLetter};
 use super::keyed::{Keeper, Sealed};
+use crate::format::{Codec, Format, FormatError, Hint, Part, is_reserved_header};
 use crate::kafka::{
     Fetched, OutRecord, Producer, RawHeaders, SendError, TopicPartition, TransactionError,
 };
@@ -25,9 +26,14 @@ pub struct Worker {
     /// Records read before `batch` that a run left when isolating failing
     /// records took its time: run next, one at a time.
     leftover: Option<Leftover>,
-    /// Records of `batch` whose header names are not UTF-8, with their
-    /// headers as they came: dead-lettered, not transformed.
-    malformed: Vec<(u32, RawHeaders)>,
+    /// Records of `batch` that are dead-lettered, not transformed: header
+    /// names that are not UTF-8, or a key or value not of its format.
+    malformed: Vec<(u32, Rejected)>,
+    /// Buffers for decoding a record's key and value.
+    decoded: (Vec<u8>, Vec<u8>),
+    /// Buffers for encoding outputs: which of key and value are encoded,
+    /// and their bytes.
+    encoded: Vec<Encoded>,
     /// The rebalance generation the partition was assigned in: records
     /// polled before it are not this worker's.
     pub since: u64,
@@ -35,11 +41,21 @@ pub struct Worker {
     pub sealed: Sealed,
 }
 
-/// Records a run left, with the raw headers of those among them whose
-/// header names are not UTF-8 (indexes into `batch`).
+/// Records a run left, with those among them to be dead-lettered
+/// (indexes into `batch`).
 struct Leftover {
     batch: Batch,
-    malformed: Vec<(u32, RawHeaders)>,
+    malformed: Vec<(u32, Rejected)>,
+}
+
+/// Why a record read is dead-lettered without being transformed.
+#[derive(Clone, Debug)]
+enum Rejected {
+    /// A header name is not UTF-8: the headers as they came.
+    Headers(RawHeaders),
+    /// The key or value is not of its format (the record is in the batch
+    /// as it came).
+    Format(FormatError),
 }
 
 /// What a run needs besides the worker.
@@ -60,37 +76,62 @@ impl Worker {
             opened: None,
             leftover: None,
             malformed: Vec::new(),
+            decoded: Default::default(),
+            encoded: Vec::new(),
             since,
             sealed: Sealed::new(),
         }
     }
 
-    /// The batch to read the next record into; `now` opens it if empty.
-    /// Returns whether it was empty.
-    fn filling(&mut self, now: Instant) -> (&mut Batch, bool) {
-        let empty = self.batch.is_empty();
-        self.opened.get_or_insert(now);
-        (&mut self.batch, empty)
-    }
-
     /// Appends a record read for this worker's partition `tp` to the batch
-    /// (opening it at `now`). One whose header names are not UTF-8 is kept
-    /// with its headers as they came, to be dead-lettered.
+    /// (opening it at `now`), its key and value decoded by `codec`. One
+    /// whose header names are not UTF-8, or whose key or value is not of
+    /// its format, goes in as it came, to be dead-lettered.
     pub fn take<P: Producer>(
         &mut self,
         tp: &TopicPartition,
         record: &Fetched<'_>,
         now: Instant,
         delivery: &mut dyn Delivery<P>,
+        codec: &Codec,
     ) {
-        let (batch, opening) = self.filling(now);
-        match record.fill(batch) {
+        let (key_buf, value_buf) = &mut self.decoded;
+        let decoded = if codec.is_raw() {
+            None
+        } else {
+            Some(decode(codec, record, key_buf, value_buf))
+        };
+        self.opened.get_or_insert(now);
+        let opening = self.batch.is_empty();
+        let batch = &mut self.batch;
+        let (filled, failed) = match decoded {
+            None => (record.fill(batch), None),
+            Some(Err(e)) => (record.fill(batch), Some(e)),
+            Some(Ok(d)) => {
+                let (key, value) = (
+                    record.key().map(|_| &key_buf[..]),
+                    record.value().map(|_| &value_buf[..]),
+                );
+                let key = if d.key_raw { record.key() } else { key };
+                let value = if d.value_raw { record.value() } else { value };
+                let extra: Vec<(&str, &[u8])> =
+                    d.headers.iter().map(|(n, v)| (*n, v.as_bytes())).collect();
+                (
+                    record.fill_as(batch, key, value, Some((&extra, is_reserved_header))),
+                    None,
+                )
+            }
+        };
+        match filled {
             Ok(raw) => {
                 if opening {
                     delivery.reading(tp, record.offset());
                 }
-                if let Some(raw) = raw {
-                    self.malformed.push((self.batch.len() as u32 - 1, raw));
+                let index = self.batch.len() as u32 - 1;
+                if let Some(e) = failed {
+                    self.malformed.push((index, Rejected::Format(e)));
+                } else if let Some(raw) = raw {
+                    self.malformed.push((index, Rejected::Headers(raw)));
                 }
             }
             Err(e) => {
@@ -168,15 +209,51 @@ impl Worker {
             keeper.guard(topic)?;
             producer.admit(topic, bytes)
         };
+        let codec = &*cx.settings.codec;
         let admit = |r: &ChainRecord<'_>| {
             let topic = r.topic.unwrap_or(output_topic);
-            let refusal = admit_to(topic, record_bytes(r)).err()?;
+            let mut buf = Default::default();
+            let parts = match codec.is_raw() {
+                true => OutParts {
+                    key: r.key,
+                    value: r.value,
+                },
+                false => match encode(codec, r, topic, &mut buf) {
+                    Ok((k, v)) => OutParts {
+                        key: if k { Some(&buf.0[..]) } else { r.key },
+                        value: if v { Some(&buf.1[..]) } else { r.value },
+                    },
+                    Err(e) => {
+                        return Some(Failure::Format {
+                            reason: e.reason(),
+                            message: e.to_string(),
+                        });
+                    }
+                },
+            };
+            let refusal = admit_to(topic, record_bytes(r, &parts)).err()?;
             Some(Failure::Refused {
                 reason: refusal.reason,
                 message: failure::refusal_message(topic, &refusal),
             })
         };
-        let out = self.chain.run_admitted(batch, Some(until), isolate, &admit);
+        // Records dead-lettered as read are not run: the chain runs the
+        // others, and its indexes are mapped back to the batch's.
+        let skipped: Vec<u32> = malformed.iter().map(|(i, _)| *i).collect();
+        let sieved = sieve(batch, &skipped)?;
+        let (input, map) = match &sieved {
+            Some((input, map)) => (input, Some(&map[..])),
+            None => (batch, None),
+        };
+        let to_batch = |i: u32| {
+            map.map_or(i, |m| {
+                m.get(i as usize).copied().unwrap_or(batch.len() as u32)
+            })
+        };
+        let mut out = self.chain.run_admitted(input, Some(until), isolate, &admit);
+        for f in &mut out.failures {
+            f.index = to_batch(f.index);
+        }
         // A store that fails is no record's fault: nothing is produced or
         // dead-lettered, and the run stops so that the partition's records
         // are read again, its state restored from the changelog.
@@ -191,7 +268,7 @@ impl Worker {
                  --state-dir)"
             );
         }
-        let done = out.done as usize;
+        let done = to_batch(out.done) as usize;
         telemetry.emit(BatchRun {
             topic: &tp.topic,
             records: done,
@@ -209,40 +286,74 @@ impl Worker {
         let mut per_topic: Vec<(&str, u64)> = Vec::new();
         let ack = Arc::new(cx.keeper.ack_for(&self.chain));
         let mut dead: Vec<DeadLetter> = out.failures.iter().map(DeadLetter::from).collect();
-        let mut refused: BTreeSet<u32> = BTreeSet::new();
-        for (index, _) in malformed.iter().filter(|(i, _)| (*i as usize) < done) {
-            refused.insert(*index);
-            dead.push(DeadLetter::malformed(*index));
+        for (index, why) in malformed.iter().filter(|(i, _)| (*i as usize) < done) {
+            dead.push(match why {
+                Rejected::Headers(_) => DeadLetter::malformed(*index),
+                Rejected::Format(e) => DeadLetter::format(*index, e, None),
+            });
         }
+        let mut refused: BTreeSet<u32> = BTreeSet::new();
+        let encoded = &mut self.encoded;
         let output_topic = cx.settings.output_topic.as_str();
         // The outputs of one input record, all admitted before any is
         // queued: a record Kafka refuses loses every output it had.
         let mut group: Vec<ChainRecord<'_>> = Vec::new();
         let mut records = out.records().peekable();
         while let Some(first) = records.next() {
-            let origin = first.origin;
+            let origin = to_batch(first.origin);
             group.clear();
             group.push(first);
-            while let Some(r) = records.next_if(|r| r.origin == origin) {
+            while let Some(r) = records.next_if(|r| to_batch(r.origin) == origin) {
                 group.push(r);
             }
-            if refused.contains(&origin) {
-                continue;
+            // Encoded for their topics before any is queued: an output
+            // that does not fit its schema fails its record as a whole.
+            if !codec.is_raw() {
+                encoded.resize_with(group.len(), Default::default);
+                let failed = group.iter().zip(encoded.iter_mut()).find_map(|(r, buf)| {
+                    let topic = r.topic.unwrap_or(output_topic);
+                    match encode(codec, r, topic, &mut buf.1) {
+                        Ok(which) => {
+                            buf.0 = which;
+                            None
+                        }
+                        Err(e) => Some(e),
+                    }
+                });
+                if let Some(e) = failed {
+                    refused.insert(origin);
+                    telemetry.emit(RecordFailed {
+                        plugin: last_plugin.map_or("", |p| p.name.as_str()),
+                        kind: "format",
+                        reason: e.reason(),
+                    });
+                    dead.push(DeadLetter::format(origin, &e, last_plugin));
+                    continue;
+                }
             }
-            let admitted = group.iter().try_for_each(|r| {
+            let raw = codec.is_raw();
+            let admitted = group.iter().enumerate().try_for_each(|(i, r)| {
                 let topic = r.topic.unwrap_or(output_topic);
-                admit_to(topic, record_bytes(r)).map_err(|refusal| (topic.to_owned(), refusal))
+                let parts = out_parts(raw, encoded.get(i), r);
+                admit_to(topic, record_bytes(r, &parts))
+                    .map_err(|refusal| (topic.to_owned(), refusal))
             });
             let mut refusal = admitted.err();
             if refusal.is_none() {
                 for (queued, r) in group.iter().enumerate() {
                     let topic = r.topic.unwrap_or(output_topic);
+                    let parts = out_parts(raw, encoded.get(queued), r);
+                    let reserved = !codec.is_raw();
                     let sent = cx.producer.send(
                         OutRecord {
                             topic,
-                            key: r.key,
-                            value: r.value,
-                            headers: r.headers.iter().map(|(n, v)| (n.as_bytes(), v)),
+                            key: parts.key,
+                            value: parts.value,
+                            headers: r
+                                .headers
+                                .iter()
+                                .filter(|(n, _)| !(reserved && is_reserved_header(n.as_bytes())))
+                                .map(|(n, v)| (n.as_bytes(), v)),
                             timestamp: r.timestamp,
                             partition: None,
                         },
@@ -292,11 +403,17 @@ impl Worker {
         });
         dead.sort_by_key(|d| d.index);
         for d in &dead {
-            let raw = malformed
+            let why = malformed
                 .iter()
                 .find(|(i, _)| *i == d.index)
-                .map(|(_, h)| h);
-            if let Err(e) = failure::handle(cx, batch, d, raw, &ack)? {
+                .map(|(_, w)| w);
+            let raw = match why {
+                Some(Rejected::Headers(h)) => Some(h),
+                _ => None,
+            };
+            // A record decoded for the plugins is dead-lettered as it was read.
+            let decoded = !matches!(why, Some(Rejected::Format(_)));
+            if let Err(e) = failure::handle(cx, batch, d, raw, decoded, &ack)? {
                 cx.delivery.poison(e);
                 return Ok(());
             }
@@ -357,6 +474,77 @@ impl Worker {
     }
 }
 
+/// A record's key and value decoded: which stayed as they came (null, or
+/// raw), and the schema headers for the plugin.
+struct Decoded {
+    key_raw: bool,
+    value_raw: bool,
+    headers: Vec<(&'static str, String)>,
+}
+
+/// Decodes `record`'s key and value by `codec` into the buffers.
+fn decode(
+    codec: &Codec,
+    record: &Fetched<'_>,
+    key_buf: &mut Vec<u8>,
+    value_buf: &mut Vec<u8>,
+) -> Result<Decoded, FormatError> {
+    let mut headers = Vec::new();
+    let mut one = |part: Part, bytes: Option<&[u8]>, buf: &mut Vec<u8>| match bytes {
+        Some(b) if codec.config().input(part) != Format::Raw => {
+            if let Some(of) = codec.decode(part, b, buf)? {
+                let (id, name) = part.headers();
+                headers.push((id, of.id.to_string()));
+                if let Some(n) = of.name {
+                    headers.push((name, n));
+                }
+            }
+            Ok::<_, FormatError>(false)
+        }
+        _ => Ok(true),
+    };
+    let key_raw = one(Part::Key, record.key(), key_buf)?;
+    let value_raw = one(Part::Value, record.value(), value_buf)?;
+    Ok(Decoded {
+        key_raw,
+        value_raw,
+        headers,
+    })
+}
+
+/// An output's key and value encoded by `codec` for `topic` into `out`
+/// (`None`: as the plugin wrote it).
+fn encode(
+    codec: &Codec,
+    r: &ChainRecord<'_>,
+    topic: &str,
+    out: &mut (Vec<u8>, Vec<u8>),
+) -> Result<(bool, bool), FormatError> {
+    let header = |name: &str| {
+        r.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, v)| v)
+            .and_then(|v| std::str::from_utf8(v).ok())
+    };
+    let one = |part: Part, bytes: Option<&[u8]>, buf: &mut Vec<u8>| match bytes {
+        Some(b) if codec.config().output(part) != Format::Raw => {
+            let (id, name) = part.headers();
+            let hint = Hint {
+                id: header(id).and_then(|v| v.parse().ok()),
+                name: header(name),
+            };
+            codec.encode(part, topic, b, hint, buf)?;
+            Ok::<_, FormatError>(true)
+        }
+        _ => Ok(false),
+    };
+    Ok((
+        one(Part::Key, r.key, &mut out.0)?,
+        one(Part::Value, r.value, &mut out.1)?,
+    ))
+}
+
 /// Records `from..` of `batch`, as a batch of their own.
 fn remainder(batch: &Batch, from: usize) -> anyhow::Result<Batch> {
     let mut rest = Batch::default();
@@ -366,10 +554,52 @@ fn remainder(batch: &Batch, from: usize) -> anyhow::Result<Batch> {
     Ok(rest)
 }
 
+/// An output's key and value as produced (encoded, or as written).
+struct OutParts<'a> {
+    key: Option<&'a [u8]>,
+    value: Option<&'a [u8]>,
+}
+
+/// An output's key and value as produced: encoded (`encoded`, unless the
+/// pipeline's formats are all raw) or as the plugin wrote them.
+fn out_parts<'a>(raw: bool, encoded: Option<&'a Encoded>, r: &ChainRecord<'a>) -> OutParts<'a> {
+    match encoded {
+        Some(((k, v), bytes)) if !raw => OutParts {
+            key: if *k { Some(&bytes.0[..]) } else { r.key },
+            value: if *v { Some(&bytes.1[..]) } else { r.value },
+        },
+        _ => OutParts {
+            key: r.key,
+            value: r.value,
+        },
+    }
+}
+
+/// Which of an output's key and value are encoded, and their bytes.
+type Encoded = ((bool, bool), (Vec<u8>, Vec<u8>));
+
+/// Without the records `skipped` (ascending), `batch` as a batch of its
+/// own, with the index in `batch` of each of its records; `None` when
+/// nothing is skipped.
+fn sieve(batch: &Batch, skipped: &[u32]) -> anyhow::Result<Option<(Batch, Vec<u32>)>> {
+    if skipped.is_empty() {
+        return Ok(None);
+    }
+    let mut kept = Batch::default();
+    let mut map = Vec::with_capacity(batch.len());
+    for (i, record) in batch.iter().enumerate() {
+        if skipped.binary_search(&(i as u32)).is_err() {
+            kept.push(&record)?;
+            map.push(i as u32);
+        }
+    }
+    Ok(Some((kept, map)))
+}
+
 /// The bytes Kafka counts of a record: key, value and headers.
-fn record_bytes(r: &ChainRecord<'_>) -> usize {
-    r.key.map_or(0, <[u8]>::len)
-        + r.value.map_or(0, <[u8]>::len)
+fn record_bytes(r: &ChainRecord<'_>, parts: &OutParts<'_>) -> usize {
+    parts.key.map_or(0, <[u8]>::len)
+        + parts.value.map_or(0, <[u8]>::len)
         + r.headers
             .iter()
             .map(|(n, v)| n.len() + v.map_or(0, <[u8]>::len))

@@ -24,6 +24,8 @@ pub struct Snapshot {
     /// config, in order. Re-laying out identical files does not change it;
     /// changing one config value does.
     pub sha256: String,
+    /// The pipeline file's `format:` section.
+    pub format: Option<crate::config::FormatSection>,
 }
 
 /// Reads the pipeline file (`pipeline`, or the one in `dir`) and every
@@ -83,6 +85,7 @@ fn read_from(dir: &Path, root: &Path, pipeline: Option<&Path>) -> anyhow::Result
         None => PipelineFile::from_dir(root)?,
     };
     let mut hash = Sha256::new();
+    hash.update(format!("format\0{:?}\n", file.format));
     let mut plugins = Vec::new();
     for spec in file.plugins {
         let mut source = read_plugin_file(&plugin_path(root, &spec.file)?)?;
@@ -107,6 +110,7 @@ fn read_from(dir: &Path, root: &Path, pipeline: Option<&Path>) -> anyhow::Result
         root: root.to_owned(),
         plugins,
         sha256: hex::encode(hash.finalize()),
+        format: file.format,
     })
 }
 

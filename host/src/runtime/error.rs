@@ -126,6 +126,13 @@ pub enum Failure {
         reason: &'static str,
         message: String,
     },
+    /// An output of the record does not fit its topic's format (found
+    /// before it was produced, so that the record's state writes go with it).
+    #[error("{message}")]
+    Format {
+        reason: &'static str,
+        message: String,
+    },
 }
 
 /// The family of a [`Failure`].
@@ -135,6 +142,7 @@ pub enum FailureKind {
     Limit,
     Guest,
     Produce,
+    Format,
 }
 
 impl FailureKind {
@@ -145,6 +153,7 @@ impl FailureKind {
             FailureKind::Limit => "limit",
             FailureKind::Guest => "error",
             FailureKind::Produce => "produce",
+            FailureKind::Format => "format",
         }
     }
 }
@@ -159,6 +168,7 @@ impl Failure {
             | Failure::StateUnavailable(_) => FailureKind::Limit,
             Failure::Guest(_) => FailureKind::Guest,
             Failure::Refused { .. } => FailureKind::Produce,
+            Failure::Format { .. } => FailureKind::Format,
         }
     }
 
@@ -171,7 +181,7 @@ impl Failure {
             Failure::OutputLimit { .. } => "output_limit",
             Failure::Guest(_) => "guest_error",
             Failure::StateUnavailable(_) => "state_unavailable",
-            Failure::Refused { reason, .. } => reason,
+            Failure::Refused { reason, .. } | Failure::Format { reason, .. } => reason,
         }
     }
 }

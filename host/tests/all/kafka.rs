@@ -267,6 +267,7 @@ pub fn run_config(
         grace: Duration::from_secs(20),
         transactional_id: format!("tx-{input}-{}", topic("p")),
         state_dir: std::env::temp_dir().join(format!("wasmpipe-state-{}", topic("s"))),
+        formats: Default::default(),
     }
 }
 

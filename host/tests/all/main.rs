@@ -8,6 +8,7 @@ mod cluster;
 mod conformance;
 mod consumer;
 mod failover;
+mod formats;
 mod hostile;
 mod hostile_records;
 mod k8s;

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmpipe::config::OnError;
+use wasmpipe::format::registry::RegistryConfig;
+use wasmpipe::format::{CacheLimits, Format, FormatConfig, Formats, OutputSchema, SubjectStrategy};
 use wasmpipe::kafka::{Delivery, KafkaConfig};
 use wasmpipe::runtime::Limits;
 use wasmpipe::scaffold::Lang;
@@ -328,6 +330,90 @@ pub(crate) struct RunArgs {
     pub(crate) state_dir: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) limits: LimitArgs,
+    #[command(flatten)]
+    pub(crate) formats: FormatArgs,
+}
+
+/// Record formats and the schema registry (a pipeline file's `format:`
+/// section stands for the format flags).
+#[derive(Args)]
+pub(crate) struct FormatArgs {
+    /// The input records' value format; plugins see raw bytes, or JSON for
+    /// every other format.
+    #[arg(long, env = "WASMPIPE_VALUE_FORMAT", value_enum, default_value = "raw")]
+    pub(crate) value_format: Format,
+    /// The input records' key format.
+    #[arg(long, env = "WASMPIPE_KEY_FORMAT", value_enum, default_value = "raw")]
+    pub(crate) key_format: Format,
+    /// The outputs' value format (default: --value-format).
+    #[arg(long, env = "WASMPIPE_OUTPUT_VALUE_FORMAT", value_enum)]
+    pub(crate) output_value_format: Option<Format>,
+    /// The outputs' key format (default: --key-format).
+    #[arg(long, env = "WASMPIPE_OUTPUT_KEY_FORMAT", value_enum)]
+    pub(crate) output_key_format: Option<Format>,
+    /// How an output's subject is named: TOPIC-value, the record's full
+    /// name, or TOPIC-RECORDNAME.
+    #[arg(
+        long,
+        env = "WASMPIPE_SUBJECT_STRATEGY",
+        value_enum,
+        default_value = "topic"
+    )]
+    pub(crate) subject_strategy: SubjectStrategy,
+    /// Which schema encodes an output: latest (the subject's latest
+    /// version), input (the input's schema while the output fits it), or
+    /// a version number of the subject.
+    #[arg(long, env = "WASMPIPE_OUTPUT_SCHEMA", default_value = "latest")]
+    pub(crate) output_schema: OutputSchema,
+    /// The schema registry's Confluent-compatible API (Confluent Cloud or
+    /// Platform, Apicurio's /apis/ccompat/v7, Karapace, Redpanda).
+    #[arg(long, env = "WASMPIPE_REGISTRY_URL")]
+    pub(crate) registry_url: Option<String>,
+    /// KEY:SECRET for the registry's basic authentication.
+    #[arg(long, env = "WASMPIPE_REGISTRY_USER_INFO", hide_env_values = true)]
+    pub(crate) registry_user_info: Option<String>,
+    /// A bearer token for the registry.
+    #[arg(long, env = "WASMPIPE_REGISTRY_BEARER_TOKEN", hide_env_values = true)]
+    pub(crate) registry_bearer_token: Option<String>,
+    /// PEM certificates to trust for the registry instead of the public roots.
+    #[arg(long, env = "WASMPIPE_REGISTRY_CA")]
+    pub(crate) registry_ca: Option<PathBuf>,
+    /// How long a failing registry request is retried (the pipeline waits)
+    /// before its records are dead-lettered as registry_unavailable.
+    #[arg(long, env = "WASMPIPE_REGISTRY_RETRY", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub(crate) registry_retry: Duration,
+    /// Most schemas kept in memory.
+    #[arg(long, env = "WASMPIPE_REGISTRY_CACHE_SCHEMAS", default_value_t = 1000)]
+    pub(crate) registry_cache_schemas: usize,
+    /// How long a subject's latest version is used before it is looked up again.
+    #[arg(long, env = "WASMPIPE_REGISTRY_LATEST_TTL", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub(crate) registry_latest_ttl: Duration,
+}
+
+impl FormatArgs {
+    pub(crate) fn formats(self) -> Formats {
+        Formats {
+            config: FormatConfig {
+                key: self.key_format,
+                value: self.value_format,
+                output_key: self.output_key_format,
+                output_value: self.output_value_format,
+                subject: self.subject_strategy,
+                schema: self.output_schema,
+            },
+            registry: self.registry_url.map(|url| RegistryConfig {
+                url,
+                user_info: self.registry_user_info,
+                bearer_token: self.registry_bearer_token,
+                ca_file: self.registry_ca,
+                retry: self.registry_retry,
+            }),
+            cache: CacheLimits {
+                schemas: self.registry_cache_schemas,
+                latest_ttl: self.registry_latest_ttl,
+            },
+        }
+    }
 }
 
 /// librdkafka properties from `WASMPIPE_KAFKA_*` variables.

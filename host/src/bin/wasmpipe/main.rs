@@ -160,6 +160,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 commit_interval: args.commit_interval,
                 limits: args.limits.try_into()?,
                 grace: args.shutdown_grace,
+                formats: args.formats.formats(),
             }
             .validate()?;
             let ops_addr = match args.ops_addr.as_str() {

@@ -13,7 +13,7 @@
 
 use apache_avro::schema::{DecimalSchema, Name, RecordSchema, ResolvedSchema};
 use apache_avro::types::Value;
-use apache_avro::{Decimal, Days, Duration, Millis, Months, Schema, Uuid};
+use apache_avro::{Days, Decimal, Duration, Millis, Months, Schema, Uuid};
 use num_bigint::{BigInt, Sign};
 use serde_json::{Map, Number, Value as Json};
 use std::collections::HashMap;
@@ -30,7 +30,10 @@ impl AvroSchema {
     /// Parses `text`, with the texts of the schemas it references.
     pub fn parse(text: &str, references: &[String]) -> Result<AvroSchema, String> {
         let (schema, mut schemata) = if references.is_empty() {
-            (Schema::parse_str(text).map_err(|e| e.to_string())?, Vec::new())
+            (
+                Schema::parse_str(text).map_err(|e| e.to_string())?,
+                Vec::new(),
+            )
         } else {
             Schema::parse_str_with_list(text, references).map_err(|e| e.to_string())?
         };
@@ -76,35 +79,44 @@ impl AvroSchema {
                 bytes.len()
             ));
         }
-        self.to_json(&value, &self.schema)
+        self.json_of(&value, &self.schema)
     }
 
     /// `json` in the binary encoding of this schema, appended to `out`.
-    pub fn encode(&self, json: &Json, out: &mut Vec<u8>) -> Result<(), String> {
-        let value = self.from_json(json, &self.schema, "")?;
-        let bytes =
-            apache_avro::to_avro_datum_schemata(&self.schema, self.schemata.iter().collect(), value)
-                .map_err(|e| e.to_string())?;
+    /// Fields the schema lacks are left out, unless `strict`.
+    pub fn encode(&self, json: &Json, out: &mut Vec<u8>, strict: bool) -> Result<(), String> {
+        let value = self.value_of(json, &self.schema, "", strict)?;
+        let bytes = apache_avro::to_avro_datum_schemata(
+            &self.schema,
+            self.schemata.iter().collect(),
+            value,
+        )
+        .map_err(|e| e.to_string())?;
         out.extend_from_slice(&bytes);
         Ok(())
     }
 
     fn named<'s>(&'s self, schema: &'s Schema) -> Result<&'s Schema, String> {
         match schema {
-            Schema::Ref { name } => self
-                .names
-                .get(name)
-                .ok_or_else(|| format!("the schema refers to {} but does not define it", name.fullname(None))),
+            Schema::Ref { name } => self.names.get(name).ok_or_else(|| {
+                format!(
+                    "the schema refers to {} but does not define it",
+                    name.fullname(None)
+                )
+            }),
             s => Ok(s),
         }
     }
 
-    fn to_json(&self, value: &Value, schema: &Schema) -> Result<Json, String> {
+    fn json_of(&self, value: &Value, schema: &Schema) -> Result<Json, String> {
         let schema = self.named(schema)?;
         Ok(match (value, schema) {
             (Value::Union(i, v), Schema::Union(u)) => {
-                let branch = u.variants().get(*i as usize).ok_or("union branch out of range")?;
-                return self.to_json(v, branch);
+                let branch = u
+                    .variants()
+                    .get(*i as usize)
+                    .ok_or("union branch out of range")?;
+                return self.json_of(v, branch);
             }
             (Value::Null, _) => Json::Null,
             (Value::Boolean(b), _) => Json::Bool(*b),
@@ -139,7 +151,7 @@ impl AvroSchema {
             (Value::Array(items), Schema::Array(a)) => Json::Array(
                 items
                     .iter()
-                    .map(|v| self.to_json(v, &a.items))
+                    .map(|v| self.json_of(v, &a.items))
                     .collect::<Result<_, _>>()?,
             ),
             (Value::Map(entries), Schema::Map(m)) => {
@@ -147,23 +159,33 @@ impl AvroSchema {
                 keys.sort();
                 let mut out = Map::new();
                 for k in keys {
-                    out.insert(k.clone(), self.to_json(&entries[k], &m.types)?);
+                    out.insert(k.clone(), self.json_of(&entries[k], &m.types)?);
                 }
                 Json::Object(out)
             }
             (Value::Record(fields), Schema::Record(r)) => {
                 let mut out = Map::new();
                 for ((name, v), field) in fields.iter().zip(&r.fields) {
-                    out.insert(name.clone(), self.to_json(v, &field.schema)?);
+                    out.insert(name.clone(), self.json_of(v, &field.schema)?);
                 }
                 Json::Object(out)
             }
-            (v, s) => return Err(format!("an Avro value {v:?} does not match its schema {s:?}")),
+            (v, s) => {
+                return Err(format!(
+                    "an Avro value {v:?} does not match its schema {s:?}"
+                ));
+            }
         })
     }
 
     /// `json` as a value of `schema`; `at` is its path, for errors.
-    fn from_json(&self, json: &Json, schema: &Schema, at: &str) -> Result<Value, String> {
+    fn value_of(
+        &self,
+        json: &Json,
+        schema: &Schema,
+        at: &str,
+        strict: bool,
+    ) -> Result<Value, String> {
         let schema = self.named(schema)?;
         let wrong = |want: &str| {
             Err(format!(
@@ -228,7 +250,13 @@ impl AvroSchema {
             },
             Schema::Fixed(f) => match json.as_str().map(from_latin1) {
                 Some(Some(b)) if b.len() == f.size => Value::Fixed(f.size, b),
-                _ => return wrong(&format!("fixed {} ({} bytes)", f.name.fullname(None), f.size)),
+                _ => {
+                    return wrong(&format!(
+                        "fixed {} ({} bytes)",
+                        f.name.fullname(None),
+                        f.size
+                    ));
+                }
             },
             Schema::String => match json {
                 Json::String(s) => Value::String(s.clone()),
@@ -266,7 +294,11 @@ impl AvroSchema {
                     if bytes.len() > f.size {
                         return wrong(&format!("a decimal that fits {} bytes", f.size));
                     }
-                    let fill = if unscaled.sign() == Sign::Minus { 0xFF } else { 0 };
+                    let fill = if unscaled.sign() == Sign::Minus {
+                        0xFF
+                    } else {
+                        0
+                    };
                     let mut padded = vec![fill; f.size - bytes.len()];
                     padded.append(&mut bytes);
                     bytes = padded;
@@ -297,7 +329,7 @@ impl AvroSchema {
                     items
                         .iter()
                         .enumerate()
-                        .map(|(i, v)| self.from_json(v, &a.items, &format!("{at}[{i}]")))
+                        .map(|(i, v)| self.value_of(v, &a.items, &format!("{at}[{i}]"), strict))
                         .collect::<Result<_, _>>()?,
                 ),
                 _ => return wrong("an array"),
@@ -306,7 +338,9 @@ impl AvroSchema {
                 Json::Object(entries) => Value::Map(
                     entries
                         .iter()
-                        .map(|(k, v)| Ok((k.clone(), self.from_json(v, &m.types, &join(at, k))?)))
+                        .map(|(k, v)| {
+                            Ok((k.clone(), self.value_of(v, &m.types, &join(at, k), strict)?))
+                        })
                         .collect::<Result<_, String>>()?,
                 ),
                 _ => return wrong("an object (a map)"),
@@ -315,10 +349,12 @@ impl AvroSchema {
                 let Json::Object(fields) = json else {
                     return wrong(&format!("an object (record {})", r.name.fullname(None)));
                 };
-                if let Some(extra) = fields.keys().find(|k| !r.lookup.contains_key(*k)) {
+                // Fields the schema does not have are left out, as
+                // Confluent's serializers do: a field removed from the
+                // output's schema is dropped, not an error.
+                if strict && let Some(extra) = fields.keys().find(|k| !r.lookup.contains_key(*k)) {
                     return Err(format!(
-                        "{} has a field '{extra}' that record {} does not have: add it to the \
-                         schema (with a default) or remove it in the plugin",
+                        "{} has a field '{extra}' that record {} does not have",
                         path(at),
                         r.name.fullname(None)
                     ));
@@ -327,7 +363,7 @@ impl AvroSchema {
                 for field in &r.fields {
                     let at = join(at, &field.name);
                     let value = match (fields.get(&field.name), &field.default) {
-                        (Some(v), _) => self.from_json(v, &field.schema, &at)?,
+                        (Some(v), _) => self.value_of(v, &field.schema, &at, strict)?,
                         (None, Some(default)) => self.default(default, &field.schema, &at)?,
                         (None, None) => {
                             return Err(format!(
@@ -344,7 +380,7 @@ impl AvroSchema {
             Schema::Union(u) => {
                 let mut why = Vec::new();
                 for (i, branch) in u.variants().iter().enumerate() {
-                    match self.from_json(json, branch, at) {
+                    match self.value_of(json, branch, at, strict) {
                         Ok(v) => return Ok(Value::Union(i as u32, Box::new(v))),
                         Err(e) => why.push(e),
                     }
@@ -367,9 +403,12 @@ impl AvroSchema {
         match self.named(schema)? {
             Schema::Union(u) => {
                 let first = u.variants().first().ok_or("an empty union")?;
-                Ok(Value::Union(0, Box::new(self.from_json(default, first, at)?)))
+                Ok(Value::Union(
+                    0,
+                    Box::new(self.value_of(default, first, at, false)?),
+                ))
             }
-            s => self.from_json(default, s, at),
+            s => self.value_of(default, s, at, false),
         }
     }
 }
@@ -407,7 +446,11 @@ fn from_latin1(s: &str) -> Option<Vec<u8>> {
 /// `unscaled` × 10^-scale, written exactly.
 fn decimal_text(unscaled: &BigInt, scale: usize) -> String {
     let digits = unscaled.magnitude().to_string();
-    let sign = if unscaled.sign() == Sign::Minus { "-" } else { "" };
+    let sign = if unscaled.sign() == Sign::Minus {
+        "-"
+    } else {
+        ""
+    };
     if scale == 0 {
         return format!("{sign}{digits}");
     }

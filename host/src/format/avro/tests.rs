@@ -47,12 +47,12 @@ fn unions_decimals_bytes_maps_enums_and_nested_records_go_to_json_and_back() {
     let schema = AvroSchema::parse(ORDER, &[]).unwrap();
     assert_eq!(schema.name().as_deref(), Some("shop.Order"));
     let mut bytes = Vec::new();
-    schema.encode(&order_json(), &mut bytes).unwrap();
+    schema.encode(&order_json(), &mut bytes, false).unwrap();
     let back = schema.decode(&bytes).unwrap();
     assert_eq!(back, order_json());
     // Written again (a map's entries may come in another order).
     let mut again = Vec::new();
-    schema.encode(&back, &mut again).unwrap();
+    schema.encode(&back, &mut again, false).unwrap();
     assert_eq!(again.len(), bytes.len());
     assert_eq!(schema.decode(&again).unwrap(), order_json());
 }
@@ -69,9 +69,18 @@ fn records_apache_avro_wrote_read_as_json() {
             {"name":"b","type":"bytes"}]}"#;
     let schema = Schema::parse_str(text).unwrap();
     let value = Value::Record(vec![
-        ("u".into(), Value::Union(2, Box::new(Value::String("s".into())))),
-        ("d".into(), Value::Decimal(Decimal::from(BigInt::from(-1234).to_signed_bytes_be()))),
-        ("m".into(), Value::Map([("k".to_owned(), Value::Boolean(true))].into())),
+        (
+            "u".into(),
+            Value::Union(2, Box::new(Value::String("s".into()))),
+        ),
+        (
+            "d".into(),
+            Value::Decimal(Decimal::from(BigInt::from(-1234).to_signed_bytes_be())),
+        ),
+        (
+            "m".into(),
+            Value::Map([("k".to_owned(), Value::Boolean(true))].into()),
+        ),
         ("e".into(), Value::Enum(1, "Y".into())),
         ("b".into(), Value::Bytes(vec![0x80, 0x41])),
     ]);
@@ -91,23 +100,38 @@ fn defaults_fill_missing_fields_and_what_does_not_fit_is_named() {
     o.remove("email");
     o.remove("note");
     let mut bytes = Vec::new();
-    schema.encode(&partial, &mut bytes).unwrap();
+    schema.encode(&partial, &mut bytes, false).unwrap();
     let back = schema.decode(&bytes).unwrap();
-    assert_eq!((back["email"].clone(), back["note"].clone()), (Json::Null, json!("none")));
+    assert_eq!(
+        (back["email"].clone(), back["note"].clone()),
+        (Json::Null, json!("none"))
+    );
 
     let fails = |edit: &dyn Fn(&mut Json)| {
         let mut j = order_json();
         edit(&mut j);
-        schema.encode(&j, &mut Vec::new()).unwrap_err()
+        schema.encode(&j, &mut Vec::new(), false).unwrap_err()
     };
     let e = fails(&|j| {
         j.as_object_mut().unwrap().remove("id");
     });
     assert!(e.contains("field 'id' is missing"), "{e}");
-    let e = fails(&|j| j["extra"] = json!(1));
-    assert!(e.contains("a field 'extra' that record shop.Order does not have"), "{e}");
+    // A field the schema lacks is left out (a field removed in a newer version).
+    let mut extra = order_json();
+    extra["extra"] = json!(1);
+    let mut bytes = Vec::new();
+    schema.encode(&extra, &mut bytes, false).unwrap();
+    assert_eq!(schema.decode(&bytes).unwrap(), order_json());
+    let e = schema.encode(&extra, &mut Vec::new(), true).unwrap_err();
+    assert!(
+        e.contains("a field 'extra' that record shop.Order does not have"),
+        "{e}"
+    );
     let e = fails(&|j| j["status"] = json!("LOST"));
-    assert!(e.contains("a symbol of enum shop.Status (NEW, PAID)"), "{e}");
+    assert!(
+        e.contains("a symbol of enum shop.Status (NEW, PAID)"),
+        "{e}"
+    );
     let e = fails(&|j| j["amount"] = json!("1.234"));
     assert!(e.contains("at most 2 digits after the point"), "{e}");
     let e = fails(&|j| j["customer"]["address"] = json!({"town": "x"}));
@@ -120,8 +144,17 @@ fn defaults_fill_missing_fields_and_what_does_not_fit_is_named() {
 
 #[test]
 fn bytes_that_are_not_the_schemas_record_are_refused() {
-    let schema = AvroSchema::parse(r#"{"type":"record","name":"R","fields":[{"name":"a","type":"int"}]}"#, &[]).unwrap();
-    assert!(schema.decode(&[]).unwrap_err().starts_with("not Avro of its schema"));
+    let schema = AvroSchema::parse(
+        r#"{"type":"record","name":"R","fields":[{"name":"a","type":"int"}]}"#,
+        &[],
+    )
+    .unwrap();
+    assert!(
+        schema
+            .decode(&[])
+            .unwrap_err()
+            .starts_with("not Avro of its schema")
+    );
     let e = schema.decode(&[2, 7]).unwrap_err();
     assert!(e.contains("1 bytes are left"), "{e}");
     assert_eq!(schema.decode(&[2]).unwrap(), json!({"a": 1}));

@@ -1,0 +1,328 @@
+//! Record formats through a real schema registry (tests/registry/registry,
+//! Apicurio's Confluent-compatible API) and the real broker: Avro in and
+//! out of a plugin that edits JSON, bad records dead-lettered as `format`
+//! with the reason, and records of clients nobody here wrote
+//! (confluent-kafka's serializers, tests/registry/interop.py).
+
+use crate::kafka::{Rec, consume, create_topics, produce, run_config, start, topic};
+use apache_avro::Schema;
+use apache_avro::types::Value;
+use rdkafka::message::{Headers, Message};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Duration;
+use wasmpipe::format::registry::RegistryConfig;
+use wasmpipe::format::{Format, FormatConfig, Formats};
+use wasmpipe::kafka::Delivery;
+
+/// The registry's Confluent-compatible API (tests/registry/registry url).
+pub fn registry_url() -> String {
+    std::env::var("WASMPIPE_REGISTRY_URL")
+        .unwrap_or_else(|_| "http://127.0.0.1:8081/apis/ccompat/v7".into())
+}
+
+/// Registers `schema` (of `kind`: AVRO, PROTOBUF, JSON) under `subject`;
+/// its id. (Apicurio answers 500 now and then to registrations made at the
+/// same time: they are tried again.)
+pub fn register(subject: &str, kind: &str, schema: &str) -> u32 {
+    let body = serde_json::json!({"schema": schema, "schemaType": kind});
+    let url = format!("{}/subjects/{subject}/versions", registry_url());
+    let mut last = String::new();
+    for _ in 0..20 {
+        match ureq::post(&url)
+            .header("Content-Type", "application/vnd.schemaregistry.v1+json")
+            .send_json(&body)
+        {
+            Ok(mut response) => {
+                let answer: serde_json::Value = response.body_mut().read_json().unwrap();
+                return answer["id"]
+                    .as_u64()
+                    .unwrap_or_else(|| panic!("no id in {answer}")) as u32;
+            }
+            Err(e) => last = e.to_string(),
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!(
+        "registering {subject} at {}: {last} (start the registry with tests/registry/registry start)",
+        registry_url()
+    )
+}
+
+fn formats(config: FormatConfig) -> Formats {
+    Formats {
+        config,
+        registry: Some(RegistryConfig {
+            url: registry_url(),
+            retry: Duration::from_secs(5),
+            ..Default::default()
+        }),
+        cache: Default::default(),
+    }
+}
+
+const USER: &str = r#"{"type":"record","name":"User","namespace":"wasmpipe.test","fields":[
+  {"name":"id","type":"long"},
+  {"name":"email","type":["null","string"],"default":null},
+  {"name":"amount","type":{"type":"bytes","logicalType":"decimal","precision":9,"scale":2}},
+  {"name":"tags","type":{"type":"map","values":"string"}},
+  {"name":"status","type":{"type":"enum","name":"Status","symbols":["NEW","PAID"]}},
+  {"name":"address","type":["null",{"type":"record","name":"Address","fields":[{"name":"city","type":"string"}]}],"default":null},
+  {"name":"blob","type":"bytes"}]}"#;
+
+fn user(i: i64) -> Value {
+    use apache_avro::Decimal;
+    let unscaled = num_bigint::BigInt::from(i * 125);
+    Value::Record(vec![
+        ("id".into(), Value::Long(i)),
+        (
+            "email".into(),
+            Value::Union(1, Box::new(Value::String(format!("u{i}@example.com")))),
+        ),
+        (
+            "amount".into(),
+            Value::Decimal(Decimal::from(unscaled.to_signed_bytes_be())),
+        ),
+        (
+            "tags".into(),
+            Value::Map([("n".to_owned(), Value::String(i.to_string()))].into()),
+        ),
+        (
+            "status".into(),
+            Value::Enum((i % 2) as u32, ["NEW", "PAID"][(i % 2) as usize].into()),
+        ),
+        (
+            "address".into(),
+            match i % 3 {
+                0 => Value::Union(0, Box::new(Value::Null)),
+                _ => Value::Union(
+                    1,
+                    Box::new(Value::Record(vec![(
+                        "city".into(),
+                        Value::String(format!("c{i}")),
+                    )])),
+                ),
+            },
+        ),
+        ("blob".into(), Value::Bytes(vec![i as u8, 0, 0xff])),
+    ])
+}
+
+fn framed(id: u32, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![0];
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+fn header(m: &rdkafka::message::OwnedMessage, name: &str) -> Option<String> {
+    m.headers()?
+        .iter()
+        .find(|h| h.key == name)
+        .and_then(|h| h.value)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+}
+
+#[test]
+fn avro_records_are_edited_as_json_and_bad_ones_dead_lettered_as_format() {
+    let (input, output, dlq) = (topic("avro-in"), topic("avro-out"), topic("avro-dlq"));
+    create_topics(&[(&input, 3), (&output, 3), (&dlq, 1)]);
+    let in_id = register(&format!("{input}-value"), "AVRO", USER);
+    let out_id = register(&format!("{output}-value"), "AVRO", USER);
+    let schema = Schema::parse_str(USER).unwrap();
+    let n = 300i64;
+    let mut records = Vec::new();
+    let mut bad: Vec<(Vec<u8>, &str)> = Vec::new();
+    for i in 0..n {
+        let body = apache_avro::to_avro_datum(&schema, user(i)).unwrap();
+        let value = match i % 50 {
+            // No magic byte: written by something else.
+            7 => br#"{"id":7}"#.to_vec(),
+            // A schema id the registry does not have.
+            8 => framed(999_999, &body),
+            // Bytes that are not this schema's record.
+            9 => framed(in_id, &body[..3]),
+            _ => framed(in_id, &body),
+        };
+        if i % 50 >= 7 && i % 50 <= 9 {
+            bad.push((
+                value.clone(),
+                ["malformed", "unknown_schema", "malformed"][(i % 50 - 7) as usize],
+            ));
+        }
+        let key = (i % 10 != 0).then(|| format!("k{i}").into_bytes());
+        records.push((
+            (i % 3) as i32,
+            Rec {
+                key,
+                value: Some(value),
+                headers: vec![("trace".into(), Some(b"t".to_vec()))],
+            },
+        ));
+    }
+    produce(&input, &records);
+    let (_dir, plugins) = crate::kafka::plugin_dir(
+        wasmpipe_test_guests::FLAT_REDACT,
+        Some("plugins:\n  - file: redact.wasm\n    config: { mask: email }\n"),
+    );
+    let mut config = run_config(&input, &output, Some(&dlq), &plugins, Delivery::ExactlyOnce);
+    config.formats = formats(FormatConfig {
+        value: Format::Avro,
+        ..Default::default()
+    });
+    let running = start(config);
+    let good = n as usize - bad.len();
+    let out = consume(&output, good, true, Duration::from_secs(90));
+    let dead = consume(&dlq, bad.len(), true, Duration::from_secs(30));
+    let telemetry = running.stop();
+
+    assert_eq!(bad.len(), 18);
+    assert_eq!(out.len(), good, "every good record once");
+    let mut seen = BTreeSet::new();
+    for m in &out {
+        let value = m.payload().unwrap();
+        assert_eq!(
+            &value[..5],
+            &framed(out_id, &[])[..],
+            "framed with the output subject's id"
+        );
+        let got = apache_avro::from_avro_datum(&schema, &mut &value[5..], None).unwrap();
+        let Value::Record(fields) = &got else {
+            panic!("{got:?}")
+        };
+        let Value::Long(i) = fields[0].1 else {
+            panic!("{got:?}")
+        };
+        assert!(seen.insert(i), "record {i} twice");
+        let Value::Record(mut expected) = user(i) else {
+            unreachable!()
+        };
+        expected[1].1 = Value::Union(1, Box::new(Value::String("***".into())));
+        assert_eq!(got, Value::Record(expected), "record {i}");
+        assert_eq!(
+            m.key().map(<[u8]>::to_vec),
+            (i % 10 != 0).then(|| format!("k{i}").into_bytes())
+        );
+        assert_eq!(
+            header(m, "trace").as_deref(),
+            Some("t"),
+            "the record's own headers stay"
+        );
+        assert_eq!(
+            header(m, "wasmpipe.schema.id"),
+            None,
+            "the host's schema headers go"
+        );
+    }
+    // Each bad record once, as it was read, with its reason.
+    let mut got: Vec<(Vec<u8>, String)> = dead
+        .iter()
+        .map(|m| {
+            assert_eq!(header(m, "wasmpipe.error.kind").as_deref(), Some("format"));
+            assert_eq!(header(m, "trace").as_deref(), Some("t"));
+            (
+                m.payload().unwrap().to_vec(),
+                header(m, "wasmpipe.error.reason").unwrap(),
+            )
+        })
+        .collect();
+    got.sort();
+    let mut expected: Vec<(Vec<u8>, String)> = bad
+        .iter()
+        .map(|(v, r)| (v.clone(), r.to_string()))
+        .collect();
+    expected.sort();
+    assert_eq!(got, expected);
+    let metrics = telemetry.metrics.encode();
+    for line in [
+        r#"wasmpipe_records_dead_lettered_total{plugin="",kind="format",reason="malformed"} 12"#,
+        r#"wasmpipe_records_dead_lettered_total{plugin="",kind="format",reason="unknown_schema"} 6"#,
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} not in\n{metrics}"
+        );
+    }
+}
+
+#[test]
+fn an_output_that_does_not_fit_the_output_schema_is_dead_lettered_as_read() {
+    // The input schema has `email`; the output subject requires `phone`,
+    // which the plugin does not write.
+    let (input, output, dlq) = (topic("misfit-in"), topic("misfit-out"), topic("misfit-dlq"));
+    create_topics(&[(&input, 1), (&output, 1), (&dlq, 1)]);
+    let in_id = register(&format!("{input}-value"), "AVRO", USER);
+    register(
+        &format!("{output}-value"),
+        "AVRO",
+        r#"{"type":"record","name":"Contact","fields":[{"name":"phone","type":"string"}]}"#,
+    );
+    let schema = Schema::parse_str(USER).unwrap();
+    let value = framed(
+        in_id,
+        &apache_avro::to_avro_datum(&schema, user(1)).unwrap(),
+    );
+    produce(
+        &input,
+        &[(
+            0,
+            Rec {
+                key: None,
+                value: Some(value.clone()),
+                headers: vec![],
+            },
+        )],
+    );
+    let (_dir, plugins) = crate::kafka::plugin_dir(
+        wasmpipe_test_guests::FLAT_REDACT,
+        Some("plugins:\n  - file: redact.wasm\n    config: { mask: email }\n"),
+    );
+    let mut config = run_config(&input, &output, Some(&dlq), &plugins, Delivery::AtLeastOnce);
+    config.formats = formats(FormatConfig {
+        value: Format::Avro,
+        ..Default::default()
+    });
+    let running = start(config);
+    let dead = consume(&dlq, 1, false, Duration::from_secs(60));
+    let out = consume(&output, 0, false, Duration::from_secs(1));
+    running.stop();
+    assert_eq!(out.len(), 0);
+    assert_eq!(dead.len(), 1);
+    let m = &dead[0];
+    assert_eq!(
+        m.payload(),
+        Some(&value[..]),
+        "the record as it was read, not the plugin's JSON"
+    );
+    assert_eq!(header(m, "wasmpipe.error.kind").as_deref(), Some("format"));
+    assert_eq!(
+        header(m, "wasmpipe.error.reason").as_deref(),
+        Some("incompatible_output")
+    );
+    let message = header(m, "wasmpipe.error.message").unwrap();
+    assert!(message.contains("field 'phone' is missing"), "{message}");
+    assert_eq!(header(m, "wasmpipe.plugin").as_deref(), Some("redact"));
+    assert_eq!(header(m, "wasmpipe.schema.id"), None);
+}
+
+/// The interpreter with confluent-kafka (tests/registry/registry python).
+fn interop_python() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = std::process::Command::new(root.join("tests/registry/registry"))
+        .arg("python")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "tests/registry/registry python: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap()
+            .trim(),
+    )
+}
