@@ -2,8 +2,10 @@
 //! run a plugin through the same runtime, limits and batch layout that
 //! production uses, over JSON-lines records instead of Kafka.
 
+use crate::format::registry::LocalSchemas;
+use crate::format::{Codec, FormatConfig, FormatError, Part, is_reserved_header};
 use crate::jsonl;
-use crate::record::Batch;
+use crate::record::{Batch, RecordParts};
 use crate::runtime::{Chain, ChainInstance, Inspection, Limits, Runtime, read_plugin_file};
 use crate::state::{PartitionState, StateLimits, StoreMemory, Stores};
 use anyhow::{Context as _, bail};
@@ -158,6 +160,40 @@ pub struct TestOptions {
     pub batch_bytes: usize,
     /// Topic of records whose line names none.
     pub topic: String,
+    /// Record formats, with schemas from files.
+    pub formats: LocalFormats,
+}
+
+/// `plugin test`'s formats: the pipeline's, its schemas given as files
+/// (`ID=FILE`; inputs written as JSON are encoded with the first, outputs
+/// with the last).
+#[derive(Clone, Debug, Default)]
+pub struct LocalFormats {
+    pub config: FormatConfig,
+    pub schemas: Vec<String>,
+}
+
+impl LocalFormats {
+    /// The codec, and the id JSON inputs are encoded with; `None` if every
+    /// format is raw.
+    fn codec(&self) -> anyhow::Result<Option<(Codec, u32)>> {
+        if self.config.is_raw() {
+            return Ok(None);
+        }
+        let local = LocalSchemas::read(&self.schemas)?;
+        let first = local.schemas.first().map(|s| s.id);
+        if self.config.needs_registry() && first.is_none() {
+            bail!(
+                "formats avro, protobuf and json-schema need their schema: give --schema ID=FILE (.avsc, .proto or .json; repeat it for an output schema, which comes last)"
+            );
+        }
+        let codec = Codec::new(
+            self.config.clone(),
+            Some(Box::new(local)),
+            Default::default(),
+        )?;
+        Ok(Some((codec, first.unwrap_or(0))))
+    }
 }
 
 /// Counts of a `plugin test` run.
@@ -226,6 +262,9 @@ pub fn test(
         None => (stdin, None),
     };
 
+    let codec = opts.formats.codec()?;
+    let codec = codec.as_ref();
+    let mut scratch = Batch::default();
     let started = Instant::now();
     let mut summary = TestSummary::default();
     let mut produced: Vec<String> = Vec::new();
@@ -251,8 +290,28 @@ pub fn test(
         if text.trim().is_empty() {
             continue;
         }
-        match jsonl::push_line(&mut batch, text.trim_end(), &opts.topic, line_no as i64 - 1) {
-            Ok(()) => lines.push(line_no),
+        let line = text.trim_end();
+        let offset = line_no as i64 - 1;
+        let pushed = match codec {
+            None => jsonl::push_line(&mut batch, line, &opts.topic, offset).map(|()| None),
+            Some((codec, id)) => push_formatted(
+                &mut batch,
+                &mut scratch,
+                line,
+                &opts.topic,
+                offset,
+                codec,
+                *id,
+            ),
+        };
+        match pushed {
+            Ok(None) => lines.push(line_no),
+            Ok(Some(e)) => {
+                // Dead-lettered in a pipeline: counted as a failed record.
+                summary.records_in += 1;
+                *summary.failed.entry(e.reason()).or_default() += 1;
+                writeln!(err, "line {line_no}: format ({}): {e}", e.reason())?;
+            }
             Err(e) => {
                 summary.bad_lines += 1;
                 writeln!(err, "line {line_no}: {e}")?;
@@ -265,6 +324,7 @@ pub fn test(
                 &mut lines,
                 &mut summary,
                 keep.then_some(&mut produced),
+                codec.map(|(c, _)| c),
                 out,
                 err,
             )?;
@@ -277,6 +337,7 @@ pub fn test(
             &mut lines,
             &mut summary,
             keep.then_some(&mut produced),
+            codec.map(|(c, _)| c),
             out,
             err,
         )?;
@@ -360,6 +421,7 @@ fn run_batch(
     lines: &mut Vec<u64>,
     summary: &mut TestSummary,
     mut produced: Option<&mut Vec<String>>,
+    codec: Option<&Codec>,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> anyhow::Result<()> {
@@ -379,8 +441,50 @@ fn run_batch(
             lines[f.index as usize], f.plugin, f.failure
         )?;
     }
+    let mut encoded = Default::default();
     for r in result.records() {
-        let line = jsonl::output_line(r.key, r.value, r.headers.iter(), r.timestamp, r.topic);
+        let (mut key, mut value) = (r.key.map(<[u8]>::to_vec), r.value.map(<[u8]>::to_vec));
+        if let Some(codec) = codec {
+            // Encoded as the pipeline would, and shown as a consumer reads it.
+            let topic = r.topic.unwrap_or("output");
+            let header = |name: &str| {
+                r.headers
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .and_then(|(_, v)| v)
+            };
+            match codec.encode_record(topic, r.key, r.value, &header, &mut encoded) {
+                Ok((k, v)) => {
+                    if k {
+                        key = Some(read_back(codec, Part::Key, &encoded.0)?);
+                    }
+                    if v {
+                        value = Some(read_back(codec, Part::Value, &encoded.1)?);
+                    }
+                }
+                Err(e) => {
+                    *summary.failed.entry(e.reason()).or_default() += 1;
+                    writeln!(
+                        err,
+                        "line {}: format ({}) of an output to {topic}: {e}",
+                        lines[r.origin as usize],
+                        e.reason()
+                    )?;
+                    continue;
+                }
+            }
+        }
+        let headers = r
+            .headers
+            .iter()
+            .filter(|(n, _)| codec.is_none() || !is_reserved_header(n.as_bytes()));
+        let line = jsonl::output_line(
+            key.as_deref(),
+            value.as_deref(),
+            headers,
+            r.timestamp,
+            r.topic,
+        );
         writeln!(out, "{line}")?;
         if let Some(p) = produced.as_deref_mut() {
             p.push(line);
@@ -391,6 +495,88 @@ fn run_batch(
     batch.clear();
     lines.clear();
     Ok(())
+}
+
+/// An encoded output as JSON again, as a consumer of its topic reads it.
+fn read_back(codec: &Codec, part: Part, bytes: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let mut json = Vec::new();
+    codec
+        .decode_output(part, bytes, &mut json)
+        .map_err(|e| anyhow::anyhow!("reading an encoded output back: {e}"))?;
+    Ok(json)
+}
+
+/// Parses a line into `batch`, its key and value decoded by `codec` as a
+/// pipeline decodes them: given as wire-format bytes (`value_b64`), or as
+/// JSON, first encoded with schema `id` as a producer would. A part that
+/// does not decode is the returned error, the record left out.
+fn push_formatted(
+    batch: &mut Batch,
+    scratch: &mut Batch,
+    line: &str,
+    topic: &str,
+    offset: i64,
+    codec: &Codec,
+    id: u32,
+) -> Result<Option<FormatError>, jsonl::LineError> {
+    scratch.clear();
+    jsonl::push_line(scratch, line, topic, offset)?;
+    let Some(r) = scratch.get(0) else {
+        return Ok(None);
+    };
+    let framed = |part: Part, bytes: Option<&[u8]>| -> Result<Option<Vec<u8>>, FormatError> {
+        match bytes {
+            Some(b) if codec.config().input(part).is_registry() && b.first() != Some(&0) => {
+                codec.frame(part, b, id, None).map(Some)
+            }
+            b => Ok(b.map(<[u8]>::to_vec)),
+        }
+    };
+    let (key, value) = match (framed(Part::Key, r.key()), framed(Part::Value, r.value())) {
+        (Ok(k), Ok(v)) => (k, v),
+        (Err(e), _) | (_, Err(e)) => return Ok(Some(e)),
+    };
+    let (mut key_buf, mut value_buf) = (Vec::new(), Vec::new());
+    let decoded = match codec.decode_record(
+        key.as_deref(),
+        value.as_deref(),
+        &mut key_buf,
+        &mut value_buf,
+    ) {
+        Ok(d) => d,
+        Err(e) => return Ok(Some(e)),
+    };
+    let parts = RecordParts {
+        key: if decoded.key_raw {
+            key.as_deref()
+        } else {
+            Some(&key_buf[..])
+        },
+        value: if decoded.value_raw {
+            value.as_deref()
+        } else {
+            Some(&value_buf[..])
+        },
+        timestamp: r.timestamp(),
+        timestamp_type: r.timestamp_type(),
+        topic: r.topic(),
+        partition: r.partition(),
+        offset: r.offset(),
+    };
+    let headers = r
+        .headers()
+        .iter()
+        .filter(|(n, _)| !is_reserved_header(n.as_bytes()))
+        .chain(
+            decoded
+                .headers
+                .iter()
+                .map(|(n, v)| (*n, Some(v.as_bytes()))),
+        );
+    batch
+        .push_parts(parts, headers)
+        .map_err(|e| jsonl::LineError::Json(e.to_string()))?;
+    Ok(None)
 }
 
 /// This process's peak resident set, in KiB (Linux only).

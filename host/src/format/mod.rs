@@ -63,6 +63,11 @@ impl Format {
         }
     }
 
+    /// Whether records of this format carry a registry's schema id.
+    pub fn is_registry(self) -> bool {
+        self.kind().is_some()
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Format::Raw => "raw",
@@ -390,8 +395,27 @@ impl Codec {
         bytes: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<Option<SchemaOf>, FormatError> {
+        self.decode_as(self.config.input(part), part, bytes, out)
+    }
+
+    /// [`Codec::decode`] of an encoded output (by the output's format).
+    pub fn decode_output(
+        &self,
+        part: Part,
+        bytes: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<Option<SchemaOf>, FormatError> {
+        self.decode_as(self.config.output(part), part, bytes, out)
+    }
+
+    fn decode_as(
+        &self,
+        format: Format,
+        part: Part,
+        bytes: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<Option<SchemaOf>, FormatError> {
         out.clear();
-        let format = self.config.input(part);
         let Some(kind) = format.kind() else {
             if format == Format::Json {
                 serde_json::from_slice::<serde::de::IgnoredAny>(bytes).map_err(|e| {
@@ -509,19 +533,107 @@ impl Codec {
     }
 }
 
+/// A record's key and value decoded: which stayed as they came (null, or
+/// raw), and the schema headers for the plugin.
+pub struct DecodedRecord {
+    pub key_raw: bool,
+    pub value_raw: bool,
+    pub headers: Vec<(&'static str, String)>,
+}
+
 impl Codec {
     /// A decoded part (JSON) encoded again with the schema it came with,
     /// for a dead letter to carry the record as it was read.
     pub fn restore(&self, part: Part, json: &[u8], hint: Hint<'_>) -> Option<Vec<u8>> {
-        let format = self.config.input(part);
-        if format.kind().is_none() {
-            return Some(json.to_vec());
+        match self.config.input(part).kind() {
+            None => Some(json.to_vec()),
+            Some(_) => self.frame(part, json, hint.id?, hint.name).ok(),
         }
-        let schema = self.schemas().ok()?.by_id(hint.id?).ok()?;
-        let value: Json = serde_json::from_slice(json).ok()?;
+    }
+
+    /// A part given as JSON encoded with schema `id` (all its fields kept),
+    /// as a producer would have written it.
+    pub fn frame(
+        &self,
+        part: Part,
+        json: &[u8],
+        id: u32,
+        name: Option<&str>,
+    ) -> Result<Vec<u8>, FormatError> {
+        let schema = self.schemas()?.by_id(id)?;
+        let value: Json = serde_json::from_slice(json).map_err(|e| {
+            FormatError::malformed(format!("the {} is not JSON: {e}", part.suffix()))
+        })?;
         let mut out = Vec::new();
-        schema.encode(&value, hint.name, &mut out, true).ok()?;
-        Some(out)
+        schema.encode(&value, name, &mut out, true).map_err(|e| {
+            FormatError::malformed(format!(
+                "the {} does not fit schema {id}: {e}",
+                part.suffix()
+            ))
+        })?;
+        Ok(out)
+    }
+
+    /// Decodes a record's key and value into the buffers (those not raw
+    /// and not null).
+    pub fn decode_record(
+        &self,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        key_buf: &mut Vec<u8>,
+        value_buf: &mut Vec<u8>,
+    ) -> Result<DecodedRecord, FormatError> {
+        let mut headers = Vec::new();
+        let mut one = |part: Part, bytes: Option<&[u8]>, buf: &mut Vec<u8>| match bytes {
+            Some(b) if self.config.input(part) != Format::Raw => {
+                if let Some(of) = self.decode(part, b, buf)? {
+                    let (id, name) = part.headers();
+                    headers.push((id, of.id.to_string()));
+                    if let Some(n) = of.name {
+                        headers.push((name, n));
+                    }
+                }
+                Ok::<_, FormatError>(false)
+            }
+            _ => Ok(true),
+        };
+        let key_raw = one(Part::Key, key, key_buf)?;
+        let value_raw = one(Part::Value, value, value_buf)?;
+        Ok(DecodedRecord {
+            key_raw,
+            value_raw,
+            headers,
+        })
+    }
+
+    /// Encodes an output's key and value for `topic` into `out` (those not
+    /// raw and not null); `header` reads the output's headers, which may
+    /// hold the input's schema. Returns which of key and value were.
+    pub fn encode_record<'h>(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        header: &dyn Fn(&str) -> Option<&'h [u8]>,
+        out: &mut (Vec<u8>, Vec<u8>),
+    ) -> Result<(bool, bool), FormatError> {
+        let text = |name: &str| header(name).and_then(|v| std::str::from_utf8(v).ok());
+        let one = |part: Part, bytes: Option<&[u8]>, buf: &mut Vec<u8>| match bytes {
+            Some(b) if self.config.output(part) != Format::Raw => {
+                let (id, name) = part.headers();
+                let hint = Hint {
+                    id: text(id).and_then(|v| v.parse().ok()),
+                    name: text(name),
+                };
+                self.encode(part, topic, b, hint, buf)?;
+                Ok::<_, FormatError>(true)
+            }
+            _ => Ok(false),
+        };
+        Ok((
+            one(Part::Key, key, &mut out.0)?,
+            one(Part::Value, value, &mut out.1)?,
+        ))
     }
 }
 

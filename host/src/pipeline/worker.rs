@@ -5,7 +5,7 @@ use super::Settings;
 use super::delivery::Delivery;
 use super::failure::{self, DeadLetter};
 use super::keyed::{Keeper, Sealed};
-use crate::format::{Codec, Format, FormatError, Hint, Part, is_reserved_header};
+use crate::format::{Codec, FormatError, is_reserved_header};
 use crate::kafka::{
     Fetched, OutRecord, Producer, RawHeaders, SendError, TopicPartition, TransactionError,
 };
@@ -99,7 +99,7 @@ impl Worker {
         let decoded = if codec.is_raw() {
             None
         } else {
-            Some(decode(codec, record, key_buf, value_buf))
+            Some(codec.decode_record(record.key(), record.value(), key_buf, value_buf))
         };
         self.opened.get_or_insert(now);
         let opening = self.batch.is_empty();
@@ -474,46 +474,8 @@ impl Worker {
     }
 }
 
-/// A record's key and value decoded: which stayed as they came (null, or
-/// raw), and the schema headers for the plugin.
-struct Decoded {
-    key_raw: bool,
-    value_raw: bool,
-    headers: Vec<(&'static str, String)>,
-}
-
-/// Decodes `record`'s key and value by `codec` into the buffers.
-fn decode(
-    codec: &Codec,
-    record: &Fetched<'_>,
-    key_buf: &mut Vec<u8>,
-    value_buf: &mut Vec<u8>,
-) -> Result<Decoded, FormatError> {
-    let mut headers = Vec::new();
-    let mut one = |part: Part, bytes: Option<&[u8]>, buf: &mut Vec<u8>| match bytes {
-        Some(b) if codec.config().input(part) != Format::Raw => {
-            if let Some(of) = codec.decode(part, b, buf)? {
-                let (id, name) = part.headers();
-                headers.push((id, of.id.to_string()));
-                if let Some(n) = of.name {
-                    headers.push((name, n));
-                }
-            }
-            Ok::<_, FormatError>(false)
-        }
-        _ => Ok(true),
-    };
-    let key_raw = one(Part::Key, record.key(), key_buf)?;
-    let value_raw = one(Part::Value, record.value(), value_buf)?;
-    Ok(Decoded {
-        key_raw,
-        value_raw,
-        headers,
-    })
-}
-
-/// An output's key and value encoded by `codec` for `topic` into `out`
-/// (`None`: as the plugin wrote it).
+/// An output's key and value encoded by `codec` for `topic` into `out`;
+/// which of them were.
 fn encode(
     codec: &Codec,
     r: &ChainRecord<'_>,
@@ -525,24 +487,8 @@ fn encode(
             .iter()
             .find(|(n, _)| *n == name)
             .and_then(|(_, v)| v)
-            .and_then(|v| std::str::from_utf8(v).ok())
     };
-    let one = |part: Part, bytes: Option<&[u8]>, buf: &mut Vec<u8>| match bytes {
-        Some(b) if codec.config().output(part) != Format::Raw => {
-            let (id, name) = part.headers();
-            let hint = Hint {
-                id: header(id).and_then(|v| v.parse().ok()),
-                name: header(name),
-            };
-            codec.encode(part, topic, b, hint, buf)?;
-            Ok::<_, FormatError>(true)
-        }
-        _ => Ok(false),
-    };
-    Ok((
-        one(Part::Key, r.key, &mut out.0)?,
-        one(Part::Value, r.value, &mut out.1)?,
-    ))
+    codec.encode_record(topic, r.key, r.value, &header, out)
 }
 
 /// Records `from..` of `batch`, as a batch of their own.

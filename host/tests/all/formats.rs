@@ -326,3 +326,51 @@ fn interop_python() -> PathBuf {
             .trim(),
     )
 }
+
+#[test]
+fn plugin_test_runs_avro_records_with_a_local_schema_as_a_pipeline_would() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/redact");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wasmpipe"))
+        .args([
+            "plugin",
+            "test",
+            wasmpipe_test_guests::FLAT_REDACT,
+            "--config",
+            "mask=email",
+        ])
+        .args(["--value-format", "avro", "--schema"])
+        .arg(format!("1={}", dir.join("user.avsc").display()))
+        .arg("--input")
+        .arg(dir.join("sample.avro.jsonl"))
+        .arg("--expect")
+        .arg(dir.join("sample.avro.expected.jsonl"))
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // JSON and wire-format inputs decoded, the tier default filled in by
+    // the output schema, the record that does not fit named with its line.
+    assert!(stderr.contains("line 4: format (malformed): the value does not fit schema 1: field 'id' is \"four\", which is not a long (64 bits)"), "{stderr}");
+    assert!(
+        stderr.contains("4 records in, 3 out, 1 failed (malformed 1), 0 bad lines"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("output matches the expected"), "{stderr}");
+
+    // Without the schema, the fix is named.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wasmpipe"))
+        .args([
+            "plugin",
+            "test",
+            wasmpipe_test_guests::FLAT_REDACT,
+            "--config",
+            "mask=email",
+        ])
+        .args(["--value-format", "protobuf"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("give --schema ID=FILE"), "{stderr}");
+}

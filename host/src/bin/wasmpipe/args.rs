@@ -212,6 +212,25 @@ pub(crate) enum PluginCommand {
         /// Topic of input records whose line names none.
         #[arg(long, default_value = "input")]
         topic: String,
+        /// The input records' value format, as `run` takes it; records
+        /// are decoded and outputs encoded as in a pipeline. A value given
+        /// as JSON text is first encoded with the first --schema; one given
+        /// as value_b64 is read as wire-format bytes.
+        #[arg(long, value_enum, default_value = "raw")]
+        value_format: Format,
+        /// The input records' key format.
+        #[arg(long, value_enum, default_value = "raw")]
+        key_format: Format,
+        /// The outputs' value format (default: --value-format).
+        #[arg(long, value_enum)]
+        output_value_format: Option<Format>,
+        /// The outputs' key format (default: --key-format).
+        #[arg(long, value_enum)]
+        output_key_format: Option<Format>,
+        /// A schema as the registry would hold it, with its id: ID=FILE
+        /// (.avsc, .proto, .json). Repeat it: outputs are encoded with the last.
+        #[arg(long = "schema", value_name = "ID=FILE")]
+        schemas: Vec<String>,
         #[command(flatten)]
         limits: LimitArgs,
     },

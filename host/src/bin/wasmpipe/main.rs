@@ -13,7 +13,8 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 use wasmpipe::app::App;
 use wasmpipe::config::RunConfig;
-use wasmpipe::harness::{self, TestOptions};
+use wasmpipe::format::FormatConfig;
+use wasmpipe::harness::{self, LocalFormats, TestOptions};
 use wasmpipe::k8s;
 use wasmpipe::runtime::{CompileBudget, Limits, Runtime, RuntimeOptions};
 use wasmpipe::scaffold::{self, SdkSource};
@@ -290,6 +291,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             batch_records,
             batch_bytes,
             topic,
+            value_format,
+            key_format,
+            output_value_format,
+            output_key_format,
+            schemas,
             limits,
         }) => {
             let opts = TestOptions {
@@ -301,6 +307,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 batch_records: batch_records.max(1),
                 batch_bytes,
                 topic,
+                formats: LocalFormats {
+                    config: FormatConfig {
+                        key: key_format,
+                        value: value_format,
+                        output_key: output_key_format,
+                        output_value: output_value_format,
+                        ..Default::default()
+                    },
+                    schemas,
+                },
             };
             let summary = harness::test(
                 &runtime()?,
