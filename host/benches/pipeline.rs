@@ -27,6 +27,13 @@
 //! `WASMPIPE_BENCH_PERF` (a directory) profiles the three processes with
 //! `perf record -g` during each drain, wasm functions named.
 //!
+//! `WASMPIPE_BENCH_FORMATS=1` (with `tests/registry/registry start`, its
+//! URL in `WASMPIPE_REGISTRY_URL`) adds the record-format pair, at least
+//! once: the identity plugin over a backlog of Avro records (a 9-field
+//! record of about 110 B, framed with its registry id), read as raw bytes
+//! and read as Avro (decoded to JSON for the plugin, encoded again with the
+//! output subject's schema), in paired turns as above.
+//!
 //! `WASMPIPE_BROKER_GROUP_DELAY_MS=3000 tests/kafka/broker start` (the
 //! processes join one group together, as a Deployment's pods mostly do),
 //! then `cargo bench -p wasmpipe --bench pipeline` prints a Markdown table.
@@ -310,6 +317,9 @@ fn main() {
         }
     }
     delete(&[&backlog]);
+    if std::env::var("WASMPIPE_BENCH_FORMATS").is_ok_and(|v| v == "1") {
+        formats(&wasm, records, repeat, stamp);
+    }
     println!(
         "| pipeline | delivery | records/s ({} processes) | wasmpipe CPU per record | broker CPU per record | records/s per wasmpipe core | p50 latency | p99 latency | peak RSS per process |",
         processes()
@@ -377,4 +387,124 @@ fn latency(args: &[&str], slug: &str) -> (i64, i64) {
     delete(&[&input, &output]);
     latencies.sort_unstable();
     (percentile(&latencies, 0.5), percentile(&latencies, 0.99))
+}
+
+/// The Avro record of the format pair: about 110 B framed.
+const USER: &str = r#"{"type":"record","name":"User","namespace":"bench","fields":[
+  {"name":"id","type":"long"},{"name":"name","type":"string"},
+  {"name":"email","type":["null","string"]},{"name":"country","type":"string"},
+  {"name":"amount","type":"double"},{"name":"active","type":"boolean"},
+  {"name":"tier","type":{"type":"enum","name":"Tier","symbols":["FREE","PRO"]}},
+  {"name":"tags","type":{"type":"map","values":"string"}},
+  {"name":"at","type":{"type":"long","logicalType":"timestamp-millis"}}]}"#;
+
+/// Registers `USER` under `subject` in the registry; its id.
+fn register(registry: &str, subject: &str) -> u32 {
+    let body = serde_json::json!({ "schema": USER });
+    let mut answer = ureq::post(format!("{registry}/subjects/{subject}/versions"))
+        .header("Content-Type", "application/vnd.schemaregistry.v1+json")
+        .send_json(&body)
+        .unwrap_or_else(|e| {
+            panic!("registering {subject} at {registry}: {e} (tests/registry/registry start)")
+        });
+    let v: serde_json::Value = answer.body_mut().read_json().unwrap();
+    v["id"].as_u64().unwrap() as u32
+}
+
+/// The format pair: identity over Avro records read as raw bytes, and
+/// read (and written) as Avro.
+fn formats(wasm: &[&str], records: usize, repeat: usize, stamp: u64) {
+    use apache_avro::types::Value;
+    let registry = std::env::var("WASMPIPE_REGISTRY_URL")
+        .unwrap_or_else(|_| "http://127.0.0.1:8081/apis/ccompat/v7".into());
+    let backlog = format!("bench-avro-in-{stamp}");
+    create(&backlog);
+    let id = register(&registry, &format!("{backlog}-value"));
+    let schema = apache_avro::Schema::parse_str(USER).unwrap();
+    let value = move |i: usize| {
+        let user = Value::Record(vec![
+            ("id".into(), Value::Long(i as i64)),
+            ("name".into(), Value::String(format!("user-{i}"))),
+            (
+                "email".into(),
+                Value::Union(1, Box::new(Value::String(format!("u{i}@example.com")))),
+            ),
+            ("country".into(), Value::String("DE".into())),
+            ("amount".into(), Value::Double(i as f64 * 0.25)),
+            ("active".into(), Value::Boolean(i % 2 == 0)),
+            (
+                "tier".into(),
+                Value::Enum((i % 2) as u32, ["FREE", "PRO"][i % 2].into()),
+            ),
+            (
+                "tags".into(),
+                Value::Map([("src".to_owned(), Value::String("web".into()))].into()),
+            ),
+            (
+                "at".into(),
+                Value::TimestampMillis(1_764_842_400_000 + i as i64),
+            ),
+        ]);
+        let mut framed = vec![0];
+        framed.extend_from_slice(&id.to_be_bytes());
+        framed.extend(apache_avro::to_avro_datum(&schema, user).unwrap());
+        framed
+    };
+    kafka::produce_with(&backlog, records, 0, |i| format!("key-{}", i % 1000), value);
+    let avro: Vec<&str> = wasm
+        .iter()
+        .copied()
+        .chain(["--value-format", "avro", "--registry-url", &registry])
+        .collect();
+    let pair = [
+        ("identity, raw bytes", wasm.to_vec()),
+        ("identity, Avro in and out", avro),
+    ];
+    let mut runs: Vec<Vec<Drained>> = vec![Vec::new(), Vec::new()];
+    for r in 0..repeat {
+        let order = if r % 2 == 0 { [0, 1] } else { [1, 0] };
+        for i in order {
+            let (name, args) = &pair[i];
+            let slug = format!("avro-{i}-{r}");
+            let output = format!("bench-avro-out-{stamp}-{slug}");
+            if i == 1 {
+                register(&registry, &format!("{output}-value"));
+            }
+            let mut args = args.clone();
+            args.extend(["--delivery", "at-least-once"]);
+            let d = drain(&args, &backlog, &output, records, &slug);
+            eprintln!(
+                "{name} #{r}: {:.0} records/s, {:.2} µs CPU/record, RSS {:.1} MiB",
+                d.throughput, d.cpu_us, d.rss
+            );
+            runs[i].push(d);
+        }
+    }
+    delete(&[&backlog]);
+    let mut paired: Vec<f64> = runs[1]
+        .iter()
+        .zip(&runs[0])
+        .map(|(a, r)| a.throughput / r.throughput)
+        .collect();
+    println!(
+        "| format pair, at-least-once | records/s ({} processes) | wasmpipe CPU per record | peak RSS per process |",
+        processes()
+    );
+    println!("|---|---:|---:|---:|");
+    for ((name, _), runs) in pair.iter().zip(runs) {
+        let (throughput, cpu_us, _, rss) = medians(runs);
+        println!("| {name} | {throughput:.0} | {cpu_us:.2} µs | {rss:.1} MiB |");
+    }
+    let each: Vec<String> = paired
+        .iter()
+        .map(|r| format!("{:.0}%", r * 100.0))
+        .collect();
+    paired.sort_by(f64::total_cmp);
+    println!();
+    println!(
+        "Avro / raw throughput: median of the turns {:.0}% (each turn: {})",
+        paired[paired.len() / 2] * 100.0,
+        each.join(" ")
+    );
+    println!();
 }

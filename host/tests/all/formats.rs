@@ -307,8 +307,7 @@ fn an_output_that_does_not_fit_the_output_schema_is_dead_lettered_as_read() {
 
 /// The interpreter with confluent-kafka (tests/registry/registry python).
 fn interop_python() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let out = std::process::Command::new(root.join("tests/registry/registry"))
+    let out = std::process::Command::new(root().join("tests/registry/registry"))
         .arg("python")
         .output()
         .unwrap();
@@ -327,9 +326,251 @@ fn interop_python() -> PathBuf {
     )
 }
 
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Runs tests/registry/interop.py `args`; its JSON line, asserted `ok`
+/// when it has that field.
+fn interop(python: &std::path::Path, args: &[&str]) -> serde_json::Value {
+    let out = std::process::Command::new(python)
+        .arg(root().join("tests/registry/interop.py"))
+        .args(args)
+        .args(["--registry", &registry_url()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    let report: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|_| {
+        panic!(
+            "interop.py {args:?}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert!(
+        out.status.success() && report.get("ok").is_none_or(|ok| ok == true),
+        "interop.py {args:?}: {report}"
+    );
+    report
+}
+
+/// Records confluent-kafka's serializers wrote (v1, then v2 adding a field
+/// with a default) go through a running pipeline whose plugin masks one
+/// field, and confluent-kafka's deserializers read back every one, once,
+/// equal to what was produced but for that field.
+fn interop_round_trip(format: &str, plugin: &str, pipeline: &str) {
+    let python = interop_python();
+    let bootstrap = crate::kafka::bootstrap();
+    let tag = format.replace('-', "");
+    let (input, output, dlq) = (
+        topic(&format!("ic-{tag}-in")),
+        topic(&format!("ic-{tag}-out")),
+        topic(&format!("ic-{tag}-dlq")),
+    );
+    create_topics(&[(&input, 3), (&output, 3), (&dlq, 1)]);
+    // A subcommand on a topic, in the script's argument order.
+    let on = |sub: &str, topic: &str, more: &[&str]| -> Vec<String> {
+        [
+            sub,
+            "--bootstrap",
+            &bootstrap,
+            "--topic",
+            topic,
+            "--format",
+            format,
+        ]
+        .iter()
+        .chain(more)
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let run = |a: Vec<String>| interop(&python, &a.iter().map(String::as_str).collect::<Vec<_>>());
+    let out_subject = format!("{output}-value");
+    run(vec![
+        "register".into(),
+        "--subject".into(),
+        out_subject.clone(),
+        "--format".into(),
+        format.into(),
+        "--version".into(),
+        "1".into(),
+    ]);
+    run(on(
+        "produce",
+        &input,
+        &["--first", "1", "--count", "60", "--version", "1"],
+    ));
+    let (_dir, plugins) = crate::kafka::plugin_dir(plugin, Some(pipeline));
+    let mut config = run_config(&input, &output, Some(&dlq), &plugins, Delivery::ExactlyOnce);
+    let value = match format {
+        "avro" => Format::Avro,
+        "protobuf" => Format::Protobuf,
+        _ => Format::JsonSchema,
+    };
+    let mut f = formats(FormatConfig {
+        value,
+        ..Default::default()
+    });
+    f.cache.latest_ttl = Duration::from_secs(1);
+    config.formats = f;
+    let running = start(config);
+    run(on(
+        "check",
+        &output,
+        &[
+            "--first",
+            "1",
+            "--count",
+            "60",
+            "--mask",
+            "email",
+            "--timeout-s",
+            "90",
+        ],
+    ));
+    // Version 2 of the input's and the output's schema, while it runs.
+    run(vec![
+        "register".into(),
+        "--subject".into(),
+        out_subject,
+        "--format".into(),
+        format.into(),
+        "--version".into(),
+        "2".into(),
+    ]);
+    std::thread::sleep(Duration::from_millis(1500));
+    run(on(
+        "produce",
+        &input,
+        &["--first", "61", "--count", "60", "--version", "2"],
+    ));
+    run(on(
+        "check",
+        &output,
+        &[
+            "--first",
+            "1",
+            "--count",
+            "120",
+            "--v2-from",
+            "61",
+            "--mask",
+            "email",
+            "--timeout-s",
+            "90",
+        ],
+    ));
+    let dead = consume(&dlq, 0, true, Duration::from_secs(1));
+    let telemetry = running.stop();
+    assert_eq!(dead.len(), 0, "nothing dead-lettered");
+    assert_eq!(telemetry.metrics.total("records_dead_lettered"), 0);
+}
+
+const REDACT: &str = "plugins:\n  - file: redact.wasm\n    config: { mask: email }\n";
+
+#[test]
+fn confluent_avro_records_are_redacted_and_read_back_by_confluents_deserializer() {
+    interop_round_trip("avro", wasmpipe_test_guests::FLAT_REDACT, REDACT);
+}
+
+#[test]
+fn confluent_protobuf_records_are_redacted_and_read_back_by_confluents_deserializer() {
+    interop_round_trip("protobuf", wasmpipe_test_guests::FLAT_REDACT, REDACT);
+}
+
+#[test]
+fn confluent_json_schema_records_are_redacted_and_read_back_by_confluents_deserializer() {
+    interop_round_trip("json-schema", wasmpipe_test_guests::FLAT_REDACT, REDACT);
+}
+
+#[test]
+#[ignore = "needs the Python script runtime: tests/polyglot/run"]
+fn confluent_avro_records_are_redacted_by_a_python_script_plugin() {
+    let script = root().join("plugins/python/redact/redact.py");
+    interop_round_trip(
+        "avro",
+        script.to_str().unwrap(),
+        "plugins:\n  - file: redact.py\n    config: { mask: email }\n",
+    );
+}
+
+#[test]
+fn a_field_added_and_a_field_removed_in_the_output_schema_apply_while_running() {
+    let (input, output) = (topic("evolve-in"), topic("evolve-out"));
+    create_topics(&[(&input, 1), (&output, 1)]);
+    let in_id = register(&format!("{input}-value"), "AVRO", USER);
+    let v1 = register(&format!("{output}-value"), "AVRO", USER);
+    // v2: `blob` removed, `tier` added with a default.
+    let evolved = USER.replace(
+        r#"{"name":"blob","type":"bytes"}"#,
+        r#"{"name":"tier","type":"string","default":"free"}"#,
+    );
+    let schema = Schema::parse_str(USER).unwrap();
+    let records = |from: i64| -> Vec<(i32, Rec)> {
+        (from..from + 20)
+            .map(|i| {
+                let body = apache_avro::to_avro_datum(&schema, user(i)).unwrap();
+                (
+                    0,
+                    Rec {
+                        key: None,
+                        value: Some(framed(in_id, &body)),
+                        headers: vec![],
+                    },
+                )
+            })
+            .collect()
+    };
+    produce(&input, &records(0));
+    let (_dir, plugins) = crate::kafka::plugin_dir(wasmpipe_test_guests::FLAT_IDENTITY, None);
+    let mut config = run_config(&input, &output, None, &plugins, Delivery::AtLeastOnce);
+    let mut f = formats(FormatConfig {
+        value: Format::Avro,
+        ..Default::default()
+    });
+    f.cache.latest_ttl = Duration::from_secs(1);
+    config.formats = f;
+    let running = start(config);
+    assert_eq!(
+        consume(&output, 20, false, Duration::from_secs(60)).len(),
+        20
+    );
+    let v2 = register(&format!("{output}-value"), "AVRO", &evolved);
+    assert_ne!(v1, v2);
+    std::thread::sleep(Duration::from_millis(1500));
+    produce(&input, &records(20));
+    let out = consume(&output, 40, false, Duration::from_secs(60));
+    running.stop();
+    assert_eq!(out.len(), 40);
+    let evolved = Schema::parse_str(&evolved).unwrap();
+    for (n, m) in out.iter().enumerate() {
+        let value = m.payload().unwrap();
+        let id = u32::from_be_bytes(value[1..5].try_into().unwrap());
+        let (want, reader) = if n < 20 {
+            (v1, &schema)
+        } else {
+            (v2, &evolved)
+        };
+        assert_eq!(
+            id, want,
+            "record {n} written with the subject's latest then"
+        );
+        let got = apache_avro::from_avro_datum(reader, &mut &value[5..], None).unwrap();
+        let Value::Record(fields) = got else { panic!() };
+        let names: Vec<&str> = fields.iter().map(|(n, _)| n.as_str()).collect();
+        if n >= 20 {
+            assert!(
+                !names.contains(&"blob") && names.contains(&"tier"),
+                "{names:?}"
+            );
+            assert_eq!(fields.last().unwrap().1, Value::String("free".into()));
+        }
+    }
+}
+
 #[test]
 fn plugin_test_runs_avro_records_with_a_local_schema_as_a_pipeline_would() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/redact");
+    let dir = root().join("plugins/redact");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_wasmpipe"))
         .args([
             "plugin",
