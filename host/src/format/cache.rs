@@ -14,6 +14,8 @@ use std::time::Instant;
 pub struct Parsed {
     id: u32,
     name: Option<String>,
+    /// A subject and version it is registered as, when known.
+    subject: Option<(String, u32)>,
     body: Body,
 }
 
@@ -59,12 +61,17 @@ impl Parsed {
         Ok(Parsed {
             id: raw.id,
             name,
+            subject: None,
             body,
         })
     }
 
     pub fn id(&self) -> u32 {
         self.id
+    }
+
+    pub fn subject(&self) -> Option<&(String, u32)> {
+        self.subject.as_ref()
     }
 
     pub fn kind(&self) -> SchemaKind {
@@ -181,7 +188,8 @@ impl Schemas {
             )),
             e => e.into(),
         })?;
-        self.insert(&raw)
+        let subject = self.source.subject_of(id);
+        self.insert(&raw, subject)
     }
 
     /// `version` of `subject`; the latest is looked up again once it is
@@ -203,7 +211,11 @@ impl Schemas {
             )),
             e => e.into(),
         })?;
-        let parsed = self.insert(&raw)?;
+        let number = match version {
+            Version::Number(n) => Some(n),
+            Version::Latest => None,
+        };
+        let parsed = self.insert(&raw, number.map(|n| (subject.to_owned(), n)))?;
         self.lock().versions.insert(key, (raw.id, Instant::now()));
         Ok(parsed)
     }
@@ -218,14 +230,16 @@ impl Schemas {
         })
     }
 
-    fn insert(&self, raw: &RawSchema) -> Result<Shared, FormatError> {
-        let parsed = Arc::new(Parsed::parse(raw).map_err(|e| {
+    fn insert(&self, raw: &RawSchema, subject: Option<(String, u32)>) -> Result<Shared, FormatError> {
+        let mut parsed = Parsed::parse(raw).map_err(|e| {
             FormatError::UnknownSchema(format!(
                 "schema id {} from {} cannot be read: {e}",
                 raw.id,
                 self.source.describe()
             ))
-        })?);
+        })?;
+        parsed.subject = subject;
+        let parsed = Arc::new(parsed);
         let mut inner = self.lock();
         while inner.by_id.len() >= self.limits.schemas.max(1) {
             let Some(oldest) = inner

@@ -24,8 +24,9 @@ use std::time::Duration;
 
 /// The header a plugin reads the value's schema id from (decimal text);
 /// `wasmpipe.schema.name` holds the record's full name when the schema
-/// names it. The key's are `wasmpipe.key.schema.id` and `.name`. The host
-/// sets them on every decoded input and removes them from every output.
+/// names it, `.subject` and `.version` a subject and version the registry
+/// has it as. The key's are `wasmpipe.key.schema.*`. The host sets them on
+/// every decoded input and removes them from every output.
 pub const SCHEMA_ID_HEADER: &str = "wasmpipe.schema.id";
 pub const SCHEMA_NAME_HEADER: &str = "wasmpipe.schema.name";
 pub const KEY_SCHEMA_ID_HEADER: &str = "wasmpipe.key.schema.id";
@@ -233,6 +234,14 @@ impl Part {
             Part::Value => (SCHEMA_ID_HEADER, SCHEMA_NAME_HEADER),
         }
     }
+
+    /// The headers that carry this part's subject and version.
+    fn subject_headers(self) -> (&'static str, &'static str) {
+        match self {
+            Part::Key => ("wasmpipe.key.schema.subject", "wasmpipe.key.schema.version"),
+            Part::Value => ("wasmpipe.schema.subject", "wasmpipe.schema.version"),
+        }
+    }
 }
 
 /// Why a record could not be decoded or an output encoded: dead-lettered
@@ -276,6 +285,8 @@ impl FormatError {
 pub struct SchemaOf {
     pub id: u32,
     pub name: Option<String>,
+    /// A subject and version the registry has it as, when it says.
+    pub subject: Option<(String, u32)>,
 }
 
 /// What an output's headers say of the input's schema (kept by the plugin).
@@ -454,6 +465,7 @@ impl Codec {
         Ok(Some(SchemaOf {
             id: framed.id,
             name,
+            subject: schema.subject().cloned(),
         }))
     }
 
@@ -591,6 +603,11 @@ impl Codec {
                     headers.push((id, of.id.to_string()));
                     if let Some(n) = of.name {
                         headers.push((name, n));
+                    }
+                    if let Some((subject, version)) = of.subject {
+                        let (s, v) = part.subject_headers();
+                        headers.push((s, subject));
+                        headers.push((v, version.to_string()));
                     }
                 }
                 Ok::<_, FormatError>(false)

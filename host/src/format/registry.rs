@@ -50,6 +50,12 @@ impl std::fmt::Display for Version {
 pub trait SchemaSource: Send + Sync {
     fn by_id(&self, id: u32) -> Result<RawSchema, SourceError>;
     fn version(&self, subject: &str, version: Version) -> Result<RawSchema, SourceError>;
+    /// A subject and version schema `id` is registered as, if the source
+    /// says (asked once per schema, not retried: it only names the schema
+    /// to plugins).
+    fn subject_of(&self, _id: u32) -> Option<(String, u32)> {
+        None
+    }
     /// Where the schemas come from, for messages.
     fn describe(&self) -> String;
 }
@@ -161,7 +167,7 @@ impl HttpRegistry {
     /// GETs `path`, retrying what may pass (no answer, 5xx, 429, 401/403
     /// while credentials rotate) with backoff until the retry budget is
     /// spent. A 404 is final.
-    fn get(&self, path: &str) -> Result<SchemaBody, SourceError> {
+    fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, SourceError> {
         let url = format!("{}{path}", self.base);
         let started = Instant::now();
         let mut backoff = Duration::from_millis(100);
@@ -186,7 +192,7 @@ impl HttpRegistry {
         }
     }
 
-    fn try_get(&self, url: &str) -> Result<SchemaBody, Attempt> {
+    fn try_get<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, Attempt> {
         let mut request = self.agent.get(url).header(
             "Accept",
             "application/vnd.schemaregistry.v1+json, application/json",
@@ -269,12 +275,12 @@ fn segment(s: &str) -> String {
 
 impl SchemaSource for HttpRegistry {
     fn by_id(&self, id: u32) -> Result<RawSchema, SourceError> {
-        let body = self.get(&format!("/schemas/ids/{id}"))?;
+        let body: SchemaBody = self.get(&format!("/schemas/ids/{id}"))?;
         self.resolve(body, id)
     }
 
     fn version(&self, subject: &str, version: Version) -> Result<RawSchema, SourceError> {
-        let body = self.get(&format!(
+        let body: SchemaBody = self.get(&format!(
             "/subjects/{}/versions/{version}",
             segment(subject)
         ))?;
@@ -284,6 +290,17 @@ impl SchemaSource for HttpRegistry {
             ))
         })?;
         self.resolve(body, id)
+    }
+
+    fn subject_of(&self, id: u32) -> Option<(String, u32)> {
+        #[derive(Deserialize)]
+        struct SubjectVersion {
+            subject: String,
+            version: u32,
+        }
+        let url = format!("{}/schemas/ids/{id}/versions", self.base);
+        let found: Vec<SubjectVersion> = self.try_get(&url).ok()?;
+        found.into_iter().next().map(|v| (v.subject, v.version))
     }
 
     fn describe(&self) -> String {

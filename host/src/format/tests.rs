@@ -55,6 +55,13 @@ impl SchemaSource for Arc<Memory> {
         .ok_or_else(|| SourceError::NotFound(format!("subject {subject} not found")))
     }
 
+    fn subject_of(&self, id: u32) -> Option<(String, u32)> {
+        let s = self.subjects.lock().unwrap();
+        let (subject, _) = s.iter().find(|(_, r)| r.id == id)?;
+        let version = s.iter().filter(|(n, _)| n == subject).position(|(_, r)| r.id == id)?;
+        Some((subject.clone(), version as u32 + 1))
+    }
+
     fn describe(&self) -> String {
         "the test registry".into()
     }
@@ -388,4 +395,27 @@ fn a_format_with_schemas_needs_a_registry_and_raw_needs_nothing() {
             .unwrap()
             .is_raw()
     );
+}
+
+#[test]
+fn a_decoded_record_names_its_schema_to_the_plugin_in_headers() {
+    let memory = Arc::new(Memory::default());
+    memory.add("in-value", 1, SchemaKind::Avro, V1);
+    let codec = codec(avro(), &memory);
+    let (mut key, mut value) = (Vec::new(), Vec::new());
+    let d = codec
+        .decode_record(Some(b"k"), Some(&framed(1, b"\x02a\x02b")), &mut key, &mut value)
+        .unwrap();
+    assert!(d.key_raw && !d.value_raw);
+    assert_eq!(
+        d.headers,
+        [
+            ("wasmpipe.schema.id", "1".to_owned()),
+            ("wasmpipe.schema.name", "t.User".to_owned()),
+            ("wasmpipe.schema.subject", "in-value".to_owned()),
+            ("wasmpipe.schema.version", "1".to_owned()),
+        ]
+    );
+    assert!(d.headers.iter().all(|(n, _)| is_reserved_header(n.as_bytes())));
+    assert!(!is_reserved_header(b"wasmpipe.error.kind"));
 }
