@@ -431,7 +431,7 @@ fn formats(wasm: &[&str], records: usize, repeat: usize, stamp: u64) {
             ),
             ("country".into(), Value::String("DE".into())),
             ("amount".into(), Value::Double(i as f64 * 0.25)),
-            ("active".into(), Value::Boolean(i % 2 == 0)),
+            ("active".into(), Value::Boolean(i.is_multiple_of(2))),
             (
                 "tier".into(),
                 Value::Enum((i % 2) as u32, ["FREE", "PRO"][i % 2].into()),

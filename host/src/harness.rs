@@ -414,7 +414,9 @@ pub fn test(
 }
 
 /// Runs one batch and writes its outputs and failures; `lines` maps each
-/// record of the batch to its input line.
+/// record of the batch to its input line. (The test's state, passed apart
+/// to keep its borrows apart.)
+#[allow(clippy::too_many_arguments)]
 fn run_batch(
     chain: &mut ChainInstance,
     batch: &mut Batch,

@@ -230,7 +230,11 @@ impl Schemas {
         })
     }
 
-    fn insert(&self, raw: &RawSchema, subject: Option<(String, u32)>) -> Result<Shared, FormatError> {
+    fn insert(
+        &self,
+        raw: &RawSchema,
+        subject: Option<(String, u32)>,
+    ) -> Result<Shared, FormatError> {
         let mut parsed = Parsed::parse(raw).map_err(|e| {
             FormatError::UnknownSchema(format!(
                 "schema id {} from {} cannot be read: {e}",

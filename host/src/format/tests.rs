@@ -58,7 +58,10 @@ impl SchemaSource for Arc<Memory> {
     fn subject_of(&self, id: u32) -> Option<(String, u32)> {
         let s = self.subjects.lock().unwrap();
         let (subject, _) = s.iter().find(|(_, r)| r.id == id)?;
-        let version = s.iter().filter(|(n, _)| n == subject).position(|(_, r)| r.id == id)?;
+        let version = s
+            .iter()
+            .filter(|(n, _)| n == subject)
+            .position(|(_, r)| r.id == id)?;
         Some((subject.clone(), version as u32 + 1))
     }
 
@@ -404,7 +407,12 @@ fn a_decoded_record_names_its_schema_to_the_plugin_in_headers() {
     let codec = codec(avro(), &memory);
     let (mut key, mut value) = (Vec::new(), Vec::new());
     let d = codec
-        .decode_record(Some(b"k"), Some(&framed(1, b"\x02a\x02b")), &mut key, &mut value)
+        .decode_record(
+            Some(b"k"),
+            Some(&framed(1, b"\x02a\x02b")),
+            &mut key,
+            &mut value,
+        )
         .unwrap();
     assert!(d.key_raw && !d.value_raw);
     assert_eq!(
@@ -416,6 +424,10 @@ fn a_decoded_record_names_its_schema_to_the_plugin_in_headers() {
             ("wasmpipe.schema.version", "1".to_owned()),
         ]
     );
-    assert!(d.headers.iter().all(|(n, _)| is_reserved_header(n.as_bytes())));
+    assert!(
+        d.headers
+            .iter()
+            .all(|(n, _)| is_reserved_header(n.as_bytes()))
+    );
     assert!(!is_reserved_header(b"wasmpipe.error.kind"));
 }
