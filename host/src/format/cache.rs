@@ -20,7 +20,7 @@ pub struct Parsed {
 }
 
 enum Body {
-    Avro(AvroSchema),
+    Avro(Box<AvroSchema>),
     Protobuf(ProtoSchema),
     Json(jsonschema::Validator),
 }
@@ -33,7 +33,7 @@ impl Parsed {
                     raw.references.iter().map(|(_, r)| r.text.clone()).collect();
                 let schema = AvroSchema::parse(&raw.text, &refs)?;
                 let name = schema.name();
-                (Body::Avro(schema), name)
+                (Body::Avro(Box::new(schema)), name)
             }
             SchemaKind::Protobuf => {
                 let refs: Vec<(String, String)> = raw

@@ -11,9 +11,12 @@
 //! `{"months", "days", "millis"}`, and non-finite floats "NaN",
 //! "Infinity" or "-Infinity".
 
+use apache_avro::headers::HeaderBuilder;
 use apache_avro::schema::{DecimalSchema, Name, RecordSchema, ResolvedSchema};
 use apache_avro::types::Value;
-use apache_avro::{Days, Decimal, Duration, Millis, Months, Schema, Uuid};
+use apache_avro::{
+    Days, Decimal, Duration, GenericSingleObjectReader, Millis, Months, Schema, Uuid,
+};
 use num_bigint::{BigInt, Sign};
 use serde_json::{Map, Number, Value as Json};
 use std::collections::HashMap;
@@ -24,6 +27,19 @@ pub struct AvroSchema {
     /// Schemas of references (other subjects), then the schema itself.
     schemata: Vec<Schema>,
     names: HashMap<Name, Schema>,
+    /// For a schema without references: a reader with its names resolved
+    /// once (apache-avro's datum functions resolve them on every call).
+    reader: Option<GenericSingleObjectReader>,
+}
+
+/// No header: the registry's frame is read apart, so the "single object"
+/// reader reads a bare datum.
+struct NoHeader;
+
+impl HeaderBuilder for NoHeader {
+    fn build_header(&self) -> Vec<u8> {
+        Vec::new()
+    }
 }
 
 impl AvroSchema {
@@ -47,10 +63,18 @@ impl AvroSchema {
                 .map(|(n, s)| (n.clone(), (*s).clone()))
                 .collect()
         };
+        let reader = match references.is_empty() {
+            true => Some(
+                GenericSingleObjectReader::new_with_header_builder(schema.clone(), NoHeader)
+                    .map_err(|e| e.to_string())?,
+            ),
+            false => None,
+        };
         Ok(AvroSchema {
             schema,
             schemata,
             names,
+            reader,
         })
     }
 
@@ -66,12 +90,15 @@ impl AvroSchema {
 
     /// The record `bytes` (no frame) as JSON.
     pub fn decode(&self, mut bytes: &[u8]) -> Result<Json, String> {
-        let value = apache_avro::from_avro_datum_schemata(
-            &self.schema,
-            self.schemata.iter().collect(),
-            &mut bytes,
-            None,
-        )
+        let value = match &self.reader {
+            Some(reader) => reader.read_value(&mut bytes),
+            None => apache_avro::from_avro_datum_schemata(
+                &self.schema,
+                self.schemata.iter().collect(),
+                &mut bytes,
+                None,
+            ),
+        }
         .map_err(|e| format!("not Avro of its schema: {e}"))?;
         if !bytes.is_empty() {
             return Err(format!(
@@ -85,7 +112,7 @@ impl AvroSchema {
     /// `json` in the binary encoding of this schema, appended to `out`.
     /// Fields the schema lacks are left out, unless `strict`.
     pub fn encode(&self, json: &Json, out: &mut Vec<u8>, strict: bool) -> Result<(), String> {
-        let value = self.value_of(json, &self.schema, "", strict)?;
+        let value = self.value_of(json, &self.schema, &At::Root, strict)?;
         let bytes = apache_avro::to_avro_datum_schemata(
             &self.schema,
             self.schemata.iter().collect(),
@@ -183,7 +210,7 @@ impl AvroSchema {
         &self,
         json: &Json,
         schema: &Schema,
-        at: &str,
+        at: &At<'_>,
         strict: bool,
     ) -> Result<Value, String> {
         let schema = self.named(schema)?;
@@ -329,7 +356,7 @@ impl AvroSchema {
                     items
                         .iter()
                         .enumerate()
-                        .map(|(i, v)| self.value_of(v, &a.items, &format!("{at}[{i}]"), strict))
+                        .map(|(i, v)| self.value_of(v, &a.items, &At::Index(at, i), strict))
                         .collect::<Result<_, _>>()?,
                 ),
                 _ => return wrong("an array"),
@@ -339,7 +366,10 @@ impl AvroSchema {
                     entries
                         .iter()
                         .map(|(k, v)| {
-                            Ok((k.clone(), self.value_of(v, &m.types, &join(at, k), strict)?))
+                            Ok((
+                                k.clone(),
+                                self.value_of(v, &m.types, &At::Field(at, k), strict)?,
+                            ))
                         })
                         .collect::<Result<_, String>>()?,
                 ),
@@ -361,7 +391,7 @@ impl AvroSchema {
                 }
                 let mut out = Vec::with_capacity(r.fields.len());
                 for field in &r.fields {
-                    let at = join(at, &field.name);
+                    let at = At::Field(at, &field.name);
                     let value = match (fields.get(&field.name), &field.default) {
                         (Some(v), _) => self.value_of(v, &field.schema, &at, strict)?,
                         (None, Some(default)) => self.default(default, &field.schema, &at)?,
@@ -399,7 +429,7 @@ impl AvroSchema {
 
     /// A field's default: Avro writes a union's default as its first
     /// branch's value, and bytes as code points, as plugins' JSON does.
-    fn default(&self, default: &Json, schema: &Schema, at: &str) -> Result<Value, String> {
+    fn default(&self, default: &Json, schema: &Schema, at: &At<'_>) -> Result<Value, String> {
         match self.named(schema)? {
             Schema::Union(u) => {
                 let first = u.variants().first().ok_or("an empty union")?;
@@ -487,19 +517,28 @@ fn parse_decimal(json: &Json, scale: usize) -> Option<BigInt> {
     Some(if negative { -value } else { value })
 }
 
-fn join(at: &str, field: &str) -> String {
-    if at.is_empty() {
-        field.to_owned()
-    } else {
-        format!("{at}.{field}")
+/// Where in the value a field is, for errors (made into text only then).
+enum At<'a> {
+    Root,
+    Field(&'a At<'a>, &'a str),
+    Index(&'a At<'a>, usize),
+}
+
+impl std::fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            At::Root => Ok(()),
+            At::Field(At::Root, name) => f.write_str(name),
+            At::Field(parent, name) => write!(f, "{parent}.{name}"),
+            At::Index(parent, i) => write!(f, "{parent}[{i}]"),
+        }
     }
 }
 
-fn path(at: &str) -> String {
-    if at.is_empty() {
-        "the value".into()
-    } else {
-        format!("field '{at}'")
+fn path(at: &At<'_>) -> String {
+    match at {
+        At::Root => "the value".into(),
+        at => format!("field '{at}'"),
     }
 }
 
