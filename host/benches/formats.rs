@@ -9,20 +9,15 @@ use std::time::Instant;
 use wasmpipe::format::registry::{LocalSchemas, RawSchema};
 use wasmpipe::format::{Codec, Format, FormatConfig, Hint, Part, SchemaKind};
 
-const USER: &str = r#"{"type":"record","name":"User","namespace":"bench","fields":[
-  {"name":"id","type":"long"},{"name":"name","type":"string"},
-  {"name":"email","type":["null","string"]},{"name":"country","type":"string"},
-  {"name":"amount","type":"double"},{"name":"active","type":"boolean"},
-  {"name":"tier","type":{"type":"enum","name":"Tier","symbols":["FREE","PRO"]}},
-  {"name":"tags","type":{"type":"map","values":"string"}},
-  {"name":"at","type":{"type":"long","logicalType":"timestamp-millis"}}]}"#;
+#[path = "support/avro.rs"]
+mod avro;
 
 fn main() {
     let local = LocalSchemas {
         schemas: vec![RawSchema {
             id: 1,
             kind: SchemaKind::Avro,
-            text: USER.into(),
+            text: avro::USER.into(),
             references: Vec::new(),
         }],
     };

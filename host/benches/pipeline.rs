@@ -38,6 +38,8 @@
 //! processes join one group together, as a Deployment's pods mostly do),
 //! then `cargo bench -p wasmpipe --bench pipeline` prints a Markdown table.
 
+#[path = "support/avro.rs"]
+mod avro;
 #[path = "support/kafka.rs"]
 mod kafka;
 
@@ -389,18 +391,9 @@ fn latency(args: &[&str], slug: &str) -> (i64, i64) {
     (percentile(&latencies, 0.5), percentile(&latencies, 0.99))
 }
 
-/// The Avro record of the format pair: about 110 B framed.
-const USER: &str = r#"{"type":"record","name":"User","namespace":"bench","fields":[
-  {"name":"id","type":"long"},{"name":"name","type":"string"},
-  {"name":"email","type":["null","string"]},{"name":"country","type":"string"},
-  {"name":"amount","type":"double"},{"name":"active","type":"boolean"},
-  {"name":"tier","type":{"type":"enum","name":"Tier","symbols":["FREE","PRO"]}},
-  {"name":"tags","type":{"type":"map","values":"string"}},
-  {"name":"at","type":{"type":"long","logicalType":"timestamp-millis"}}]}"#;
-
-/// Registers `USER` under `subject` in the registry; its id.
+/// Registers `avro::USER` under `subject` in the registry; its id.
 fn register(registry: &str, subject: &str) -> u32 {
-    let body = serde_json::json!({ "schema": USER });
+    let body = serde_json::json!({ "schema": avro::USER });
     let mut answer = ureq::post(format!("{registry}/subjects/{subject}/versions"))
         .header("Content-Type", "application/vnd.schemaregistry.v1+json")
         .send_json(&body)
@@ -420,7 +413,7 @@ fn formats(wasm: &[&str], records: usize, repeat: usize, stamp: u64) {
     let backlog = format!("bench-avro-in-{stamp}");
     create(&backlog);
     let id = register(&registry, &format!("{backlog}-value"));
-    let schema = apache_avro::Schema::parse_str(USER).unwrap();
+    let schema = apache_avro::Schema::parse_str(avro::USER).unwrap();
     let value = move |i: usize| {
         let user = Value::Record(vec![
             ("id".into(), Value::Long(i as i64)),

@@ -115,6 +115,22 @@ fn framed(id: u32, body: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A pipeline masking `email` in Avro values, from `input` to `output`.
+fn redact_avro(
+    input: &str,
+    output: &str,
+    dlq: &str,
+    delivery: Delivery,
+) -> (tempfile::TempDir, crate::kafka::Running) {
+    let (dir, plugins) = crate::kafka::plugin_dir(wasmpipe_test_guests::FLAT_REDACT, Some(REDACT));
+    let mut config = run_config(input, output, Some(dlq), &plugins, delivery);
+    config.formats = formats(FormatConfig {
+        value: Format::Avro,
+        ..Default::default()
+    });
+    (dir, start(config))
+}
+
 fn header(m: &rdkafka::message::OwnedMessage, name: &str) -> Option<String> {
     m.headers()?
         .iter()
@@ -161,16 +177,7 @@ fn avro_records_are_edited_as_json_and_bad_ones_dead_lettered_as_format() {
         ));
     }
     produce(&input, &records);
-    let (_dir, plugins) = crate::kafka::plugin_dir(
-        wasmpipe_test_guests::FLAT_REDACT,
-        Some("plugins:\n  - file: redact.wasm\n    config: { mask: email }\n"),
-    );
-    let mut config = run_config(&input, &output, Some(&dlq), &plugins, Delivery::ExactlyOnce);
-    config.formats = formats(FormatConfig {
-        value: Format::Avro,
-        ..Default::default()
-    });
-    let running = start(config);
+    let (_dir, running) = redact_avro(&input, &output, &dlq, Delivery::ExactlyOnce);
     let good = n as usize - bad.len();
     let out = consume(&output, good, true, Duration::from_secs(90));
     let dead = consume(&dlq, bad.len(), true, Duration::from_secs(30));
@@ -273,16 +280,7 @@ fn an_output_that_does_not_fit_the_output_schema_is_dead_lettered_as_read() {
             },
         )],
     );
-    let (_dir, plugins) = crate::kafka::plugin_dir(
-        wasmpipe_test_guests::FLAT_REDACT,
-        Some("plugins:\n  - file: redact.wasm\n    config: { mask: email }\n"),
-    );
-    let mut config = run_config(&input, &output, Some(&dlq), &plugins, Delivery::AtLeastOnce);
-    config.formats = formats(FormatConfig {
-        value: Format::Avro,
-        ..Default::default()
-    });
-    let running = start(config);
+    let (_dir, running) = redact_avro(&input, &output, &dlq, Delivery::AtLeastOnce);
     let dead = consume(&dlq, 1, false, Duration::from_secs(60));
     let out = consume(&output, 0, false, Duration::from_secs(1));
     running.stop();
