@@ -4,9 +4,9 @@
 use super::avro::AvroSchema;
 use super::protobuf::ProtoSchema;
 use super::registry::{RawSchema, SchemaSource, Version};
-use super::{CacheLimits, FormatError, SchemaKind, Shared};
+use super::{CacheLimits, FormatError, Misfit, SchemaKind, Shared};
+use rustc_hash::FxHashMap as HashMap;
 use serde_json::Value as Json;
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -83,17 +83,26 @@ impl Parsed {
     }
 
     /// The payload (frame removed) as JSON, with the record's full name.
+    /// The record's `payload` as JSON text in `out`, and the name of the
+    /// message or record it holds.
     pub fn decode(
         &self,
         indexes: &[i32],
         payload: &[u8],
-    ) -> Result<(Json, Option<String>), String> {
+        out: &mut Vec<u8>,
+    ) -> Result<Option<String>, String> {
+        let text = |json: &Json, out: &mut Vec<u8>| {
+            serde_json::to_writer(out, json).map_err(|e| e.to_string())
+        };
         match &self.body {
-            Body::Avro(s) => Ok((s.decode(payload)?, self.name.clone())),
+            Body::Avro(s) => {
+                s.decode(payload, out)?;
+                Ok(self.name.clone())
+            }
             Body::Protobuf(s) => {
                 let message = s.message(indexes)?;
-                let json = s.decode(&message, payload)?;
-                Ok((json, Some(message.full_name().to_owned())))
+                text(&s.decode(&message, payload)?, out)?;
+                Ok(Some(message.full_name().to_owned()))
             }
             Body::Json(v) => {
                 let json: Json =
@@ -104,49 +113,53 @@ impl Parsed {
                         e.instance_path()
                     ));
                 }
-                Ok((json, self.name.clone()))
+                text(&json, out)?;
+                Ok(self.name.clone())
             }
         }
     }
 
-    /// `json` framed and encoded with this schema into `out`; `name` picks
-    /// the Protobuf message (default: the file's first).
-    /// Fields the schema lacks are left out, unless `strict`.
+    /// `json` (text) framed and encoded with this schema into `out`;
+    /// `name` picks a Protobuf file's message. Fields the schema lacks are
+    /// dropped, unless `strict`.
     pub fn encode(
         &self,
-        json: &Json,
+        json: &[u8],
         name: Option<&str>,
         out: &mut Vec<u8>,
         strict: bool,
-    ) -> Result<(), String> {
+    ) -> Result<(), Misfit> {
+        let parsed = || serde_json::from_slice::<Json>(json).map_err(Misfit::NotJson);
         match &self.body {
             Body::Avro(s) => {
                 super::wire::frame(self.id, None, out);
                 s.encode(json, out, strict)
             }
             Body::Protobuf(s) => {
+                let json = parsed()?;
                 let indexes = name
                     .and_then(|n| s.indexes_of(n))
                     .unwrap_or_else(|| vec![0]);
-                let message = s.message(&indexes)?;
+                let message = s.message(&indexes).map_err(Misfit::Schema)?;
                 super::wire::frame(self.id, Some(&indexes), out);
-                s.encode(&message, json, out, strict)
+                s.encode(&message, &json, out, strict)
+                    .map_err(Misfit::Schema)
             }
             Body::Json(v) => {
-                if let Err(e) = v.validate(json) {
-                    return Err(format!(
+                let json = parsed()?;
+                if let Err(e) = v.validate(&json) {
+                    return Err(Misfit::Schema(format!(
                         "not valid by the JSON Schema: {e} (at {})",
                         e.instance_path()
-                    ));
+                    )));
                 }
                 super::wire::frame(self.id, None, out);
-                serde_json::to_writer(&mut *out, json).map_err(|e| e.to_string())
+                serde_json::to_writer(&mut *out, &json).map_err(|e| Misfit::Schema(e.to_string()))
             }
         }
     }
 }
 
-/// The cache over a [`SchemaSource`].
 pub struct Schemas {
     source: Box<dyn SchemaSource>,
     limits: CacheLimits,
@@ -158,7 +171,7 @@ struct Inner {
     /// Schemas by id, with when each was last used.
     by_id: HashMap<u32, (Shared, u64)>,
     /// Subject versions: the id, and when a latest was looked up.
-    versions: HashMap<(String, Version), (u32, Instant)>,
+    versions: HashMap<String, HashMap<Version, (u32, Instant)>>,
     /// A use counter, for least-recently-used eviction.
     clock: u64,
 }
@@ -195,8 +208,12 @@ impl Schemas {
     /// `version` of `subject`; the latest is looked up again once it is
     /// older than the cache's `latest_ttl`.
     pub fn version(&self, subject: &str, version: Version) -> Result<Shared, FormatError> {
-        let key = (subject.to_owned(), version);
-        let known = self.lock().versions.get(&key).copied();
+        let known = self
+            .lock()
+            .versions
+            .get(subject)
+            .and_then(|v| v.get(&version))
+            .copied();
         if let Some((id, at)) = known
             && (version != Version::Latest || at.elapsed() < self.limits.latest_ttl)
             && let Some(s) = self.cached(id)
@@ -216,7 +233,11 @@ impl Schemas {
             Version::Latest => None,
         };
         let parsed = self.insert(&raw, number.map(|n| (subject.to_owned(), n)))?;
-        self.lock().versions.insert(key, (raw.id, Instant::now()));
+        self.lock()
+            .versions
+            .entry(subject.to_owned())
+            .or_default()
+            .insert(version, (raw.id, Instant::now()));
         Ok(parsed)
     }
 

@@ -18,7 +18,6 @@ pub mod wire;
 use cache::{Parsed, Schemas};
 use registry::{SchemaSource, SourceError, Version};
 use serde::Deserialize;
-use serde_json::Value as Json;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -244,6 +243,13 @@ impl Part {
     }
 }
 
+/// Why JSON was not encoded with a schema.
+#[derive(Debug)]
+pub enum Misfit {
+    NotJson(serde_json::Error),
+    Schema(String),
+}
+
 /// Why a record could not be decoded or an output encoded: dead-lettered
 /// with `wasmpipe.error.kind` `format` and [`FormatError::reason`].
 #[derive(Clone, Debug, thiserror::Error)]
@@ -451,8 +457,8 @@ impl Codec {
                 format.as_str()
             )));
         }
-        let (json, name) = schema
-            .decode(&framed.indexes, framed.payload)
+        let name = schema
+            .decode(&framed.indexes, framed.payload, out)
             .map_err(|e| {
                 FormatError::malformed(format!(
                     "the record's {} (schema {}) is {e}",
@@ -460,8 +466,6 @@ impl Codec {
                     framed.id
                 ))
             })?;
-        serde_json::to_writer(&mut *out, &json)
-            .map_err(|e| FormatError::malformed(e.to_string()))?;
         Ok(Some(SchemaOf {
             id: framed.id,
             name,
@@ -493,19 +497,12 @@ impl Codec {
             out.extend_from_slice(json);
             return Ok(());
         };
-        let value: Json = serde_json::from_slice(json).map_err(|e| {
-            FormatError::IncompatibleOutput(format!(
-                "the output's {} is not JSON, so it cannot be encoded as {}: {e}",
-                part.suffix(),
-                format.as_str()
-            ))
-        })?;
         let schemas = self.schemas()?;
         if self.config.schema == OutputSchema::Input
             && let Some(id) = hint.id
         {
             let schema = schemas.by_id(id)?;
-            if schema.kind() == kind && schema.encode(&value, hint.name, out, true).is_ok() {
+            if schema.kind() == kind && schema.encode(json, hint.name, out, true).is_ok() {
                 return Ok(());
             }
             out.clear();
@@ -535,13 +532,20 @@ impl Codec {
                 format.as_str()
             )));
         }
-        schema.encode(&value, hint.name, out, false).map_err(|e| {
-            FormatError::IncompatibleOutput(format!(
-                "the output's {} does not fit schema {} (subject {subject}, version {version}): {e}",
-                part.suffix(),
-                schema.id()
-            ))
-        })
+        schema
+            .encode(json, hint.name, out, false)
+            .map_err(|e| match e {
+                Misfit::NotJson(e) => FormatError::IncompatibleOutput(format!(
+                    "the output's {} is not JSON, so it cannot be encoded as {}: {e}",
+                    part.suffix(),
+                    format.as_str()
+                )),
+                Misfit::Schema(e) => FormatError::IncompatibleOutput(format!(
+                    "the output's {} does not fit schema {} (subject {subject}, version {version}): {e}",
+                    part.suffix(),
+                    schema.id()
+                )),
+            })
     }
 }
 
@@ -573,16 +577,18 @@ impl Codec {
         name: Option<&str>,
     ) -> Result<Vec<u8>, FormatError> {
         let schema = self.schemas()?.by_id(id)?;
-        let value: Json = serde_json::from_slice(json).map_err(|e| {
-            FormatError::malformed(format!("the {} is not JSON: {e}", part.suffix()))
-        })?;
         let mut out = Vec::new();
-        schema.encode(&value, name, &mut out, true).map_err(|e| {
-            FormatError::malformed(format!(
-                "the {} does not fit schema {id}: {e}",
-                part.suffix()
-            ))
-        })?;
+        schema
+            .encode(json, name, &mut out, true)
+            .map_err(|e| match e {
+                Misfit::NotJson(e) => {
+                    FormatError::malformed(format!("the {} is not JSON: {e}", part.suffix()))
+                }
+                Misfit::Schema(e) => FormatError::malformed(format!(
+                    "the {} does not fit schema {id}: {e}",
+                    part.suffix()
+                )),
+            })?;
         Ok(out)
     }
 

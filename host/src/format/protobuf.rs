@@ -266,4 +266,38 @@ mod tests {
             .unwrap();
         assert!(e.contains("x.proto"), "{e}");
     }
+
+    #[test]
+    fn a_message_nested_past_prosts_limit_is_refused_not_a_crash() {
+        let s = ProtoSchema::parse("syntax = \"proto3\"; message Node { Node next = 1; }", &[])
+            .unwrap();
+        let node = s.message(&[0]).unwrap();
+        // Field 1, length-delimited, nested 100,000 deep: built inside out.
+        let mut bytes: Vec<u8> = Vec::new();
+        for _ in 0..100_000 {
+            let mut outer = vec![0x0a];
+            let mut n = bytes.len();
+            while n >= 0x80 {
+                outer.push((n as u8) | 0x80);
+                n >>= 7;
+            }
+            outer.push(n as u8);
+            outer.extend_from_slice(&bytes);
+            bytes = outer;
+        }
+        let e = s.decode(&node, &bytes).unwrap_err();
+        assert!(e.contains("recursion limit"), "{e}");
+        // An output is as deep as serde_json reads (128 levels) at most: it
+        // is written, though a reader with prost's limit refuses it.
+        let deep = format!("{}{{}}{}", r#"{"next":"#.repeat(120), "}".repeat(120));
+        let json: Json = serde_json::from_str(&deep).unwrap();
+        let mut out = Vec::new();
+        s.encode(&node, &json, &mut out, false).unwrap();
+        assert_eq!(out[0], 0x0a);
+        assert!(
+            s.decode(&node, &out)
+                .unwrap_err()
+                .contains("recursion limit")
+        );
+    }
 }

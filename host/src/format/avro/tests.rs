@@ -1,5 +1,25 @@
+use super::value::parse_decimal;
 use super::*;
-use serde_json::json;
+use apache_avro::Decimal;
+use apache_avro::types::Value;
+use serde_json::{Value as Json, json};
+
+/// The module's text API, with JSON values.
+impl AvroSchema {
+    fn decode_json(&self, bytes: &[u8]) -> Result<Json, String> {
+        let mut out = Vec::new();
+        self.decode(bytes, &mut out)?;
+        Ok(serde_json::from_slice(&out).expect("the decoded text is JSON"))
+    }
+
+    fn encode_json(&self, json: &Json, out: &mut Vec<u8>, strict: bool) -> Result<(), String> {
+        let text = serde_json::to_vec(json).unwrap();
+        self.encode(&text, out, strict).map_err(|e| match e {
+            Misfit::Schema(e) => e,
+            Misfit::NotJson(e) => e.to_string(),
+        })
+    }
+}
 
 const ORDER: &str = r#"{
   "type": "record", "name": "Order", "namespace": "shop",
@@ -47,14 +67,16 @@ fn unions_decimals_bytes_maps_enums_and_nested_records_go_to_json_and_back() {
     let schema = AvroSchema::parse(ORDER, &[]).unwrap();
     assert_eq!(schema.name().as_deref(), Some("shop.Order"));
     let mut bytes = Vec::new();
-    schema.encode(&order_json(), &mut bytes, false).unwrap();
-    let back = schema.decode(&bytes).unwrap();
+    schema
+        .encode_json(&order_json(), &mut bytes, false)
+        .unwrap();
+    let back = schema.decode_json(&bytes).unwrap();
     assert_eq!(back, order_json());
     // Written again (a map's entries may come in another order).
     let mut again = Vec::new();
-    schema.encode(&back, &mut again, false).unwrap();
+    schema.encode_json(&back, &mut again, false).unwrap();
     assert_eq!(again.len(), bytes.len());
-    assert_eq!(schema.decode(&again).unwrap(), order_json());
+    assert_eq!(schema.decode_json(&again).unwrap(), order_json());
 }
 
 #[test]
@@ -87,7 +109,7 @@ fn records_apache_avro_wrote_read_as_json() {
     let bytes = apache_avro::to_avro_datum(&schema, value).unwrap();
     let ours = AvroSchema::parse(text, &[]).unwrap();
     assert_eq!(
-        ours.decode(&bytes).unwrap(),
+        ours.decode_json(&bytes).unwrap(),
         json!({"u": "s", "d": "-1.234", "m": {"k": true}, "e": "Y", "b": "\u{80}A"})
     );
 }
@@ -100,8 +122,8 @@ fn defaults_fill_missing_fields_and_what_does_not_fit_is_named() {
     o.remove("email");
     o.remove("note");
     let mut bytes = Vec::new();
-    schema.encode(&partial, &mut bytes, false).unwrap();
-    let back = schema.decode(&bytes).unwrap();
+    schema.encode_json(&partial, &mut bytes, false).unwrap();
+    let back = schema.decode_json(&bytes).unwrap();
     assert_eq!(
         (back["email"].clone(), back["note"].clone()),
         (Json::Null, json!("none"))
@@ -110,7 +132,7 @@ fn defaults_fill_missing_fields_and_what_does_not_fit_is_named() {
     let fails = |edit: &dyn Fn(&mut Json)| {
         let mut j = order_json();
         edit(&mut j);
-        schema.encode(&j, &mut Vec::new(), false).unwrap_err()
+        schema.encode_json(&j, &mut Vec::new(), false).unwrap_err()
     };
     let e = fails(&|j| {
         j.as_object_mut().unwrap().remove("id");
@@ -120,9 +142,11 @@ fn defaults_fill_missing_fields_and_what_does_not_fit_is_named() {
     let mut extra = order_json();
     extra["extra"] = json!(1);
     let mut bytes = Vec::new();
-    schema.encode(&extra, &mut bytes, false).unwrap();
-    assert_eq!(schema.decode(&bytes).unwrap(), order_json());
-    let e = schema.encode(&extra, &mut Vec::new(), true).unwrap_err();
+    schema.encode_json(&extra, &mut bytes, false).unwrap();
+    assert_eq!(schema.decode_json(&bytes).unwrap(), order_json());
+    let e = schema
+        .encode_json(&extra, &mut Vec::new(), true)
+        .unwrap_err();
     assert!(
         e.contains("a field 'extra' that record shop.Order does not have"),
         "{e}"
@@ -151,13 +175,13 @@ fn bytes_that_are_not_the_schemas_record_are_refused() {
     .unwrap();
     assert!(
         schema
-            .decode(&[])
+            .decode_json(&[])
             .unwrap_err()
             .starts_with("not Avro of its schema")
     );
-    let e = schema.decode(&[2, 7]).unwrap_err();
+    let e = schema.decode_json(&[2, 7]).unwrap_err();
     assert!(e.contains("1 bytes are left"), "{e}");
-    assert_eq!(schema.decode(&[2]).unwrap(), json!({"a": 1}));
+    assert_eq!(schema.decode_json(&[2]).unwrap(), json!({"a": 1}));
 }
 
 #[test]
@@ -165,8 +189,138 @@ fn decimal_text_is_exact() {
     assert_eq!(decimal_text(&BigInt::from(5), 3), "0.005");
     assert_eq!(decimal_text(&BigInt::from(-123456), 2), "-1234.56");
     assert_eq!(decimal_text(&BigInt::from(7), 0), "7");
-    assert_eq!(parse_decimal(&json!("0.50"), 1), Some(BigInt::from(5)));
-    assert_eq!(parse_decimal(&json!(12), 2), Some(BigInt::from(1200)));
-    assert_eq!(parse_decimal(&json!("1e3"), 2), None);
-    assert_eq!(parse_decimal(&json!("."), 2), None);
+    assert_eq!(
+        parse_decimal(&Tree::of(&json!("0.50")), 1),
+        Some(BigInt::from(5))
+    );
+    assert_eq!(
+        parse_decimal(&Tree::of(&json!(12)), 2),
+        Some(BigInt::from(1200))
+    );
+    assert_eq!(parse_decimal(&Tree::of(&json!("1e3")), 2), None);
+    assert_eq!(parse_decimal(&Tree::of(&json!(".")), 2), None);
+}
+
+#[test]
+fn a_record_nested_past_any_reason_is_refused_not_a_crash() {
+    let schema = AvroSchema::parse(
+        r#"{"type":"record","name":"Node","fields":[{"name":"next","type":["null","Node"]}]}"#,
+        &[],
+    )
+    .unwrap();
+    let nested = |depth: usize| {
+        let mut bytes = vec![2u8; depth];
+        bytes.push(0);
+        bytes
+    };
+    let e = schema
+        .decode(&nested(100_000), &mut Vec::new())
+        .unwrap_err();
+    assert_eq!(
+        e,
+        "not Avro of its schema: nested deeper than 64 records, arrays, maps and unions"
+    );
+    // Each level is a record and a union: 31 levels are read and written
+    // back, unoptimized, in a test thread's 2 MiB (the stack is grown).
+    let mut text = Vec::new();
+    schema.decode(&nested(31), &mut text).unwrap();
+    assert_eq!(String::from_utf8_lossy(&text).matches("next").count(), 32);
+    let mut again = Vec::new();
+    schema.encode(&text, &mut again, true).unwrap();
+    assert_eq!(again, nested(31));
+    assert!(schema.decode(&nested(32), &mut Vec::new()).is_err());
+    // A plugin's output nested as deep (serde_json reads 128 levels).
+    let deep = format!("{}null{}", r#"{"next":"#.repeat(100), "}".repeat(100));
+    let e = schema
+        .encode(deep.as_bytes(), &mut Vec::new(), false)
+        .unwrap_err();
+    let Misfit::Schema(e) = e else {
+        panic!("{e:?}")
+    };
+    assert!(
+        e.ends_with("is nested deeper than 64 records, arrays, maps and unions"),
+        "{e}"
+    );
+}
+
+#[test]
+fn an_array_claiming_more_items_than_its_bytes_hold_is_refused() {
+    let schema = AvroSchema::parse(
+        r#"{"type":"record","name":"R","fields":[{"name":"a","type":{"type":"array","items":"null"}}]}"#,
+        &[],
+    )
+    .unwrap();
+    // A block of 2^40 nulls, in six bytes.
+    let mut bytes = Vec::new();
+    let n: i64 = 1 << 40;
+    let mut z = ((n << 1) ^ (n >> 63)) as u64;
+    while z >= 0x80 {
+        bytes.push((z as u8) | 0x80);
+        z >>= 7;
+    }
+    bytes.push(z as u8);
+    bytes.push(0);
+    let e = schema.decode(&bytes, &mut Vec::new()).unwrap_err();
+    assert_eq!(
+        e,
+        "not Avro of its schema: a block claims 1099511627776 items, more than the record's 1 \
+         bytes could hold"
+    );
+    // Up to 4096 items with no bytes of their own are read.
+    let mut text = Vec::new();
+    schema.decode(&[0x80, 0x40, 0], &mut text).unwrap();
+    assert_eq!(text.len(), r#"{"a":[]}"#.len() + 4096 * 5 - 1);
+    // A string longer than its record, and a union branch the schema lacks.
+    let strings = AvroSchema::parse(
+        r#"{"type":"record","name":"S","fields":[{"name":"s","type":["null","string"]}]}"#,
+        &[],
+    )
+    .unwrap();
+    let e = strings.decode(&[2, 0xfe, 0xff, 0xff, 0xff, 0x0f], &mut Vec::new());
+    assert_eq!(
+        e.unwrap_err(),
+        "not Avro of its schema: bytes or a string of 2147483647 bytes is cut short (0 left)"
+    );
+    let e = strings.decode(&[4], &mut Vec::new()).unwrap_err();
+    assert_eq!(
+        e,
+        "not Avro of its schema: union branch 2 is not in its schema"
+    );
+}
+
+#[test]
+fn an_output_that_nearly_fits_two_branches_at_every_level_is_cut_short() {
+    // Every level fits A and B up to its last field, which it lacks: tried
+    // branch by branch, that is 2^40 tries.
+    let schema = AvroSchema::parse(
+        r#"{"type":"record","name":"T","fields":[{"name":"c","type":["null",
+          {"type":"record","name":"A","fields":[
+            {"name":"c","type":["null","A",{"type":"record","name":"B","fields":[
+              {"name":"c","type":["null","A","B"]},{"name":"b","type":"int"}]}]},
+            {"name":"a","type":"int"}]}]}]}"#,
+        &[],
+    )
+    .unwrap();
+    let deep = format!("{}null{}", r#"{"c":"#.repeat(40), "}".repeat(40));
+    let e = schema
+        .encode(deep.as_bytes(), &mut Vec::new(), false)
+        .unwrap_err();
+    let Misfit::Schema(e) = e else {
+        panic!("{e:?}")
+    };
+    assert!(
+        e.contains("takes too many tries to fit the schema's unions"),
+        "{e}"
+    );
+    // The same depth that fits is written.
+    let fits = format!("{}null{}", r#"{"a":1,"c":"#.repeat(20), "}".repeat(20));
+    let fits = format!(r#"{{"c":{}}}"#, &fits[..]);
+    let mut bytes = Vec::new();
+    schema.encode(fits.as_bytes(), &mut bytes, false).unwrap();
+    let mut back = Vec::new();
+    schema.decode(&bytes, &mut back).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&back).matches(r#""a":1"#).count(),
+        20
+    );
 }
