@@ -303,6 +303,115 @@ fn an_output_that_does_not_fit_the_output_schema_is_dead_lettered_as_read() {
     assert_eq!(header(m, "wasmpipe.schema.id"), None);
 }
 
+/// A linked list: a record apache-avro reads by recursing once per link.
+const NODE: &str = r#"{"type":"record","name":"Node","namespace":"wasmpipe.test","fields":[
+  {"name":"id","type":"long"},
+  {"name":"email","type":["null","string"]},
+  {"name":"tags","type":{"type":"map","values":"string"}},
+  {"name":"next","type":["null","Node"]}]}"#;
+
+#[test]
+fn hostile_avro_records_are_dead_lettered_and_the_stream_goes_on() {
+    let (input, output, dlq) = (
+        topic("hostile-in"),
+        topic("hostile-out"),
+        topic("hostile-dlq"),
+    );
+    create_topics(&[(&input, 1), (&output, 1), (&dlq, 1)]);
+    let id = register(&format!("{input}-value"), "AVRO", NODE);
+    register(&format!("{output}-value"), "AVRO", NODE);
+    let schema = Schema::parse_str(NODE).unwrap();
+    let node = |i: i64, next: Value| {
+        Value::Record(vec![
+            ("id".into(), Value::Long(i)),
+            (
+                "email".into(),
+                Value::Union(1, Box::new(Value::String(format!("u{i}@x")))),
+            ),
+            ("tags".into(), Value::Map(Default::default())),
+            ("next".into(), next),
+        ])
+    };
+    let good = |i: i64| {
+        let tail = node(-i, Value::Union(0, Box::new(Value::Null)));
+        let body = apache_avro::to_avro_datum(&schema, node(i, Value::Union(1, Box::new(tail))));
+        framed(id, &body.unwrap())
+    };
+    // id 1, no email, no tags, and `next` set, 100,000 deep: apache-avro
+    // alone overflows the stack and aborts the process.
+    let mut deep = Vec::new();
+    for _ in 0..100_000 {
+        deep.extend_from_slice(&[2, 0, 0, 2]);
+    }
+    deep.extend_from_slice(&[2, 0, 0, 0]);
+    // A map claiming 2^25 entries in 8 bytes (apache-avro sets 2.5 GB
+    // aside for them), and a string claiming 400 MB.
+    let many = [2, 0, 0x80, 0x80, 0x80, 0x20, 0, 0];
+    let long = [2, 2, 0x80, 0x90, 0xbc, 0xfd, 0x02, b'a'];
+    let hostile: Vec<Vec<u8>> = vec![framed(id, &deep), framed(id, &many), framed(id, &long)];
+    let records: Vec<(i32, Rec)> = (0..40)
+        .map(|i| match i {
+            10 | 20 | 30 => hostile[i as usize / 10 - 1].clone(),
+            i => good(i),
+        })
+        .map(|value| {
+            (
+                0,
+                Rec {
+                    key: None,
+                    value: Some(value),
+                    headers: vec![],
+                },
+            )
+        })
+        .collect();
+    produce(&input, &records);
+    let (_dir, running) = redact_avro(&input, &output, &dlq, Delivery::ExactlyOnce);
+    let out = consume(&output, 37, true, Duration::from_secs(90));
+    let dead = consume(&dlq, 3, true, Duration::from_secs(30));
+    running.stop();
+
+    let ids: Vec<i64> = out
+        .iter()
+        .map(|m| {
+            let got = apache_avro::from_avro_datum(&schema, &mut &m.payload().unwrap()[5..], None);
+            let Value::Record(fields) = got.unwrap() else {
+                panic!()
+            };
+            assert_eq!(
+                fields[1].1,
+                Value::Union(1, Box::new(Value::String("***".into())))
+            );
+            let Value::Long(i) = fields[0].1 else {
+                panic!()
+            };
+            i
+        })
+        .collect();
+    let expected: Vec<i64> = (0..40).filter(|i| i % 10 != 0 || *i == 0).collect();
+    assert_eq!(ids, expected, "the good records, each once, in order");
+    let reasons: Vec<(Vec<u8>, String, String)> = dead
+        .iter()
+        .map(|m| {
+            (
+                m.payload().unwrap().to_vec(),
+                header(m, "wasmpipe.error.reason").unwrap(),
+                header(m, "wasmpipe.error.message").unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(reasons.len(), 3);
+    for ((payload, reason, message), (sent, cause)) in reasons.iter().zip(hostile.iter().zip([
+        "nested deeper than 64 records, arrays, maps and unions",
+        "a block claims 33554432 items, more than the record's 2 bytes could hold",
+        "bytes or a string of 400000000 bytes is cut short (1 left)",
+    ])) {
+        assert_eq!(payload, sent, "dead-lettered as it was read");
+        assert_eq!(reason, "malformed");
+        assert!(message.ends_with(cause), "{message}");
+    }
+}
+
 /// The interpreter with confluent-kafka (tests/registry/registry python).
 fn interop_python() -> PathBuf {
     let out = std::process::Command::new(root().join("tests/registry/registry"))
