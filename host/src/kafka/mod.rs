@@ -2,6 +2,7 @@
 //! sends outputs, dead letters and transactions. The only module that
 //! knows rdkafka; it never sees wasm.
 
+pub mod admin;
 pub mod changelog;
 mod outcome;
 mod produce;

@@ -611,3 +611,102 @@ fn a_plugin_that_keeps_state_is_tested_with_fresh_state() {
         );
     }
 }
+
+/// `wasmpipe topics create` against the test broker; its output.
+fn topics_create(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wasmpipe"))
+        .args(["topics", "create", "--brokers", &crate::kafka::bootstrap()])
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .env_remove("WASMPIPE_DLQ_TOPIC")
+        .env_remove("WASMPIPE_OUTPUT_TOPIC")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn topics_create_makes_the_pipelines_topics_once_and_grows_the_input_only_when_asked() {
+    use crate::kafka::{create_topics, partitions_of, topic};
+    let (input, output, dlq) = (topic("tc-in"), topic("tc-out"), topic("tc-dlq"));
+    let args = [
+        "--input-topic",
+        &input,
+        "--output-topic",
+        &output,
+        "--dlq-topic",
+        &dlq,
+        "--partitions",
+        "4",
+        "--replication",
+        "1",
+        "--topic-config",
+        "retention.ms=3600000",
+    ];
+    let first = topics_create(&args);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    assert_eq!(
+        text(&first.stdout),
+        format!(
+            "topic '{input}': created, 4 partitions\ntopic '{output}': created, 4 partitions\n\
+             topic '{dlq}': created, 4 partitions\n"
+        )
+    );
+    // Again: nothing changes.
+    let again = topics_create(&args);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again.stderr));
+    assert_eq!(
+        text(&again.stdout),
+        format!(
+            "topic '{input}': exists, 4 partitions\ntopic '{output}': exists, 4 partitions\n\
+             topic '{dlq}': exists, 4 partitions\n"
+        )
+    );
+    assert_eq!(
+        [&input, &output, &dlq].map(|t| partitions_of(t)),
+        [Some(4); 3]
+    );
+
+    // An input with fewer partitions is grown only with --grow; an output
+    // with fewer is left as it is.
+    let (small, small_out) = (topic("tc-small"), topic("tc-small-out"));
+    create_topics(&[(&small, 2), (&small_out, 1)]);
+    let args = [
+        "--input-topic",
+        &small,
+        "--output-topic",
+        &small_out,
+        "--partitions",
+        "3",
+    ];
+    let refused = topics_create(&args);
+    assert_eq!(refused.status.code(), Some(1));
+    assert_eq!(
+        text(&refused.stderr).trim(),
+        format!(
+            "wasmpipe: topic '{small}' has 2 partitions, not the 3 asked for: adding partitions \
+             sends keys to other partitions (a key's records then run on two pods for a while, \
+             and stateful plugins lose the key's state), so it is only done when asked: run \
+             again with --grow, or ask for --partitions 2"
+        )
+    );
+    assert_eq!(partitions_of(&small), Some(2));
+    let grown = topics_create(&[&args[..], &["--grow"]].concat());
+    assert_eq!(grown.status.code(), Some(0), "{}", text(&grown.stderr));
+    assert_eq!(
+        text(&grown.stdout),
+        format!(
+            "topic '{small}': grown from 2 to 3 partitions\ntopic '{small_out}': exists, 1 \
+             partitions\n"
+        )
+    );
+    assert_eq!(partitions_of(&small), Some(3));
+    // More partitions than asked cannot be undone: named with the fix.
+    let fewer = topics_create(&["--input-topic", &small, "--partitions", "2"]);
+    assert_eq!(fewer.status.code(), Some(1));
+    assert!(
+        text(&fewer.stderr).contains("has 3 partitions, more than the 2 asked for"),
+        "{}",
+        text(&fewer.stderr)
+    );
+}

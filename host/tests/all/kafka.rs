@@ -41,6 +41,16 @@ pub fn topic(name: &str) -> String {
     format!("{name}-{nanos}")
 }
 
+/// Whether `topic` exists, and with how many partitions.
+pub fn partitions_of(topic: &str) -> Option<usize> {
+    let kafka = wasmpipe::kafka::KafkaConfig {
+        brokers: bootstrap(),
+        properties: Vec::new(),
+        token_source: None,
+    };
+    wasmpipe::kafka::partitions_if_any(&kafka, topic, Duration::from_secs(10)).unwrap()
+}
+
 pub fn create_topics(names: &[(&str, i32)]) {
     create_topics_at(&bootstrap(), names, 1)
 }

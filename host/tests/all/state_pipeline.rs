@@ -5,7 +5,8 @@
 //! store gone that restores the changelog in full.
 
 use crate::kafka::{
-    Rec, consume, create_topics, numbered, plugin_dir, produce, run_config, start, topic,
+    Rec, consume, create_topics, numbered, partitions_of, plugin_dir, produce, run_config, start,
+    topic,
 };
 use rdkafka::Message as _;
 use std::collections::BTreeMap;
@@ -319,16 +320,6 @@ fn a_record_kafka_would_refuse_is_dead_lettered_with_none_of_its_state() {
         assert_eq!(header("wasmpipe.plugin"), "route");
         assert!(header("wasmpipe.error.message").contains("not a topic!"));
     }
-}
-
-/// Whether `topic` exists, and with how many partitions.
-fn partitions_of(topic: &str) -> Option<usize> {
-    let kafka = wasmpipe::kafka::KafkaConfig {
-        brokers: crate::kafka::bootstrap(),
-        properties: Vec::new(),
-        token_source: None,
-    };
-    wasmpipe::kafka::partitions_if_any(&kafka, topic, Duration::from_secs(10)).unwrap()
 }
 
 #[test]

@@ -98,6 +98,10 @@ pub(crate) enum Command {
         #[command(flatten)]
         kafka: KafkaArgs,
     },
+    /// Create the pipeline's topics and set the Deployment's replicas to
+    /// the input's partitions.
+    #[command(subcommand)]
+    Topics(TopicsCommand),
     /// Keep every Deployment annotated `wasmpipe.dev/topic: TOPIC` at one
     /// replica per partition of TOPIC; several copies elect a leader
     /// through a Lease.
@@ -172,6 +176,52 @@ impl KafkaArgs {
             token_source,
         })
     }
+}
+
+#[derive(Subcommand)]
+pub(crate) enum TopicsCommand {
+    /// Create the input, output and dead-letter topics (idempotently: one
+    /// that exists as asked is left alone), then, with --deployment, set
+    /// the Deployment's replicas to the input's partitions. Reads the same
+    /// WASMPIPE_* variables as `run`, so a Job can share its settings.
+    Create {
+        /// The input topic(s), one pod per partition: created with
+        /// exactly --partitions (repeat, or separate with commas).
+        #[arg(
+            long = "input-topic",
+            env = "WASMPIPE_INPUT_TOPIC",
+            value_delimiter = ',',
+            required = true
+        )]
+        input_topics: Vec<String>,
+        /// The output topic (created with --partitions, or left as it is).
+        #[arg(long, env = "WASMPIPE_OUTPUT_TOPIC")]
+        output_topic: Option<String>,
+        /// The dead-letter topic (likewise).
+        #[arg(long, env = "WASMPIPE_DLQ_TOPIC")]
+        dlq_topic: Option<String>,
+        /// Partitions of each topic created: the Deployment's replicas.
+        #[arg(long, env = "WASMPIPE_PARTITIONS")]
+        partitions: usize,
+        /// Replication factor; the brokers' default if not given.
+        #[arg(long, env = "WASMPIPE_REPLICATION")]
+        replication: Option<i32>,
+        /// A topic config set on the topics this creates (repeatable),
+        /// e.g. retention.ms=604800000.
+        #[arg(long = "topic-config", value_name = "KEY=VALUE", value_parser = parse_pair)]
+        topic_configs: Vec<(String, String)>,
+        /// Add partitions to an input topic that has fewer (keys then move
+        /// to other partitions); refused without it.
+        #[arg(long)]
+        grow: bool,
+        /// The Deployment whose replicas follow the input's partitions.
+        #[arg(long, env = "WASMPIPE_DEPLOYMENT")]
+        deployment: Option<String>,
+        #[arg(long, env = "WASMPIPE_NAMESPACE")]
+        namespace: Option<String>,
+        #[command(flatten)]
+        kafka: KafkaArgs,
+    },
 }
 
 #[derive(Subcommand)]

@@ -4,7 +4,7 @@
 mod args;
 
 use anyhow::Context as _;
-use args::{Cli, Command, PluginCommand};
+use args::{Cli, Command, PluginCommand, TopicsCommand};
 use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -229,6 +229,56 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
                 Ok(())
             })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Topics(TopicsCommand::Create {
+            input_topics,
+            output_topic,
+            dlq_topic,
+            partitions,
+            replication,
+            topic_configs,
+            grow,
+            deployment,
+            namespace,
+            kafka,
+        }) => {
+            use wasmpipe::kafka::admin::{TopicSpec, ensure_topics};
+            let spec = |name: &String, exact: bool| TopicSpec {
+                name: name.clone(),
+                partitions,
+                replication,
+                configs: topic_configs.clone(),
+                exact,
+            };
+            let specs: Vec<TopicSpec> = input_topics
+                .iter()
+                .map(|t| spec(t, true))
+                .chain(
+                    output_topic
+                        .iter()
+                        .chain(&dlq_topic)
+                        .map(|t| spec(t, false)),
+                )
+                .collect();
+            wasmpipe::k8s::scale::replicas_for(&input_topics[0], partitions, None)?;
+            let kafka = kafka.config()?;
+            let ensured = k8s::block_on(async {
+                Ok(ensure_topics(&kafka, &specs, grow, METADATA_TIMEOUT).await?)
+            })?;
+            for (spec, done) in specs.iter().zip(&ensured) {
+                println!("topic '{}': {done}", spec.name);
+            }
+            if let Some(deployment) = deployment {
+                let wanted = ensured[0].partitions();
+                k8s::block_on(async {
+                    let client = k8s::default_client().await?;
+                    let ns = namespace.unwrap_or_else(|| client.default_namespace().to_owned());
+                    let before = k8s::scale::set_replicas(client, &ns, &deployment, wanted).await?;
+                    println!("deployment {ns}/{deployment}: {before} -> {wanted} replicas");
+                    Ok(())
+                })?;
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Operator {
