@@ -172,6 +172,9 @@ struct Inner {
     by_id: HashMap<u32, (Shared, u64)>,
     /// Subject versions: the id, and when a latest was looked up.
     versions: HashMap<String, HashMap<Version, (u32, Instant)>>,
+    /// Ids refused (unknown or unreadable), and when; at most as many as
+    /// schemas are kept.
+    refused: HashMap<u32, (FormatError, Instant)>,
     /// A use counter, for least-recently-used eviction.
     clock: u64,
 }
@@ -194,15 +197,44 @@ impl Schemas {
         if let Some(s) = self.cached(id) {
             return Ok(s);
         }
-        let raw = self.source.by_id(id).map_err(|e| match e {
-            super::registry::SourceError::NotFound(m) => FormatError::UnknownSchema(format!(
-                "schema id {id} is not in {}: {m}",
-                self.source.describe()
-            )),
-            e => e.into(),
-        })?;
-        let subject = self.source.subject_of(id);
-        self.insert(&raw, subject)
+        if let Some(e) = self.refused(id) {
+            return Err(e);
+        }
+        let found =
+            self.source
+                .by_id(id)
+                .map_err(|e| match e {
+                    super::registry::SourceError::NotFound(m) => FormatError::UnknownSchema(
+                        format!("schema id {id} is not in {}: {m}", self.source.describe()),
+                    ),
+                    e => e.into(),
+                })
+                .and_then(|raw| self.insert(&raw, self.source.subject_of(id)));
+        if let Err(e @ FormatError::UnknownSchema(_)) = &found {
+            self.refuse(id, e.clone());
+        }
+        found
+    }
+
+    /// Why id `id` was refused (not in the registry, or not readable), if
+    /// that was less than `latest_ttl` ago: a topic full of records of such
+    /// an id costs one lookup and one parse a while, not one a record.
+    fn refused(&self, id: u32) -> Option<FormatError> {
+        let inner = self.lock();
+        let (e, at) = inner.refused.get(&id)?;
+        (at.elapsed() < self.limits.latest_ttl).then(|| e.clone())
+    }
+
+    fn refuse(&self, id: u32, e: FormatError) {
+        let ttl = self.limits.latest_ttl;
+        let mut inner = self.lock();
+        if inner.refused.len() >= self.limits.schemas.max(1) {
+            inner.refused.retain(|_, (_, at)| at.elapsed() < ttl);
+            if inner.refused.len() >= self.limits.schemas.max(1) {
+                inner.refused.clear();
+            }
+        }
+        inner.refused.insert(id, (e, Instant::now()));
     }
 
     /// `version` of `subject`; the latest is looked up again once it is

@@ -384,6 +384,42 @@ fn the_cache_keeps_a_bounded_number_of_schemas() {
 }
 
 #[test]
+fn an_unknown_id_is_asked_for_once_a_while_not_once_a_record() {
+    let memory = Arc::new(Memory::default());
+    memory.add("s", 1, SchemaKind::Avro, "not a schema");
+    let schemas = cache::Schemas::new(
+        Box::new(memory.clone()),
+        CacheLimits {
+            schemas: 10,
+            latest_ttl: Duration::from_millis(300),
+        },
+    );
+    // Unknown (404) and unreadable (it does not parse): each asked once.
+    for _ in 0..100 {
+        let e = schemas.by_id(999).err().unwrap();
+        assert_eq!(e.reason(), "unknown_schema");
+        assert!(e.to_string().contains("schema id 999 is not in"), "{e}");
+        let e = schemas.by_id(1).err().unwrap();
+        assert!(e.to_string().contains("schema id 1 from"), "{e}");
+    }
+    assert_eq!(memory.lookups.load(Ordering::Relaxed), 2);
+    // After the TTL, asked again (it may have been registered since).
+    std::thread::sleep(Duration::from_millis(350));
+    memory.add("t", 999, SchemaKind::Avro, V1);
+    schemas.by_id(999).unwrap();
+    assert_eq!(memory.lookups.load(Ordering::Relaxed), 3);
+    // A registry that is down is not remembered: the next record retries.
+    memory.down.store(true, Ordering::Relaxed);
+    for _ in 0..3 {
+        assert_eq!(
+            schemas.by_id(5).err().unwrap().reason(),
+            "registry_unavailable"
+        );
+    }
+    assert_eq!(memory.lookups.load(Ordering::Relaxed), 6);
+}
+
+#[test]
 fn a_format_with_schemas_needs_a_registry_and_raw_needs_nothing() {
     let e = Codec::new(avro(), None, CacheLimits::default())
         .err()
