@@ -188,6 +188,10 @@ impl Schemas {
         }
     }
 
+    pub fn source(&self) -> &dyn SchemaSource {
+        self.source.as_ref()
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }

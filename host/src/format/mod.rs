@@ -393,6 +393,13 @@ impl Codec {
         &self.config
     }
 
+    /// Asks the schema registry once (no retries) whether it answers;
+    /// `None` without one. Where it is and why not, if not.
+    pub fn probe(&self) -> Option<(String, Result<(), String>)> {
+        let schemas = self.schemas.as_ref()?;
+        Some((schemas.source().describe(), schemas.source().probe()))
+    }
+
     pub fn is_raw(&self) -> bool {
         self.config.is_raw()
     }

@@ -58,6 +58,11 @@ pub trait SchemaSource: Send + Sync {
     }
     /// Where the schemas come from, for messages.
     fn describe(&self) -> String;
+    /// One request, not retried, to find a wrong address or credentials
+    /// at start rather than at the first record; why it failed, if it did.
+    fn probe(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// How to reach a registry.
@@ -305,6 +310,14 @@ impl SchemaSource for HttpRegistry {
 
     fn describe(&self) -> String {
         format!("the schema registry at {}", self.base)
+    }
+
+    fn probe(&self) -> Result<(), String> {
+        // The schema types it serves: small, and readable by any principal.
+        match self.try_get::<serde_json::Value>(&format!("{}/schemas/types", self.base)) {
+            Ok(_) => Ok(()),
+            Err(Attempt::NotFound(m) | Attempt::Retry(m)) => Err(m),
+        }
     }
 }
 

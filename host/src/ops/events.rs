@@ -12,6 +12,26 @@ pub trait Event {
     fn emit(self, metrics: &Metrics);
 }
 
+/// The schema registry, asked once at start, did not answer (records wait
+/// for it, then are dead-lettered as `registry_unavailable`).
+pub struct RegistryUnreachable<'a> {
+    pub registry: &'a str,
+    pub error: &'a str,
+}
+
+impl Event for RegistryUnreachable<'_> {
+    fn emit(self, m: &Metrics) {
+        tracing::error!(
+            error = self.error,
+            "{} did not answer at start: check --registry-url (WASMPIPE_REGISTRY_URL), the \
+             credentials and the network; records that need a schema wait --registry-retry \
+             for it, then are dead-lettered as registry_unavailable",
+            self.registry
+        );
+        m.registry_unreachable();
+    }
+}
+
 /// A batch of a partition ran through the chain.
 pub struct BatchRun<'a> {
     pub topic: &'a str,

@@ -86,6 +86,7 @@ pub struct Metrics {
     restore_remaining: Family<StateLabels, Gauge>,
     state_entries: Family<StateLabels, Gauge>,
     state_bytes: Family<StateLabels, Gauge>,
+    registry_unreachable: Counter,
 }
 
 impl Default for Metrics {
@@ -118,6 +119,7 @@ impl Default for Metrics {
             restore_remaining: Family::default(),
             state_entries: Family::default(),
             state_bytes: Family::default(),
+            registry_unreachable: Counter::default(),
         };
         registry.register(
             "records_consumed",
@@ -218,6 +220,11 @@ impl Default for Metrics {
             "state_disk_bytes",
             "Bytes on disk of each plugin's store of each assigned partition",
             m.state_bytes.clone(),
+        );
+        registry.register(
+            "schema_registry_unreachable",
+            "Times the schema registry did not answer the request made at start",
+            m.registry_unreachable.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -336,6 +343,10 @@ impl Metrics {
                 })
                 .set(*lag);
         }
+    }
+
+    pub(super) fn registry_unreachable(&self) {
+        self.registry_unreachable.inc();
     }
 
     /// `outcome`: "assigned" or "revoked".

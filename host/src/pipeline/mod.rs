@@ -273,6 +273,17 @@ pub fn run(
     let waiting: crate::format::registry::Waiting =
         Arc::new(move || health.health.beat_at(Instant::now()));
     let settings = Settings::of(&config, Some(waiting))?;
+    let (codec, probed) = (settings.codec.clone(), telemetry.clone());
+    std::thread::Builder::new()
+        .name("registry-probe".into())
+        .spawn(move || {
+            if let Some((registry, Err(error))) = codec.probe() {
+                probed.emit(crate::ops::events::RegistryUnreachable {
+                    registry: &registry,
+                    error: &error,
+                });
+            }
+        })?;
     let kafka = config.kafka.clone();
     let (mode, txn_id) = (config.delivery, config.transactional_id.clone());
     let mut first = true;

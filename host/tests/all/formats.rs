@@ -722,3 +722,63 @@ fn plugin_test_runs_avro_records_with_a_local_schema_as_a_pipeline_would() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("give --schema ID=FILE"), "{stderr}");
 }
+
+#[test]
+fn a_registry_that_does_not_answer_is_named_at_start() {
+    let probe = |url: &str| {
+        let mut f = formats(FormatConfig {
+            value: Format::Avro,
+            ..Default::default()
+        });
+        f.registry.as_mut().unwrap().url = url.into();
+        f.codec(None).unwrap().probe().unwrap()
+    };
+    let (_, answer) = probe(&registry_url());
+    assert_eq!(answer, Ok(()));
+    let (registry, answer) = probe("http://127.0.0.1:1/apis/ccompat/v7");
+    assert_eq!(
+        registry,
+        "the schema registry at http://127.0.0.1:1/apis/ccompat/v7"
+    );
+    let e = answer.unwrap_err();
+    assert!(
+        e.starts_with("schema registry at http://127.0.0.1:1/apis/ccompat/v7 unreachable"),
+        "{e}"
+    );
+    // The server, but not its registry API (the path left out).
+    let base = registry_url().replace("/apis/ccompat/v7", "");
+    let e = probe(&base).1.unwrap_err();
+    assert!(
+        e.starts_with("the schema registry has no /schemas/types"),
+        "{e}"
+    );
+
+    // A pipeline counts it at start, with no record to read.
+    let (input, output, dlq) = (topic("probe-in"), topic("probe-out"), topic("probe-dlq"));
+    create_topics(&[(&input, 1), (&output, 1), (&dlq, 1)]);
+    let (_dir, plugins) = crate::kafka::plugin_dir(wasmpipe_test_guests::FLAT_REDACT, Some(REDACT));
+    let mut config = run_config(&input, &output, Some(&dlq), &plugins, Delivery::AtLeastOnce);
+    config.formats = formats(FormatConfig {
+        value: Format::Avro,
+        ..Default::default()
+    });
+    config.formats.registry.as_mut().unwrap().url = "http://127.0.0.1:1".into();
+    let running = start(config);
+    let line = "wasmpipe_schema_registry_unreachable_total 1";
+    let mut seen = false;
+    for _ in 0..100 {
+        if running
+            .telemetry
+            .metrics
+            .encode()
+            .lines()
+            .any(|l| l == line)
+        {
+            seen = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    running.stop();
+    assert!(seen, "{line} never appeared");
+}
