@@ -201,8 +201,8 @@ pub(crate) enum TopicsCommand {
         #[arg(long, env = "WASMPIPE_DLQ_TOPIC")]
         dlq_topic: Option<String>,
         /// Partitions of each topic created: the Deployment's replicas.
-        #[arg(long, env = "WASMPIPE_PARTITIONS")]
-        partitions: usize,
+        #[arg(long, env = "WASMPIPE_PARTITIONS", value_parser = clap::value_parser!(u32).range(1..))]
+        partitions: u32,
         /// Replication factor; the brokers' default if not given.
         #[arg(long, env = "WASMPIPE_REPLICATION")]
         replication: Option<i32>,

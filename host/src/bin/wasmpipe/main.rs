@@ -244,6 +244,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             kafka,
         }) => {
             use wasmpipe::kafka::admin::{TopicSpec, ensure_topics};
+            let partitions = partitions as usize;
             let spec = |name: &String, exact: bool| TopicSpec {
                 name: name.clone(),
                 partitions,
@@ -261,7 +262,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         .map(|t| spec(t, false)),
                 )
                 .collect();
-            wasmpipe::k8s::scale::replicas_for(&input_topics[0], partitions, None)?;
             let kafka = kafka.config()?;
             let ensured = k8s::block_on(async {
                 Ok(ensure_topics(&kafka, &specs, grow, METADATA_TIMEOUT).await?)
