@@ -34,6 +34,14 @@ pub(super) fn with_stack<R>(f: impl FnOnce() -> R) -> R {
     stacker::maybe_grow(STACK, 2 * STACK, f)
 }
 
+/// Whether `schema` is a level of nesting: a record, array, map or union.
+pub(super) fn nests(schema: &Schema) -> bool {
+    matches!(
+        schema,
+        Schema::Record(_) | Schema::Array(_) | Schema::Map(_) | Schema::Union(_)
+    )
+}
+
 /// Why a record nested past [`MAX_DEPTH`] is refused.
 pub(super) fn too_deep() -> String {
     format!("nested deeper than {MAX_DEPTH} records, arrays, maps and unions")
@@ -61,11 +69,7 @@ impl AvroSchema {
 
     fn walk(&self, schema: &Schema, w: &mut Walk<'_>, depth: usize) -> Result<(), String> {
         let schema = self.named(schema)?;
-        if matches!(
-            schema,
-            Schema::Record(_) | Schema::Array(_) | Schema::Map(_) | Schema::Union(_)
-        ) && depth >= MAX_DEPTH
-        {
+        if depth >= MAX_DEPTH && nests(schema) {
             return Err(too_deep());
         }
         match schema {

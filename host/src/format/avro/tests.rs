@@ -4,6 +4,14 @@ use apache_avro::Decimal;
 use apache_avro::types::Value;
 use serde_json::{Value as Json, json};
 
+/// Why `json` (text) is refused as a value of `schema`.
+fn refused(schema: &AvroSchema, json: &str) -> String {
+    match schema.encode(json.as_bytes(), &mut Vec::new(), false) {
+        Err(Misfit::Schema(e)) => e,
+        other => panic!("{other:?}"),
+    }
+}
+
 /// The module's text API, with JSON values.
 impl AvroSchema {
     fn decode_json(&self, bytes: &[u8]) -> Result<Json, String> {
@@ -231,12 +239,7 @@ fn a_record_nested_past_any_reason_is_refused_not_a_crash() {
     assert!(schema.decode(&nested(32), &mut Vec::new()).is_err());
     // A plugin's output nested as deep (serde_json reads 128 levels).
     let deep = format!("{}null{}", r#"{"next":"#.repeat(100), "}".repeat(100));
-    let e = schema
-        .encode(deep.as_bytes(), &mut Vec::new(), false)
-        .unwrap_err();
-    let Misfit::Schema(e) = e else {
-        panic!("{e:?}")
-    };
+    let e = refused(&schema, &deep);
     assert!(
         e.ends_with("is nested deeper than 64 records, arrays, maps and unions"),
         "{e}"
@@ -302,12 +305,7 @@ fn an_output_that_nearly_fits_two_branches_at_every_level_is_cut_short() {
     )
     .unwrap();
     let deep = format!("{}null{}", r#"{"c":"#.repeat(40), "}".repeat(40));
-    let e = schema
-        .encode(deep.as_bytes(), &mut Vec::new(), false)
-        .unwrap_err();
-    let Misfit::Schema(e) = e else {
-        panic!("{e:?}")
-    };
+    let e = refused(&schema, &deep);
     assert!(
         e.contains("takes too many tries to fit the schema's unions"),
         "{e}"

@@ -2,7 +2,7 @@
 //! schema, for apache-avro to write. The mapping is the module's (see its
 //! head); every misfit is named by its path in the value.
 
-use super::shape::{MAX_DEPTH, too_deep};
+use super::shape::{MAX_DEPTH, nests, too_deep};
 use super::tree::Tree;
 use super::{AvroSchema, from_latin1};
 use apache_avro::types::Value;
@@ -45,12 +45,7 @@ impl AvroSchema {
             ));
         }
         cx.budget.set(left - 1);
-        if depth >= MAX_DEPTH
-            && matches!(
-                schema,
-                Schema::Record(_) | Schema::Array(_) | Schema::Map(_) | Schema::Union(_)
-            )
-        {
+        if depth >= MAX_DEPTH && nests(schema) {
             return Err(format!("{} is {}", path(at), too_deep()));
         }
         let wrong = |want: &str| {
