@@ -160,6 +160,7 @@ impl Parsed {
     }
 }
 
+/// The cache over a [`SchemaSource`].
 pub struct Schemas {
     source: Box<dyn SchemaSource>,
     limits: CacheLimits,
